@@ -1,0 +1,342 @@
+/*
+ * zeropool.h - a buffer pool for I/O, networking and model-loading code.
+ *
+ * zp_get() hands out a buffer of at least `len` bytes, zp_put() takes it back.
+ * Requests are rounded up to a geometric size class (N classes per doubling,
+ * so at most 1/N internal waste), served LIFO from a per-thread, per-pool,
+ * per-class cache, and refilled from / drained to a shared store (the
+ * "backend") in batches of half the cache depth.  Requests larger than the
+ * largest class are "oversize": allocated and freed directly, and counted.
+ *
+ * Errors: every function that can fail returns NULL or -1 and sets errno.
+ *   EINVAL  a NULL pool, a bad configuration, a buffer that is not held from
+ *           this pool (foreign, oversize of another pool, never handed out)
+ *   EALREADY zp_put() of a buffer that is already back in the pool
+ *   ENOMEM  memory could not be had from the operating system
+ *   ENOENT  zp_pool_create(): unknown backend name
+ * A refused zp_put() leaves both the pool and the buffer untouched.
+ *
+ * Thread safety (see also docs/design.md):
+ *
+ *   function                      | may run concurrently with
+ *   ------------------------------+-----------------------------------------
+ *   zp_config_init                | anything (touches only its argument)
+ *   zp_pool_create                | anything
+ *   zp_get, zp_put, zp_preallocate| any call on any pool except
+ *   zp_trim, zp_stats,            |   zp_pool_destroy of the same pool
+ *   zp_class_stats, zp_thread_cache
+ *   zp_cache_get, zp_cache_put    | as zp_get/zp_put, on the thread that
+ *                                 |   obtained the handle only
+ *   zp_pool_destroy               | nothing on the same pool (it must be the
+ *                                 |   last call naming it); anything on others
+ *
+ * A buffer may be put back by a different thread than the one that got it.
+ * Two threads must not put the same buffer concurrently (that is a double
+ * put; it is detected when the calls are ordered, not when they race).
+ */
+#ifndef ZEROPOOL_H
+#define ZEROPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "zeropool_config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZP_VERSION_MAJOR 0
+#define ZP_VERSION_MINOR 1
+#define ZP_VERSION_PATCH 0
+
+#define ZP_EXPORT __attribute__((visibility("default")))
+
+#if defined(__GNUC__)
+#define ZP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define ZP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define ZP_LIKELY(x) (x)
+#define ZP_UNLIKELY(x) (x)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* What the shared store does with a buffer when its class is full. */
+typedef enum zp_evict_policy {
+	ZP_EVICT_DROP_COLDEST = 0, /* free the least recently returned buffer */
+	ZP_EVICT_DROP_NEWEST = 1,  /* free the incoming buffer (refuse it) */
+} zp_evict_policy;
+
+/* Flags for zp_config.flags. */
+enum {
+	ZP_F_ZERO_ON_GET = 1u << 0, /* zero `len` bytes on every get (costs a memset) */
+	ZP_F_MLOCK = 1u << 1,       /* mlock page-sized and larger buffers */
+	ZP_F_HUGE_PAGES = 1u << 2,  /* madvise(MADV_HUGEPAGE) on buffers of 2 MiB and up */
+	ZP_F_PREFAULT = 1u << 3,    /* fault every page in when a buffer is allocated */
+	ZP_F_ALL_ = (1u << 4) - 1   /* every known flag; others are EINVAL */
+};
+
+/* Upper bounds accepted by zp_pool_create(). */
+#define ZP_MAX_CACHE_DEPTH 512u
+#define ZP_MAX_CLASSES_PER_DOUBLING 16u
+#define ZP_MAX_CLASSES 512u
+
+typedef struct zp_config {
+	/* Backend name ("locked", "lockfree-ck", "lockfree-urcu").  NULL: the
+	 * ZP_BACKEND environment variable if set, else the build-time default. */
+	const char *backend;
+	/* Smallest class; smaller requests are served from it.  A power of two,
+	 * >= classes_per_doubling.  Default 64. */
+	size_t min_size;
+	/* Largest pooled request; larger ones are oversize.  >= min_size.
+	 * Default 1 GiB. */
+	size_t max_size;
+	/* Classes per doubling: 1, 2, 4, 8 or 16.  Default 4 (<= 25% waste). */
+	unsigned classes_per_doubling;
+	/* Buffers each thread caches per class; 0 disables thread caching
+	 * (every get/put goes to the backend).  <= ZP_MAX_CACHE_DEPTH.
+	 * Default by CPU count: <=4 -> 4, 5..8 -> 6, >=9 -> 8. */
+	unsigned cache_depth;
+	/* Buffers moved per refill or drain, 1..cache_depth.  0: half the
+	 * depth (at least 1). */
+	unsigned batch;
+	/* Buffers the shared store keeps per class (all shards together).
+	 * >= 1.  Default 32 x {<16 CPUs: 1, 16..31: 2, 32..63: 3, >=64: 4}. */
+	unsigned max_per_class;
+	/* Bytes the shared store may keep idle, all classes together; a give
+	 * beyond it frees buffers ("discards").  Memory idle in the pool stays
+	 * under this plus what the thread caches hold.  SIZE_MAX: unlimited.
+	 * Default: 1/8 of physical memory. */
+	size_t max_idle_bytes;
+	zp_evict_policy evict; /* default ZP_EVICT_DROP_COLDEST */
+	/* Locked backend: number of shards, a power of two <= 256.  0: CPU
+	 * count rounded up to a power of two (at least 2).  Others ignore it. */
+	unsigned shards;
+	unsigned flags; /* ZP_F_* */
+} zp_config;
+
+/* Fill *cfg with the defaults above (computed from the CPU count and the
+ * physical memory of this machine).  Never fails. */
+ZP_EXPORT void zp_config_init(zp_config *cfg);
+
+/* ------------------------------------------------------------------------ */
+/* Buffers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The descriptor handed to callers.  `data`, `len` and `cap` are read-only
+ * for callers; the fields after them belong to the library.  `data` is
+ * 4 KiB aligned for classes of 4 KiB and up, 64 B aligned below. */
+typedef struct zp_buf {
+	unsigned char *const data; /* cap bytes, contents unspecified on get */
+	const size_t len;          /* the length asked for in zp_get */
+	const size_t cap;          /* usable bytes: the class size */
+	/* private */
+	uintptr_t _zp_owner; /* pool tag | state, see _ZP_OWNER_* */
+	uint32_t _zp_class;  /* size class, or _ZP_CLASS_OVERSIZE */
+	uint32_t _zp_reserved;
+	void *_zp_link[2]; /* link words for lock-free stores */
+} zp_buf;
+
+typedef struct zp_pool zp_pool;
+
+/* ------------------------------------------------------------------------ */
+/* Pools                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Create a pool.  cfg NULL means zp_config_init() defaults.  Returns NULL
+ * with errno EINVAL (bad configuration), ENOENT (unknown backend) or ENOMEM. */
+ZP_EXPORT zp_pool *zp_pool_create(const zp_config *cfg);
+
+/* Destroy a pool and free every buffer it ever handed out: idle ones, those
+ * cached by any thread (idle or exited), and those still held by callers,
+ * whose descriptors become invalid.  No other call may name the pool
+ * concurrently or afterwards.  Threads that cached buffers from it never
+ * touch its memory again.  NULL is a no-op. */
+ZP_EXPORT void zp_pool_destroy(zp_pool *pool);
+
+/* Get a buffer with len == `len` and cap >= len.  len 0 is valid: it returns
+ * a buffer of the smallest class with len 0 (a real, distinct buffer that
+ * must be put back).  Returns NULL with errno EINVAL (NULL pool) or ENOMEM.
+ * Requests above max_size are oversize: allocated now, freed on put. */
+ZP_EXPORT zp_buf *zp_get(zp_pool *pool, size_t len);
+
+/* Return a buffer to the pool it came from.  Returns 0, or -1 with errno
+ * EINVAL (NULL pool or buffer, a buffer of another pool, never handed out)
+ * or EALREADY (already put back); a refused put changes nothing.  The caller
+ * must not touch the buffer afterwards. */
+ZP_EXPORT int zp_put(zp_pool *pool, zp_buf *buf);
+
+/* Allocate `count` buffers of the class of `size` and place them in the
+ * shared store (not in a thread cache), stopping early when the store's
+ * bounds (max_per_class, max_idle_bytes) are reached.  With ZP_F_PREFAULT
+ * their pages are faulted in.  Returns the number placed (0..count), or -1
+ * with errno EINVAL (NULL pool, size > max_size) or ENOMEM (the buffers
+ * placed before the failure stay in the pool). */
+ZP_EXPORT long zp_preallocate(zp_pool *pool, size_t count, size_t size);
+
+/* Free the idle buffers of the shared store and of the calling thread's
+ * cache for this pool.  Other threads' caches are left alone (they may be in
+ * use); they drain when those threads exit.  Returns the bytes freed, or
+ * (size_t)-1 with errno EINVAL for a NULL pool. */
+ZP_EXPORT size_t zp_trim(zp_pool *pool);
+
+/* The backend serving the pool ("locked", ...), or NULL with EINVAL. */
+ZP_EXPORT const char *zp_backend_name(const zp_pool *pool);
+
+/* Built-in backends: their number, the name of the i-th (NULL when i is out
+ * of range), and the build-time default. */
+ZP_EXPORT size_t zp_backend_count(void);
+ZP_EXPORT const char *zp_backend_at(size_t i);
+ZP_EXPORT const char *zp_default_backend(void);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Counters are monotonic since creation; gauges are a snapshot.  Per-thread
+ * counters are summed on read: exact when the pool is quiescent, otherwise
+ * each counter is at least every value it had before the call. */
+struct zp_stats {
+	uint64_t gets;           /* zp_get calls that returned a buffer */
+	uint64_t puts;           /* zp_put calls that succeeded */
+	uint64_t cache_hits;     /* gets served by a thread cache */
+	uint64_t store_hits;     /* gets served from the shared store */
+	uint64_t fresh;          /* gets that allocated a new pooled buffer */
+	uint64_t oversize;       /* gets above max_size (allocated directly) */
+	uint64_t refills;        /* batch transfers store -> thread cache */
+	uint64_t drains;         /* batch transfers thread cache -> store */
+	uint64_t evictions;      /* freed by the store's eviction policy */
+	uint64_t discards;       /* freed because of max_idle_bytes */
+	uint64_t trimmed;        /* freed by zp_trim */
+	uint64_t contention;     /* failed trylocks / CAS retries in the store */
+	uint64_t idle_buffers;   /* gauge: buffers in the shared store */
+	uint64_t idle_bytes;     /* gauge: their capacity in bytes */
+	uint64_t cached_buffers; /* gauge: buffers in thread caches */
+	uint64_t live_buffers;   /* gauge: pooled buffers allocated, not freed */
+	uint64_t live_bytes;     /* gauge: their capacity in bytes */
+	uint64_t outstanding;    /* gauge: gets - puts (held by callers) */
+	unsigned classes;        /* number of size classes */
+	unsigned threads;        /* threads holding a cache for this pool */
+};
+
+struct zp_class_stats {
+	size_t size;         /* class capacity in bytes */
+	uint64_t gets;       /* cache_hits + store_hits + fresh */
+	uint64_t puts;
+	uint64_t cache_hits;
+	uint64_t store_hits;
+	uint64_t fresh;
+	uint64_t evictions;
+	uint64_t discards;
+	uint64_t idle_buffers; /* gauge: in the shared store */
+};
+
+/* Fill *out.  Returns 0, or -1 with EINVAL (NULL argument).  (The struct
+ * tags and the functions share their names: `struct zp_stats st;
+ * zp_stats(pool, &st);`.) */
+ZP_EXPORT int zp_stats(zp_pool *pool, struct zp_stats *out);
+/* Per class; cls < classes.  Returns 0, or -1 with EINVAL. */
+ZP_EXPORT int zp_class_stats(zp_pool *pool, unsigned cls, struct zp_class_stats *out);
+/* The class index that serves `len`, or -1 with EINVAL (NULL pool) or
+ * ERANGE (len is oversize). */
+ZP_EXPORT int zp_class_of(const zp_pool *pool, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Hot loops: an explicit per-thread cache handle (the DPDK way)             */
+/* ------------------------------------------------------------------------ */
+
+/* zp_thread_cache() returns the calling thread's cache for `pool`, creating
+ * it if needed, or NULL with errno EINVAL (NULL pool), ENOMEM, or EAGAIN
+ * (this thread is exiting, or more than ZP_MAX_POOLS pools are alive).
+ * The handle is valid on the calling thread only, until the thread exits
+ * or the pool is destroyed.  zp_cache_get()/zp_cache_put() are then
+ * zp_get()/zp_put() with the lookup hoisted out of the loop and the hit path
+ * inlined: same results, same errors, same statistics. */
+#define ZP_MAX_POOLS 256u
+
+typedef struct zp_cache zp_cache;
+ZP_EXPORT zp_cache *zp_thread_cache(zp_pool *pool);
+
+/* ---- internals the inline path needs: not part of the API, may change -- */
+
+#define _ZP_OWNER_IDLE ((uintptr_t)1)     /* tag|1: in a cache or the store */
+#define _ZP_OWNER_OVERSIZE ((uintptr_t)2) /* tag|2: held, oversize */
+#define _ZP_CLASS_OVERSIZE UINT32_MAX
+
+struct _zp_cache_class {
+	uint32_t count;  /* buffers in slots[0..count) */
+	uint32_t _pad;
+	zp_buf **slots;  /* `depth` entries, LIFO: slots[count-1] is hottest */
+	uint64_t hits;   /* written by the owning thread only (relaxed) */
+	uint64_t puts;
+};
+
+struct zp_cache {
+	uintptr_t tag;     /* owner tag of held buffers: the pool's address */
+	size_t min_size;
+	size_t max_size;
+	uint32_t min_shift;
+	uint32_t spacing_shift;
+	uint32_t depth;
+	uint32_t zero_on_get;
+	struct _zp_cache_class cls[];
+};
+
+ZP_EXPORT zp_buf *_zp_cache_get_slow(zp_cache *c, size_t len);
+ZP_EXPORT int _zp_cache_put_slow(zp_cache *c, zp_buf *b);
+
+/* Single-writer counter: a relaxed load and store, no read-modify-write. */
+#define _ZP_COUNT(p) __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED)
+
+static inline unsigned _zp_class_index(uint32_t min_shift, uint32_t spacing_shift, size_t min_size,
+				       size_t len)
+{
+	if (len <= min_size)
+		return 0;
+	size_t y = len - 1;
+	unsigned k = (unsigned)(63 - __builtin_clzll((unsigned long long)y));
+	return ((k - min_shift) << spacing_shift) +
+	       (unsigned)((y >> (k - spacing_shift)) & ((1u << spacing_shift) - 1)) + 1;
+}
+
+static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
+{
+	if (ZP_LIKELY(len <= c->max_size)) {
+		struct _zp_cache_class *cc =
+			&c->cls[_zp_class_index(c->min_shift, c->spacing_shift, c->min_size, len)];
+		if (ZP_LIKELY(cc->count != 0)) {
+			zp_buf *b = cc->slots[--cc->count];
+			_ZP_COUNT(&cc->hits);
+			b->_zp_owner = c->tag;
+			*(size_t *)&b->len = len;
+			if (ZP_UNLIKELY(c->zero_on_get))
+				memset(b->data, 0, len);
+			return b;
+		}
+	}
+	return _zp_cache_get_slow(c, len);
+}
+
+static inline int zp_cache_put(zp_cache *c, zp_buf *b)
+{
+	if (ZP_LIKELY(b != NULL && b->_zp_owner == c->tag)) {
+		struct _zp_cache_class *cc = &c->cls[b->_zp_class];
+		if (ZP_LIKELY(cc->count < c->depth)) {
+			b->_zp_owner = c->tag | _ZP_OWNER_IDLE;
+			cc->slots[cc->count++] = b;
+			_ZP_COUNT(&cc->puts);
+			return 0;
+		}
+	}
+	return _zp_cache_put_slow(c, b);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZEROPOOL_H */

@@ -1,0 +1,82 @@
+/*
+ * zp_config.c - defaults that scale with the machine, and validation.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zp_internal.h"
+
+unsigned _zp_cpu_count(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0) {
+		int n = CPU_COUNT(&set);
+		if (n > 0)
+			return (unsigned)n;
+	}
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static size_t physical_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	long page = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || page <= 0)
+		return (size_t)1 << 30;
+	return (size_t)pages * (size_t)page;
+}
+
+/* zeropool's tables (notes/zeropool.md §1B), with the cache depth floored
+ * at 4 so that half-depth batches move at least two buffers. */
+void zp_config_init(zp_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	unsigned cpus = _zp_cpu_count();
+	memset(cfg, 0, sizeof *cfg);
+	cfg->backend = NULL;
+	cfg->min_size = 64;
+	cfg->max_size = (size_t)1 << 30;
+	cfg->classes_per_doubling = 4;
+	cfg->cache_depth = cpus <= 4 ? 4 : cpus <= 8 ? 6 : 8;
+	cfg->batch = 0;
+	cfg->max_per_class = 32u * (cpus < 16 ? 1 : cpus < 32 ? 2 : cpus < 64 ? 3 : 4);
+	cfg->max_idle_bytes = physical_memory() / 8;
+	cfg->evict = ZP_EVICT_DROP_COLDEST;
+	cfg->shards = 0;
+	cfg->flags = 0;
+}
+
+static bool is_pow2(size_t x)
+{
+	return x != 0 && (x & (x - 1)) == 0;
+}
+
+int _zp_config_check(const zp_config *cfg)
+{
+	bool ok = cfg->min_size >= 1 && is_pow2(cfg->min_size) &&
+		  cfg->classes_per_doubling >= 1 &&
+		  cfg->classes_per_doubling <= ZP_MAX_CLASSES_PER_DOUBLING &&
+		  is_pow2(cfg->classes_per_doubling) &&
+		  cfg->min_size >= cfg->classes_per_doubling && cfg->max_size >= cfg->min_size &&
+		  cfg->max_size <= ((size_t)1 << 62) && cfg->cache_depth <= ZP_MAX_CACHE_DEPTH &&
+		  (cfg->cache_depth == 0 || cfg->batch <= cfg->cache_depth) &&
+		  cfg->batch <= ZP_MAX_CACHE_DEPTH && cfg->max_per_class >= 1 &&
+		  (cfg->evict == ZP_EVICT_DROP_COLDEST || cfg->evict == ZP_EVICT_DROP_NEWEST) &&
+		  (cfg->shards == 0 || (is_pow2(cfg->shards) && cfg->shards <= 256)) &&
+		  (cfg->flags & ~(unsigned)ZP_F_ALL_) == 0;
+	if (ok) {
+		unsigned s = (unsigned)__builtin_ctzll(cfg->classes_per_doubling);
+		unsigned m = (unsigned)__builtin_ctzll(cfg->min_size);
+		unsigned last = _zp_class_index(m, s, cfg->min_size, cfg->max_size);
+		ok = last < ZP_MAX_CLASSES;
+	}
+	if (!ok) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}

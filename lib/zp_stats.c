@@ -1,0 +1,105 @@
+/*
+ * zp_stats.c - summing per-thread counters into zp_stats.
+ *
+ * Counters of live caches are read under _zp_registry_lock (so no cache is
+ * freed meanwhile) with relaxed loads, matching the owners' relaxed
+ * stores; counters of caches that are gone were folded into pool->totals.
+ * Gauges that would need another thread's private state (the number of
+ * buffers in its cache) are derived from counters instead:
+ *   cached = live - idle - (pooled gets - pooled puts).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "zp_internal.h"
+
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+static void sum_class(zp_pool *pool, unsigned k, struct zp_class_stats *o, uint64_t *refills,
+		      uint64_t *drains)
+{
+	const struct _zp_class_totals *t = &pool->totals[k];
+	uint64_t hits = atomic_load(&t->hits), puts = atomic_load(&t->puts);
+	uint64_t sh = atomic_load(&t->store_hits), fr = atomic_load(&t->fresh);
+	uint64_t ev = atomic_load(&t->evictions), di = atomic_load(&t->discards);
+	uint64_t rf = atomic_load(&t->refills), dr = atomic_load(&t->drains);
+	for (const struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next) {
+		hits += LOAD(tc->pub.cls[k].hits);
+		puts += LOAD(tc->pub.cls[k].puts);
+		sh += LOAD(tc->ctr[k].store_hits);
+		fr += LOAD(tc->ctr[k].fresh);
+		ev += LOAD(tc->ctr[k].evictions);
+		di += LOAD(tc->ctr[k].discards);
+		rf += LOAD(tc->ctr[k].refills);
+		dr += LOAD(tc->ctr[k].drains);
+	}
+	o->size = pool->class_size[k];
+	o->cache_hits = hits;
+	o->store_hits = sh;
+	o->fresh = fr;
+	o->gets = hits + sh + fr;
+	o->puts = puts;
+	o->evictions = ev;
+	o->discards = di;
+	o->idle_buffers = pool->ops->count(pool->store, k);
+	*refills = rf;
+	*drains = dr;
+}
+
+int zp_stats(zp_pool *pool, struct zp_stats *out)
+{
+	if (pool == NULL || out == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&_zp_registry_lock);
+	for (unsigned k = 0; k < pool->classes; k++) {
+		struct zp_class_stats c;
+		uint64_t rf, dr;
+		sum_class(pool, k, &c, &rf, &dr);
+		out->gets += c.gets;
+		out->puts += c.puts;
+		out->cache_hits += c.cache_hits;
+		out->store_hits += c.store_hits;
+		out->fresh += c.fresh;
+		out->evictions += c.evictions;
+		out->discards += c.discards;
+		out->refills += rf;
+		out->drains += dr;
+		out->idle_buffers += c.idle_buffers;
+	}
+	out->threads = pool->ncaches;
+	pthread_mutex_unlock(&_zp_registry_lock);
+
+	uint64_t ovg = atomic_load(&pool->oversize_gets), ovp = atomic_load(&pool->oversize_puts);
+	uint64_t pooled_out = out->gets - out->puts;
+	out->oversize = ovg;
+	out->gets += ovg;
+	out->puts += ovp;
+	out->outstanding = out->gets - out->puts;
+	out->trimmed = atomic_load(&pool->trimmed);
+	struct zp_backend_stats bs = {0};
+	pool->ops->stats(pool->store, &bs);
+	out->contention = bs.contention;
+	out->idle_bytes = atomic_load(&pool->idle_bytes);
+	out->live_buffers = atomic_load(&pool->live_buffers);
+	out->live_bytes = atomic_load(&pool->live_bytes);
+	uint64_t held = out->idle_buffers + pooled_out;
+	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;
+	out->classes = pool->classes;
+	return 0;
+}
+
+int zp_class_stats(zp_pool *pool, unsigned cls, struct zp_class_stats *out)
+{
+	if (pool == NULL || out == NULL || cls >= pool->classes) {
+		errno = EINVAL;
+		return -1;
+	}
+	uint64_t rf, dr;
+	pthread_mutex_lock(&_zp_registry_lock);
+	sum_class(pool, cls, out, &rf, &dr);
+	pthread_mutex_unlock(&_zp_registry_lock);
+	return 0;
+}

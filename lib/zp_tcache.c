@@ -1,0 +1,408 @@
+/*
+ * zp_tcache.c - per-thread, per-pool, per-class caches; the get/put entry
+ * points and their slow paths; thread exit.
+ *
+ * Each thread has one table of cache pointers indexed by the pool's slot
+ * (pools hold distinct slots while alive), reached through one
+ * initial-exec TLS pointer: the hit path is a TLS load, an indexed load and
+ * the inline zp_cache_get/zp_cache_put of zeropool.h.
+ *
+ * _zp_registry_lock orders everything that links caches, threads and
+ * pools: cache creation, thread exit, pool destroy and stats.  Under it a
+ * pool's cache list and every thread's table entries for other threads are
+ * stable.  The owning thread reads its own table without the lock: an entry
+ * is written by another thread only by zp_pool_destroy, which by contract
+ * runs when no thread uses that pool, and a slot reused by a later pool is
+ * ordered after the destroy by the lock and by the caller's own hand-off of
+ * the new pool pointer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zp_internal.h"
+
+pthread_mutex_t _zp_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct _zp_thread {
+	/* [ZP_MAX_POOLS] is a sentinel that stays NULL: pools without a slot
+	 * index it and take the uncached path. */
+	zp_cache *caches[ZP_MAX_POOLS + 1];
+	unsigned hint;
+};
+
+#define ZP_TLS __thread __attribute__((tls_model("initial-exec")))
+static ZP_TLS struct _zp_thread *self;
+static ZP_TLS bool self_gone;   /* the thread-exit destructor has run */
+static ZP_TLS unsigned hint_p1; /* shard hint + 1 for threads without a table */
+
+static bool slot_used[ZP_MAX_POOLS];
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static _Atomic unsigned next_hint;
+
+/* ---- slots ------------------------------------------------------------ */
+
+unsigned _zp_slot_acquire(void)
+{
+	unsigned slot = ZP_MAX_POOLS;
+	pthread_mutex_lock(&_zp_registry_lock);
+	for (unsigned i = 0; i < ZP_MAX_POOLS; i++)
+		if (!slot_used[i]) {
+			slot_used[i] = true;
+			slot = i;
+			break;
+		}
+	pthread_mutex_unlock(&_zp_registry_lock);
+	return slot;
+}
+
+void _zp_slot_release(unsigned slot)
+{
+	pthread_mutex_lock(&_zp_registry_lock);
+	slot_used[slot] = false;
+	pthread_mutex_unlock(&_zp_registry_lock);
+}
+
+unsigned _zp_thread_hint(void)
+{
+	if (self != NULL)
+		return self->hint;
+	if (hint_p1 == 0)
+		hint_p1 = atomic_fetch_add_explicit(&next_hint, 1, memory_order_relaxed) + 1;
+	return hint_p1 - 1;
+}
+
+zp_cache *_zp_tcache_peek(const zp_pool *pool)
+{
+	return self != NULL ? self->caches[pool->slot] : NULL;
+}
+
+/* ---- counters ---------------------------------------------------------- */
+
+static void bump(uint64_t *p, uint64_t n)
+{
+	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+/* Fold a cache's counters into the pool's totals (under the registry lock,
+ * when the cache goes away). */
+static void fold_counters(zp_pool *pool, const struct _zp_tcache *tc)
+{
+	for (unsigned k = 0; k < pool->classes; k++) {
+		struct _zp_class_totals *t = &pool->totals[k];
+		const struct _zp_cache_class *cc = &tc->pub.cls[k];
+		const struct _zp_class_counters *c = &tc->ctr[k];
+		atomic_fetch_add(&t->hits, cc->hits);
+		atomic_fetch_add(&t->puts, cc->puts);
+		atomic_fetch_add(&t->store_hits, c->store_hits);
+		atomic_fetch_add(&t->fresh, c->fresh);
+		atomic_fetch_add(&t->refills, c->refills);
+		atomic_fetch_add(&t->drains, c->drains);
+		atomic_fetch_add(&t->evictions, c->evictions);
+		atomic_fetch_add(&t->discards, c->discards);
+	}
+}
+
+/* ---- thread exit -------------------------------------------------------- */
+
+static void unlink_cache(zp_pool *pool, struct _zp_tcache *tc)
+{
+	if (tc->prev != NULL)
+		tc->prev->next = tc->next;
+	else
+		pool->caches = tc->next;
+	if (tc->next != NULL)
+		tc->next->prev = tc->prev;
+	pool->ncaches--;
+}
+
+/* Give a cache's buffers back to its pool's store (hottest last, so they
+ * stay hot there) and free the cache. */
+static void retire_cache(struct _zp_tcache *tc)
+{
+	zp_pool *pool = tc->pool;
+	unsigned hint = tc->thread->hint;
+	for (unsigned k = 0; k < pool->classes; k++) {
+		struct _zp_cache_class *cc = &tc->pub.cls[k];
+		for (uint32_t done = 0; done < cc->count;) {
+			uint32_t n = cc->count - done;
+			if (n > pool->batch)
+				n = pool->batch;
+			_zp_store_give(pool, hint, k, cc->slots + done, n, tc->ctr);
+			done += n;
+		}
+		cc->count = 0;
+	}
+	fold_counters(pool, tc);
+	unlink_cache(pool, tc);
+	if (pool->ops->thread_exit != NULL)
+		pool->ops->thread_exit(pool->store);
+	_zp_meta_free(tc);
+}
+
+static void thread_exit(void *arg)
+{
+	struct _zp_thread *t = arg;
+	pthread_mutex_lock(&_zp_registry_lock);
+	for (unsigned i = 0; i < ZP_MAX_POOLS; i++)
+		if (t->caches[i] != NULL)
+			retire_cache(_zp_tcache_of(t->caches[i]));
+	self = NULL;
+	self_gone = true;
+	pthread_mutex_unlock(&_zp_registry_lock);
+	_zp_meta_free(t);
+}
+
+static void make_exit_key(void)
+{
+	if (pthread_key_create(&exit_key, thread_exit) != 0)
+		abort(); /* only EAGAIN (key table full) or ENOMEM: unusable */
+}
+
+void _zp_tcache_detach_all(zp_pool *pool)
+{
+	pthread_mutex_lock(&_zp_registry_lock);
+	struct _zp_tcache *tc = pool->caches;
+	while (tc != NULL) {
+		struct _zp_tcache *next = tc->next;
+		tc->thread->caches[pool->slot] = NULL;
+		_zp_meta_free(tc);
+		tc = next;
+	}
+	pool->caches = NULL;
+	pool->ncaches = 0;
+	pthread_mutex_unlock(&_zp_registry_lock);
+}
+
+/* ---- attaching a cache --------------------------------------------------- */
+
+static struct _zp_thread *this_thread(void)
+{
+	if (self != NULL)
+		return self;
+	if (self_gone)
+		return NULL;
+	pthread_once(&exit_key_once, make_exit_key);
+	struct _zp_thread *t = _zp_meta_alloc(sizeof *t);
+	if (t == NULL)
+		return NULL;
+	t->hint = _zp_thread_hint();
+	if (pthread_setspecific(exit_key, t) != 0) {
+		_zp_meta_free(t);
+		return NULL;
+	}
+	self = t;
+	return t;
+}
+
+/* The calling thread's cache for pool, created if needed; NULL (errno set)
+ * when the thread is exiting, the pool has no slot, or memory is short. */
+static zp_cache *attach(zp_pool *pool)
+{
+	if (pool->slot >= ZP_MAX_POOLS) {
+		errno = EAGAIN;
+		return NULL;
+	}
+	struct _zp_thread *t = this_thread();
+	if (t == NULL) {
+		if (self_gone)
+			errno = EAGAIN;
+		return NULL;
+	}
+	if (t->caches[pool->slot] != NULL)
+		return t->caches[pool->slot];
+	unsigned k = pool->classes, depth = pool->depth;
+	size_t head = offsetof(struct _zp_tcache, pub) + sizeof(zp_cache) +
+		      k * sizeof(struct _zp_cache_class);
+	size_t ctr_off = (head + 7) & ~(size_t)7;
+	size_t slots_off = ctr_off + k * sizeof(struct _zp_class_counters);
+	struct _zp_tcache *tc =
+		_zp_meta_alloc(slots_off + (size_t)k * depth * sizeof(zp_buf *));
+	if (tc == NULL)
+		return NULL;
+	tc->thread = t;
+	tc->pool = pool;
+	tc->ctr = (struct _zp_class_counters *)((char *)tc + ctr_off);
+	zp_buf **slots = (zp_buf **)((char *)tc + slots_off);
+	zp_cache *c = &tc->pub;
+	c->tag = pool->tag;
+	c->min_size = pool->cfg.min_size;
+	c->max_size = pool->cfg.max_size;
+	c->min_shift = pool->min_shift;
+	c->spacing_shift = pool->spacing_shift;
+	c->depth = depth;
+	c->zero_on_get = (pool->cfg.flags & ZP_F_ZERO_ON_GET) != 0;
+	for (unsigned i = 0; i < k; i++)
+		c->cls[i].slots = slots + (size_t)i * depth;
+	pthread_mutex_lock(&_zp_registry_lock);
+	tc->next = pool->caches;
+	if (tc->next != NULL)
+		tc->next->prev = tc;
+	pool->caches = tc;
+	pool->ncaches++;
+	t->caches[pool->slot] = c;
+	pthread_mutex_unlock(&_zp_registry_lock);
+	return c;
+}
+
+zp_cache *zp_thread_cache(zp_pool *pool)
+{
+	if (pool == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	zp_cache *c = _zp_tcache_peek(pool);
+	return c != NULL ? c : attach(pool);
+}
+
+/* ---- slow paths ------------------------------------------------------------ */
+
+static zp_buf *hand_out(zp_pool *pool, zp_buf *b, size_t len)
+{
+	b->_zp_owner = pool->tag;
+	*(size_t *)&b->len = len;
+	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
+		memset(b->data, 0, len);
+	return b;
+}
+
+static zp_buf *get_oversize(zp_pool *pool, size_t len)
+{
+	zp_buf *b = _zp_buf_new(pool, _ZP_CLASS_OVERSIZE, len);
+	if (b == NULL)
+		return NULL;
+	atomic_fetch_add_explicit(&pool->oversize_gets, 1, memory_order_relaxed);
+	b->_zp_owner = pool->tag | _ZP_OWNER_OVERSIZE;
+	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
+		memset(b->data, 0, len);
+	return b;
+}
+
+/* A get that the cache cannot serve; tc NULL means no cache at all. */
+static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
+{
+	if (len > pool->cfg.max_size)
+		return get_oversize(pool, len);
+	unsigned cls = _zp_class_index(pool->min_shift, pool->spacing_shift, pool->cfg.min_size, len);
+	unsigned hint = _zp_thread_hint();
+	zp_buf *b;
+	if (tc != NULL && pool->depth > 0) {
+		struct _zp_cache_class *cc = &tc->pub.cls[cls];
+		unsigned got = _zp_store_take(pool, hint, cls, cc->slots + cc->count, pool->batch);
+		if (got > 0) {
+			cc->count += got - 1;
+			bump(&tc->ctr[cls].refills, 1);
+			bump(&tc->ctr[cls].store_hits, 1);
+			return hand_out(pool, cc->slots[cc->count], len);
+		}
+	} else if (_zp_store_take(pool, hint, cls, &b, 1) == 1) {
+		if (tc != NULL)
+			bump(&tc->ctr[cls].store_hits, 1);
+		else
+			atomic_fetch_add(&pool->totals[cls].store_hits, 1);
+		return hand_out(pool, b, len);
+	}
+	b = _zp_buf_new(pool, cls, len);
+	if (b == NULL)
+		return NULL;
+	if (tc != NULL)
+		bump(&tc->ctr[cls].fresh, 1);
+	else
+		atomic_fetch_add(&pool->totals[cls].fresh, 1);
+	return hand_out(pool, b, len);
+}
+
+/* Validate a put.  Returns 1 when b is a held pooled buffer of pool, 0
+ * when it was an oversize buffer (now freed), -1 with errno otherwise. */
+static int put_check(zp_pool *pool, zp_buf *b)
+{
+	if (b == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	uintptr_t owner = b->_zp_owner;
+	if (owner == pool->tag)
+		return 1;
+	if (owner == (pool->tag | _ZP_OWNER_OVERSIZE)) {
+		atomic_fetch_add_explicit(&pool->oversize_puts, 1, memory_order_relaxed);
+		_zp_buf_free(pool, b);
+		return 0;
+	}
+	errno = owner == (pool->tag | _ZP_OWNER_IDLE) ? EALREADY : EINVAL;
+	return -1;
+}
+
+/* A put that the cache cannot absorb; tc NULL means no cache at all. */
+static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
+{
+	int rc = put_check(pool, b);
+	if (rc <= 0)
+		return rc;
+	unsigned cls = b->_zp_class, hint = _zp_thread_hint();
+	b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
+	if (tc == NULL) {
+		atomic_fetch_add(&pool->totals[cls].puts, 1);
+		_zp_store_give(pool, hint, cls, &b, 1, NULL);
+		return 0;
+	}
+	struct _zp_cache_class *cc = &tc->pub.cls[cls];
+	_ZP_COUNT(&cc->puts);
+	if (pool->depth == 0) {
+		_zp_store_give(pool, hint, cls, &b, 1, tc->ctr);
+		return 0;
+	}
+	/* Full: drain the coldest batch (the bottom), keep the hot top. */
+	unsigned n = pool->batch;
+	_zp_store_give(pool, hint, cls, cc->slots, n, tc->ctr);
+	memmove(cc->slots, cc->slots + n, (cc->count - n) * sizeof(zp_buf *));
+	cc->count -= n;
+	cc->slots[cc->count++] = b;
+	return 0;
+}
+
+zp_buf *_zp_cache_get_slow(zp_cache *c, size_t len)
+{
+	struct _zp_tcache *tc = _zp_tcache_of(c);
+	return get_miss(tc->pool, tc, len);
+}
+
+int _zp_cache_put_slow(zp_cache *c, zp_buf *b)
+{
+	struct _zp_tcache *tc = _zp_tcache_of(c);
+	return put_miss(tc->pool, tc, b);
+}
+
+/* ---- the entry points --------------------------------------------------------- */
+
+zp_buf *zp_get(zp_pool *pool, size_t len)
+{
+	if (ZP_UNLIKELY(pool == NULL)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct _zp_thread *t = self;
+	zp_cache *c = ZP_LIKELY(t != NULL) ? t->caches[pool->slot] : NULL;
+	if (ZP_UNLIKELY(c == NULL)) {
+		c = attach(pool);
+		if (c == NULL)
+			return get_miss(pool, NULL, len);
+	}
+	return zp_cache_get(c, len);
+}
+
+int zp_put(zp_pool *pool, zp_buf *b)
+{
+	if (ZP_UNLIKELY(pool == NULL)) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct _zp_thread *t = self;
+	zp_cache *c = ZP_LIKELY(t != NULL) ? t->caches[pool->slot] : NULL;
+	if (ZP_UNLIKELY(c == NULL)) {
+		c = attach(pool);
+		if (c == NULL)
+			return put_miss(pool, NULL, b);
+	}
+	return zp_cache_put(c, b);
+}

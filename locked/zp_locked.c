@@ -1,0 +1,216 @@
+/*
+ * zp_locked.c - the mutex-sharded backend.
+ *
+ * The store is `shards` (a power of two) cache-line-aligned shards, each a
+ * pthread mutex over one ring per class.  A ring is a bounded deque: gives
+ * push at the top and takes pop from the top (LIFO, so the hottest buffer
+ * is reused first); drop-coldest evicts from the bottom (the least recently
+ * returned).  The class bound max_per_class is split across the shards.
+ *
+ * A thread works in its home shard (hint & mask).  take() then looks in
+ * every other shard that is not empty before giving up; give() tries the
+ * others only with trylock (never waits) before evicting in the home shard.
+ * Every failed trylock counts as contention.
+ *
+ * Synchronization: ring contents and `bottom` are guarded by the shard
+ * mutex; `count` is also written only under it but read without it (with
+ * relaxed atomics) to skip empty or full shards and to answer count().
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "zp_internal.h"
+
+struct ring {
+	zp_buf **slot;
+	uint32_t cap;
+	uint32_t bottom;
+	_Atomic uint32_t count;
+};
+
+struct shard {
+	pthread_mutex_t lock;
+	_Atomic uint64_t contention;
+	struct ring *rings; /* [classes] */
+} ZP_ALIGNED_CL;
+
+struct store {
+	unsigned shards, mask, classes;
+	zp_evict_policy evict;
+	struct shard shard[];
+};
+
+#define RELAXED memory_order_relaxed
+
+static uint32_t ring_count(const struct ring *r)
+{
+	return atomic_load_explicit(&r->count, RELAXED);
+}
+
+static uint32_t wrap(const struct ring *r, uint32_t i)
+{
+	return i >= r->cap ? i - r->cap : i;
+}
+
+static void push_top(struct ring *r, zp_buf *b)
+{
+	uint32_t n = ring_count(r);
+	r->slot[wrap(r, r->bottom + n)] = b;
+	atomic_store_explicit(&r->count, n + 1, RELAXED);
+}
+
+static zp_buf *pop_top(struct ring *r)
+{
+	uint32_t n = ring_count(r) - 1;
+	atomic_store_explicit(&r->count, n, RELAXED);
+	return r->slot[wrap(r, r->bottom + n)];
+}
+
+static zp_buf *pop_bottom(struct ring *r)
+{
+	zp_buf *b = r->slot[r->bottom];
+	r->bottom = wrap(r, r->bottom + 1);
+	atomic_store_explicit(&r->count, ring_count(r) - 1, RELAXED);
+	return b;
+}
+
+static void lock_shard(struct shard *sh)
+{
+	if (pthread_mutex_trylock(&sh->lock) != 0) {
+		atomic_fetch_add_explicit(&sh->contention, 1, RELAXED);
+		pthread_mutex_lock(&sh->lock);
+	}
+}
+
+static bool trylock_shard(struct shard *sh)
+{
+	if (pthread_mutex_trylock(&sh->lock) == 0)
+		return true;
+	atomic_fetch_add_explicit(&sh->contention, 1, RELAXED);
+	return false;
+}
+
+static void *locked_create(const struct zp_store_params *p)
+{
+	unsigned shards = p->shards ? p->shards : 1;
+	size_t head = sizeof(struct store) + shards * sizeof(struct shard);
+	size_t rings = (size_t)shards * p->classes * sizeof(struct ring);
+	/* Each shard's class ring holds its share of max_per_class. */
+	size_t slots = (size_t)p->classes * ((size_t)p->max_per_class + shards) * sizeof(zp_buf *);
+	struct store *s = _zp_meta_alloc(head + rings + slots);
+	if (s == NULL)
+		return NULL;
+	s->shards = shards;
+	s->mask = shards - 1;
+	s->classes = p->classes;
+	s->evict = p->evict;
+	struct ring *r = (struct ring *)((char *)s + head);
+	zp_buf **slot = (zp_buf **)((char *)r + rings);
+	for (unsigned i = 0; i < shards; i++) {
+		struct shard *sh = &s->shard[i];
+		pthread_mutex_init(&sh->lock, NULL);
+		sh->rings = r;
+		uint32_t cap = p->max_per_class / shards + (i < p->max_per_class % shards);
+		for (unsigned k = 0; k < p->classes; k++, r++) {
+			r->slot = slot;
+			r->cap = cap;
+			slot += cap;
+		}
+	}
+	return s;
+}
+
+static void locked_destroy(void *store)
+{
+	struct store *s = store;
+	for (unsigned i = 0; i < s->shards; i++)
+		pthread_mutex_destroy(&s->shard[i].lock);
+	_zp_meta_free(s);
+}
+
+static unsigned locked_take(void *store, unsigned hint, unsigned cls, zp_buf **out, unsigned n)
+{
+	struct store *s = store;
+	unsigned got = 0;
+	for (unsigned j = 0; j < s->shards && got < n; j++) {
+		struct shard *sh = &s->shard[(hint + j) & s->mask];
+		struct ring *r = &sh->rings[cls];
+		if (j > 0 && ring_count(r) == 0)
+			continue;
+		lock_shard(sh);
+		while (got < n && ring_count(r) > 0)
+			out[got++] = pop_top(r);
+		pthread_mutex_unlock(&sh->lock);
+	}
+	/* popped hottest first; the contract wants the hottest last */
+	for (unsigned i = 0; i < got / 2; i++) {
+		zp_buf *t = out[i];
+		out[i] = out[got - 1 - i];
+		out[got - 1 - i] = t;
+	}
+	return got;
+}
+
+static unsigned locked_give(void *store, unsigned hint, unsigned cls, zp_buf *const *in,
+			    unsigned n, zp_buf **victims)
+{
+	struct store *s = store;
+	unsigned i = 0, nv = 0;
+	for (unsigned j = 0; j < s->shards && i < n; j++) {
+		struct shard *sh = &s->shard[(hint + j) & s->mask];
+		struct ring *r = &sh->rings[cls];
+		if (j == 0) {
+			lock_shard(sh);
+		} else if (ring_count(r) >= r->cap || !trylock_shard(sh)) {
+			continue;
+		}
+		while (i < n && ring_count(r) < r->cap)
+			push_top(r, in[i++]);
+		pthread_mutex_unlock(&sh->lock);
+	}
+	if (i == n)
+		return 0;
+	struct shard *home = &s->shard[hint & s->mask];
+	struct ring *r = &home->rings[cls];
+	if (s->evict == ZP_EVICT_DROP_COLDEST && r->cap > 0) {
+		lock_shard(home);
+		for (; i < n; i++) {
+			if (ring_count(r) == r->cap)
+				victims[nv++] = pop_bottom(r);
+			push_top(r, in[i]);
+		}
+		pthread_mutex_unlock(&home->lock);
+	}
+	while (i < n)
+		victims[nv++] = in[i++];
+	return nv;
+}
+
+static size_t locked_count(void *store, unsigned cls)
+{
+	struct store *s = store;
+	size_t n = 0;
+	for (unsigned i = 0; i < s->shards; i++)
+		n += ring_count(&s->shard[i].rings[cls]);
+	return n;
+}
+
+static void locked_stats(void *store, struct zp_backend_stats *out)
+{
+	struct store *s = store;
+	out->contention = 0;
+	for (unsigned i = 0; i < s->shards; i++)
+		out->contention += atomic_load_explicit(&s->shard[i].contention, RELAXED);
+}
+
+const struct zp_backend_ops _zp_backend_locked = {
+	.name = "locked",
+	.create = locked_create,
+	.destroy = locked_destroy,
+	.take = locked_take,
+	.give = locked_give,
+	.count = locked_count,
+	.stats = locked_stats,
+	.thread_exit = NULL,
+};

@@ -1,0 +1,565 @@
+/*
+ * test_api.c - the conformance suite: the public contract of zeropool.h,
+ * single-threaded, run against every backend (argv[1]).
+ */
+#include <stdint.h>
+
+#include "zp_test.h"
+
+static zp_pool *make(unsigned depth, unsigned max_per_class)
+{
+	zp_config c = zp_test_config();
+	c.cache_depth = depth;
+	c.max_per_class = max_per_class;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	return p;
+}
+
+static void test_get_put_basic(void)
+{
+	zp_pool *p = make(4, 32);
+	CHECK(strcmp(zp_backend_name(p), zp_test_backend) == 0);
+	zp_buf *b = zp_get(p, 1000);
+	REQUIRE(b != NULL);
+	CHECK_EQ(b->len, 1000);
+	CHECK(b->cap >= 1000 && b->cap <= 1250);
+	memset(b->data, 0xab, b->cap);
+	CHECK_EQ(zp_put(p, b), 0);
+	/* the hot buffer comes back */
+	zp_buf *c = zp_get(p, 900);
+	CHECK(c == b);
+	CHECK_EQ(c->len, 900);
+	CHECK_EQ(zp_put(p, c), 0);
+	struct zp_stats st;
+	CHECK_EQ(zp_stats(p, &st), 0);
+	CHECK_EQ(st.gets, 2);
+	CHECK_EQ(st.puts, 2);
+	CHECK_EQ(st.cache_hits, 1);
+	CHECK_EQ(st.fresh, 1);
+	CHECK_EQ(st.outstanding, 0);
+	CHECK_EQ(st.live_buffers, 1);
+	CHECK_EQ(st.cached_buffers, 1);
+	CHECK_EQ(st.threads, 1);
+	zp_pool_destroy(p);
+}
+
+static void test_alignment_and_sizes(void)
+{
+	zp_pool *p = make(4, 32);
+	size_t lens[] = {0, 1, 63, 64, 65, 100, 4095, 4096, 4097, 65536, 100000, 1 << 20};
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		zp_buf *b = zp_get(p, lens[i]);
+		REQUIRE(b != NULL);
+		CHECK_EQ(b->len, lens[i]);
+		CHECK(b->cap >= lens[i]);
+		/* at most 25% waste above the smallest class */
+		if (lens[i] > 64)
+			CHECK(b->cap <= lens[i] + lens[i] / 4 + 1);
+		uintptr_t a = (uintptr_t)b->data;
+		CHECK(a % (b->cap >= 4096 ? 4096 : 64) == 0);
+		b->data[0] = 1;
+		b->data[b->cap - 1] = 2;
+		CHECK_EQ(zp_put(p, b), 0);
+	}
+	zp_pool_destroy(p);
+}
+
+static void test_len_zero(void)
+{
+	zp_pool *p = make(4, 32);
+	zp_buf *a = zp_get(p, 0), *b = zp_get(p, 0);
+	REQUIRE(a != NULL && b != NULL);
+	CHECK(a != b && a->data != b->data);
+	CHECK_EQ(a->len, 0);
+	CHECK_EQ(a->cap, 64);
+	CHECK_EQ(zp_put(p, a), 0);
+	CHECK_EQ(zp_put(p, b), 0);
+	zp_pool_destroy(p);
+}
+
+static void test_bad_puts(void)
+{
+	zp_pool *p = make(4, 32), *q = make(4, 32);
+	zp_buf *b = zp_get(p, 128);
+	REQUIRE(b != NULL);
+	CHECK_ERR(zp_put(NULL, b), EINVAL);
+	CHECK_ERR(zp_put(p, NULL), EINVAL);
+	CHECK_ERR(zp_put(q, b), EINVAL); /* another pool's buffer */
+	CHECK_EQ(zp_put(p, b), 0);
+	CHECK_ERR(zp_put(p, b), EALREADY); /* double put, cached */
+	CHECK_ERR(zp_put(q, b), EINVAL);
+	/* double put after the buffer went on to the shared store */
+	zp_pool *r = make(0, 32);
+	zp_buf *c = zp_get(r, 128);
+	REQUIRE(c != NULL);
+	CHECK_EQ(zp_put(r, c), 0);
+	CHECK_ERR(zp_put(r, c), EALREADY);
+	/* oversize double put: the descriptor went back to the free list */
+	zp_buf *o = zp_get(p, ((size_t)1 << 30) + 1);
+	REQUIRE(o != NULL);
+	CHECK_EQ(zp_put(p, o), 0);
+	CHECK_ERR(zp_put(p, o), EINVAL);
+	CHECK_ERR(zp_get(NULL, 10), EINVAL);
+	struct zp_stats st;
+	CHECK_EQ(zp_stats(p, &st), 0);
+	CHECK_EQ(st.gets, st.puts); /* refused puts are not counted */
+	CHECK_EQ(st.outstanding, 0);
+	zp_pool_destroy(p);
+	zp_pool_destroy(q);
+	zp_pool_destroy(r);
+}
+
+static void test_oversize(void)
+{
+	zp_config c = zp_test_config();
+	c.max_size = 1 << 20;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	zp_buf *b = zp_get(p, (1 << 20) + 1);
+	REQUIRE(b != NULL);
+	CHECK_EQ(b->len, (1 << 20) + 1);
+	CHECK(b->cap >= b->len);
+	CHECK((uintptr_t)b->data % 4096 == 0);
+	b->data[b->len - 1] = 7;
+	CHECK_ERR(zp_class_of(p, (1 << 20) + 1), ERANGE);
+	CHECK_EQ(zp_put(p, b), 0);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.oversize, 1);
+	CHECK_EQ(st.gets, 1);
+	CHECK_EQ(st.puts, 1);
+	CHECK_EQ(st.live_buffers, 0); /* oversize buffers are never pooled */
+	zp_pool_destroy(p);
+}
+
+static void test_classes(void)
+{
+	zp_pool *p = make(4, 32);
+	CHECK_EQ(zp_class_of(p, 0), 0);
+	CHECK_EQ(zp_class_of(p, 64), 0);
+	CHECK_EQ(zp_class_of(p, 65), 1);
+	CHECK_EQ(zp_class_of(p, 128), 4);
+	CHECK_EQ(zp_class_of(p, 129), 5);
+	CHECK_ERR(zp_class_of(NULL, 1), EINVAL);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.classes, 24 * 4 + 1); /* 64 B .. 1 GiB, 4 per doubling */
+	size_t prev = 0;
+	for (unsigned k = 0; k < st.classes; k++) {
+		struct zp_class_stats cs;
+		CHECK_EQ(zp_class_stats(p, k, &cs), 0);
+		CHECK(cs.size > prev);
+		CHECK_EQ(zp_class_of(p, cs.size), k); /* a class serves its own size */
+		if (k > 0)
+			CHECK_EQ(zp_class_of(p, prev + 1), k);
+		prev = cs.size;
+	}
+	CHECK_EQ(prev, (size_t)1 << 30);
+	struct zp_class_stats cs;
+	CHECK_ERR(zp_class_stats(p, st.classes, &cs), EINVAL);
+	zp_pool_destroy(p);
+
+	zp_config c = zp_test_config();
+	c.min_size = 4096;
+	c.max_size = 1 << 20;
+	c.classes_per_doubling = 1;
+	p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	zp_stats(p, &st);
+	CHECK_EQ(st.classes, 9);
+	zp_buf *b = zp_get(p, 4097);
+	REQUIRE(b != NULL);
+	CHECK_EQ(b->cap, 8192);
+	CHECK_EQ(zp_put(p, b), 0);
+	zp_pool_destroy(p);
+}
+
+static void test_bad_configs(void)
+{
+	zp_config c;
+#define BAD(field, value, err)                                                                 \
+	do {                                                                                   \
+		c = zp_test_config();                                                          \
+		c.field = value;                                                               \
+		CHECK_ERR(zp_pool_create(&c), err);                                            \
+	} while (0)
+	BAD(min_size, 0, EINVAL);
+	BAD(min_size, 96, EINVAL); /* not a power of two */
+	BAD(min_size, 2, EINVAL);  /* below classes_per_doubling */
+	BAD(max_size, 32, EINVAL); /* below min_size */
+	BAD(max_size, SIZE_MAX, EINVAL);
+	BAD(classes_per_doubling, 0, EINVAL);
+	BAD(classes_per_doubling, 3, EINVAL);
+	BAD(classes_per_doubling, 32, EINVAL);
+	BAD(cache_depth, ZP_MAX_CACHE_DEPTH + 1, EINVAL);
+	BAD(batch, 1000, EINVAL);
+	BAD(max_per_class, 0, EINVAL);
+	BAD(evict, (zp_evict_policy)7, EINVAL);
+	BAD(shards, 3, EINVAL);
+	BAD(shards, 512, EINVAL);
+	BAD(flags, 1u << 20, EINVAL);
+	BAD(backend, "no-such-backend", ENOENT);
+#undef BAD
+	c = zp_test_config();
+	c.cache_depth = 4;
+	c.batch = 5; /* more than the depth */
+	CHECK_ERR(zp_pool_create(&c), EINVAL);
+	/* min 1, 1 per doubling, max 2^62: 63 classes, fine */
+	c = zp_test_config();
+	c.min_size = 1;
+	c.classes_per_doubling = 1;
+	c.max_size = (size_t)1 << 62;
+	zp_pool *p = zp_pool_create(&c);
+	CHECK(p != NULL);
+	zp_pool_destroy(p);
+	/* 16 per doubling over 2^62 / 16 is too many classes */
+	c.min_size = 16;
+	c.classes_per_doubling = 16;
+	CHECK_ERR(zp_pool_create(&c), EINVAL);
+	zp_config_init(NULL); /* harmless */
+	zp_pool_destroy(NULL);
+	CHECK_ERR(zp_backend_name(NULL), EINVAL);
+	CHECK_ERR(zp_stats(NULL, NULL), EINVAL);
+	CHECK_ERR(zp_thread_cache(NULL), EINVAL);
+	CHECK_ERR(zp_preallocate(NULL, 1, 1), EINVAL);
+	CHECK(zp_trim(NULL) == (size_t)-1 && errno == EINVAL);
+}
+
+static void test_defaults(void)
+{
+	zp_config c;
+	zp_config_init(&c);
+	CHECK(c.backend == NULL);
+	CHECK_EQ(c.min_size, 64);
+	CHECK_EQ(c.max_size, (size_t)1 << 30);
+	CHECK_EQ(c.classes_per_doubling, 4);
+	CHECK(c.cache_depth >= 4 && c.cache_depth <= 8);
+	CHECK(c.max_per_class >= 32 && c.max_per_class <= 128);
+	CHECK(c.max_idle_bytes > 0);
+	CHECK_EQ(c.evict, ZP_EVICT_DROP_COLDEST);
+	zp_pool *p = zp_pool_create(NULL);
+	REQUIRE(p != NULL);
+	CHECK(zp_backend_name(p) != NULL);
+	zp_pool_destroy(p);
+	CHECK(zp_backend_count() >= 1);
+	CHECK(zp_backend_at(zp_backend_count()) == NULL);
+	int found = 0;
+	for (size_t i = 0; i < zp_backend_count(); i++)
+		found += strcmp(zp_backend_at(i), zp_default_backend()) == 0;
+	CHECK_EQ(found, 1);
+}
+
+static void test_cache_refill_drain(void)
+{
+	/* depth 4, batch 2: the 5th put drains the 2 coldest */
+	zp_pool *p = make(4, 32);
+	zp_buf *b[8];
+	for (int i = 0; i < 8; i++)
+		REQUIRE((b[i] = zp_get(p, 200)) != NULL);
+	for (int i = 0; i < 8; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.fresh, 8);
+	CHECK_EQ(st.drains, 2);
+	CHECK_EQ(st.idle_buffers, 4);
+	CHECK_EQ(st.cached_buffers, 4);
+	/* LIFO: the last put is the first get */
+	zp_buf *x = zp_get(p, 200);
+	CHECK(x == b[7]);
+	CHECK_EQ(zp_put(p, x), 0);
+	for (int i = 0; i < 8; i++)
+		REQUIRE((b[i] = zp_get(p, 200)) != NULL);
+	zp_stats(p, &st);
+	CHECK_EQ(st.fresh, 8);
+	CHECK_EQ(st.cache_hits, 1 + 4 + 2); /* a refill of 2 serves one get from the cache */
+	CHECK_EQ(st.store_hits, 2); /* two refills of 2 */
+	CHECK_EQ(st.refills, 2);
+	for (int i = 0; i < 8; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	zp_pool_destroy(p);
+}
+
+static void test_backend_path(void)
+{
+	zp_pool *p = make(0, 8);
+	zp_buf *b[10];
+	for (int i = 0; i < 10; i++)
+		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
+	for (int i = 0; i < 10; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.idle_buffers, 8);
+	CHECK_EQ(st.evictions, 2);
+	CHECK_EQ(st.live_buffers, 8);
+	CHECK_EQ(st.cache_hits, 0);
+	for (int i = 0; i < 8; i++)
+		REQUIRE((b[i] = zp_get(p, 4000)) != NULL);
+	zp_stats(p, &st);
+	CHECK_EQ(st.store_hits, 8);
+	CHECK_EQ(st.idle_buffers, 0);
+	for (int i = 0; i < 8; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	zp_pool_destroy(p);
+}
+
+/* Which buffers survive a full store depends on the policy. */
+static void check_policy(zp_evict_policy pol)
+{
+	zp_config c = zp_test_config();
+	c.cache_depth = 0;
+	c.max_per_class = 2;
+	c.shards = 1;
+	c.evict = pol;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	zp_buf *b[3];
+	for (int i = 0; i < 3; i++)
+		REQUIRE((b[i] = zp_get(p, 100)) != NULL);
+	unsigned char *data[3] = {b[0]->data, b[1]->data, b[2]->data};
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.evictions, 1);
+	CHECK_EQ(st.idle_buffers, 2);
+	zp_buf *x = zp_get(p, 100), *y = zp_get(p, 100);
+	REQUIRE(x != NULL && y != NULL);
+	/* drop-newest keeps the first two; drop-coldest the last two */
+	if (pol == ZP_EVICT_DROP_NEWEST) {
+		CHECK(x->data == data[1] && y->data == data[0]);
+	} else if (strcmp(zp_test_backend, "locked") == 0) {
+		CHECK(x->data == data[2] && y->data == data[1]);
+	}
+	zp_put(p, x);
+	zp_put(p, y);
+	zp_pool_destroy(p);
+}
+
+static void test_eviction_policies(void)
+{
+	check_policy(ZP_EVICT_DROP_NEWEST);
+	check_policy(ZP_EVICT_DROP_COLDEST);
+}
+
+static void test_idle_budget(void)
+{
+	zp_config c = zp_test_config();
+	c.cache_depth = 0;
+	c.max_per_class = 100;
+	c.max_idle_bytes = 10 * 4096;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	zp_buf *b[20];
+	for (int i = 0; i < 20; i++)
+		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
+	for (int i = 0; i < 20; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.idle_buffers, 10);
+	CHECK(st.idle_bytes <= c.max_idle_bytes);
+	CHECK_EQ(st.discards, 10);
+	CHECK_EQ(st.live_buffers, 10);
+	CHECK_EQ(zp_preallocate(p, 5, 4096), 0); /* budget full */
+	zp_pool_destroy(p);
+
+	/* with thread caches, memory held stays under budget + the caches */
+	c.cache_depth = 4;
+	c.max_idle_bytes = 8 * 1024;
+	p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 20; i++)
+			REQUIRE((b[i] = zp_get(p, 1024 + 64 * (i % 4))) != NULL);
+		for (int i = 0; i < 20; i++)
+			CHECK_EQ(zp_put(p, b[i]), 0);
+		zp_stats(p, &st);
+		CHECK(st.idle_bytes <= c.max_idle_bytes);
+		CHECK(st.live_bytes <= c.max_idle_bytes + 4 * 4 * 1280);
+	}
+	zp_pool_destroy(p);
+}
+
+static void test_preallocate(void)
+{
+	zp_pool *p = make(4, 16);
+	CHECK_EQ(zp_preallocate(p, 10, 5000), 10);
+	CHECK_EQ(zp_preallocate(p, 10, 5000), 6); /* max_per_class */
+	CHECK_ERR(zp_preallocate(p, 1, ((size_t)1 << 30) + 1), EINVAL);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.idle_buffers, 16);
+	CHECK_EQ(st.live_buffers, 16);
+	zp_buf *b = zp_get(p, 5000);
+	REQUIRE(b != NULL);
+	zp_stats(p, &st);
+	CHECK_EQ(st.fresh, 0);
+	CHECK_EQ(st.store_hits, 1);
+	CHECK_EQ(zp_put(p, b), 0);
+	zp_pool_destroy(p);
+
+	zp_config c = zp_test_config();
+	c.flags = ZP_F_PREFAULT;
+	p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	CHECK_EQ(zp_preallocate(p, 2, 1 << 20), 2);
+	zp_pool_destroy(p);
+}
+
+static void test_trim(void)
+{
+	zp_pool *p = make(4, 32);
+	zp_buf *b[12];
+	for (int i = 0; i < 12; i++)
+		REQUIRE((b[i] = zp_get(p, 1000)) != NULL);
+	size_t cap = b[0]->cap;
+	for (int i = 0; i < 12; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	CHECK_EQ(zp_trim(p), 12 * cap);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.live_buffers, 0);
+	CHECK_EQ(st.idle_buffers, 0);
+	CHECK_EQ(st.idle_bytes, 0);
+	CHECK_EQ(st.trimmed, 12);
+	CHECK_EQ(zp_trim(p), 0);
+	zp_buf *x = zp_get(p, 1000); /* still usable */
+	REQUIRE(x != NULL);
+	CHECK_EQ(zp_put(p, x), 0);
+	zp_pool_destroy(p);
+}
+
+static void test_zero_on_get(void)
+{
+	zp_config c = zp_test_config();
+	c.flags = ZP_F_ZERO_ON_GET;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	for (int round = 0; round < 3; round++) {
+		zp_buf *b = zp_get(p, 3000);
+		REQUIRE(b != NULL);
+		for (size_t i = 0; i < b->len; i++)
+			if (b->data[i] != 0) {
+				CHECK(b->data[i] == 0);
+				break;
+			}
+		memset(b->data, 0xee, b->cap);
+		CHECK_EQ(zp_put(p, b), 0);
+	}
+	zp_pool_destroy(p);
+}
+
+static void test_cache_handle(void)
+{
+	zp_pool *p = make(8, 32);
+	zp_cache *c = zp_thread_cache(p);
+	REQUIRE(c != NULL);
+	CHECK(zp_thread_cache(p) == c);
+	zp_buf *b = zp_cache_get(c, 512);
+	REQUIRE(b != NULL);
+	CHECK_EQ(b->len, 512);
+	CHECK_EQ(zp_cache_put(c, b), 0);
+	CHECK_ERR(zp_cache_put(c, b), EALREADY);
+	CHECK_ERR(zp_cache_put(c, NULL), EINVAL);
+	/* interchangeable with zp_get/zp_put */
+	zp_buf *x = zp_get(p, 500);
+	CHECK(x == b);
+	CHECK_EQ(zp_cache_put(c, x), 0);
+	zp_buf *o = zp_cache_get(c, ((size_t)1 << 30) + 5);
+	REQUIRE(o != NULL);
+	CHECK_EQ(zp_put(p, o), 0);
+	for (int i = 0; i < 1000; i++) {
+		zp_buf *y = zp_cache_get(c, (size_t)i * 37);
+		REQUIRE(y != NULL);
+		CHECK_EQ(zp_cache_put(c, y), 0);
+	}
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.gets, 1003);
+	CHECK_EQ(st.puts, 1003);
+	CHECK_EQ(st.oversize, 1);
+	zp_pool_destroy(p);
+
+	/* depth 0: a handle still works, every call goes to the store */
+	p = make(0, 32);
+	c = zp_thread_cache(p);
+	REQUIRE(c != NULL);
+	b = zp_cache_get(c, 100);
+	REQUIRE(b != NULL);
+	CHECK_EQ(zp_cache_put(c, b), 0);
+	zp_stats(p, &st);
+	CHECK_EQ(st.idle_buffers, 1);
+	zp_pool_destroy(p);
+}
+
+static void test_many_pools_one_thread(void)
+{
+	/* more pools than thread-cache slots: the rest run uncached */
+	enum { N = ZP_MAX_POOLS + 20 };
+	static zp_pool *p[N];
+	static zp_buf *b[N];
+	for (int i = 0; i < N; i++) {
+		zp_config c = zp_test_config();
+		c.max_size = 1 << 20;
+		REQUIRE((p[i] = zp_pool_create(&c)) != NULL);
+	}
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < N; i++) {
+			REQUIRE((b[i] = zp_get(p[i], 100 + (size_t)i)) != NULL);
+			b[i]->data[0] = (unsigned char)i;
+		}
+		for (int i = 0; i < N; i++) {
+			CHECK_EQ(b[i]->data[0], (unsigned char)i);
+			CHECK_EQ(zp_put(p[i], b[i]), 0);
+			CHECK_ERR(zp_put(p[(i + 1) % N], b[i]), EINVAL);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		struct zp_stats st;
+		zp_stats(p[i], &st);
+		CHECK_EQ(st.gets, 3);
+		CHECK_EQ(st.puts, 3);
+		CHECK_EQ(st.live_buffers, 1); /* each pool reused its own buffer */
+		zp_pool_destroy(p[i]);
+	}
+}
+
+static void test_destroy_with_outstanding(void)
+{
+	zp_pool *p = make(4, 32);
+	for (int i = 0; i < 10; i++)
+		REQUIRE(zp_get(p, 100 * (size_t)i + 1) != NULL);
+	REQUIRE(zp_get(p, ((size_t)1 << 30) + 1) != NULL);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.outstanding, 11);
+	zp_pool_destroy(p); /* frees them: memcheck reports a leak otherwise */
+}
+
+int main(int argc, char **argv)
+{
+	static const struct zp_test tests[] = {
+		{"get_put_basic", test_get_put_basic},
+		{"alignment_and_sizes", test_alignment_and_sizes},
+		{"len_zero", test_len_zero},
+		{"bad_puts", test_bad_puts},
+		{"oversize", test_oversize},
+		{"classes", test_classes},
+		{"bad_configs", test_bad_configs},
+		{"defaults", test_defaults},
+		{"cache_refill_drain", test_cache_refill_drain},
+		{"backend_path", test_backend_path},
+		{"eviction_policies", test_eviction_policies},
+		{"idle_budget", test_idle_budget},
+		{"preallocate", test_preallocate},
+		{"trim", test_trim},
+		{"zero_on_get", test_zero_on_get},
+		{"cache_handle", test_cache_handle},
+		{"many_pools_one_thread", test_many_pools_one_thread},
+		{"destroy_with_outstanding", test_destroy_with_outstanding},
+	};
+	return zp_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
+}
