@@ -38,7 +38,8 @@ static ZP_TLS unsigned hint_p1; /* shard hint + 1 for threads without a table */
 
 static bool slot_used[ZP_MAX_POOLS];
 static pthread_key_t exit_key;
-static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+static bool exit_key_made; /* under _zp_registry_lock (not pthread_once:
+			    * helgrind cannot see its ordering) */
 static _Atomic unsigned next_hint;
 
 /* ---- slots ------------------------------------------------------------ */
@@ -154,12 +155,6 @@ static void thread_exit(void *arg)
 	_zp_meta_free(t);
 }
 
-static void make_exit_key(void)
-{
-	if (pthread_key_create(&exit_key, thread_exit) != 0)
-		abort(); /* only EAGAIN (key table full) or ENOMEM: unusable */
-}
-
 void _zp_tcache_detach_all(zp_pool *pool)
 {
 	pthread_mutex_lock(&_zp_registry_lock);
@@ -183,7 +178,15 @@ static struct _zp_thread *this_thread(void)
 		return self;
 	if (self_gone)
 		return NULL;
-	pthread_once(&exit_key_once, make_exit_key);
+	pthread_mutex_lock(&_zp_registry_lock);
+	if (!exit_key_made)
+		exit_key_made = pthread_key_create(&exit_key, thread_exit) == 0;
+	bool have_key = exit_key_made;
+	pthread_mutex_unlock(&_zp_registry_lock);
+	if (!have_key) { /* the process ran out of keys: run uncached */
+		errno = EAGAIN;
+		return NULL;
+	}
 	struct _zp_thread *t = _zp_meta_alloc(sizeof *t);
 	if (t == NULL)
 		return NULL;
