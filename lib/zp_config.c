@@ -61,7 +61,8 @@ int _zp_config_check(const zp_config *cfg)
 		  cfg->classes_per_doubling >= 1 &&
 		  cfg->classes_per_doubling <= ZP_MAX_CLASSES_PER_DOUBLING &&
 		  is_pow2(cfg->classes_per_doubling) &&
-		  cfg->min_size >= cfg->classes_per_doubling && cfg->max_size >= cfg->min_size &&
+		  cfg->min_size >= 2 * (size_t)cfg->classes_per_doubling &&
+		  cfg->max_size >= cfg->min_size &&
 		  cfg->max_size <= ((size_t)1 << 62) && cfg->cache_depth <= ZP_MAX_CACHE_DEPTH &&
 		  (cfg->cache_depth == 0 || cfg->batch <= cfg->cache_depth) &&
 		  cfg->batch <= ZP_MAX_CACHE_DEPTH && cfg->max_per_class >= 1 &&
@@ -69,9 +70,9 @@ int _zp_config_check(const zp_config *cfg)
 		  (cfg->shards == 0 || (is_pow2(cfg->shards) && cfg->shards <= 256)) &&
 		  (cfg->flags & ~(unsigned)ZP_F_ALL_) == 0;
 	if (ok) {
-		unsigned s = (unsigned)__builtin_ctzll(cfg->classes_per_doubling);
-		unsigned m = (unsigned)__builtin_ctzll(cfg->min_size);
-		unsigned last = _zp_class_index(m, s, cfg->min_size, cfg->max_size);
+		uint32_t s = (uint32_t)__builtin_ctzll(cfg->classes_per_doubling);
+		uint32_t m = (uint32_t)__builtin_ctzll(cfg->min_size);
+		unsigned last = _zp_class_index(cfg->max_size, cfg->min_size, s, (m << s) + (1u << s) - 1);
 		ok = last < ZP_MAX_CLASSES;
 	}
 	if (!ok) {

@@ -58,23 +58,32 @@ int _zp_config_check(const zp_config *cfg);
 
 /* ---- the pool (zp_pool.c) ---------------------------------------------- */
 
-/* Counters of one class kept per thread cache (single writer, relaxed). */
+/* Counters of one class, kept per thread cache (single writer, relaxed
+ * load+store) and per pool (folded totals of caches that are gone, and
+ * operations made without a cache: atomic RMW, off the hot path).
+ *
+ * Cache hits are not counted on the hot path: they are derived from what
+ * entered and left the cache,
+ *   hits = puts + refill_bufs - drain_bufs - trim_bufs - count
+ * (a put with cache depth 0 counts as a put and a one-buffer drain),
+ * where puts lives in the public _zp_cache_class (its field here is used
+ * only in pool totals, like hits). */
 struct _zp_class_counters {
-	uint64_t store_hits;
-	uint64_t fresh;
-	uint64_t refills;
-	uint64_t drains;
-	uint64_t evictions;
-	uint64_t discards;
+	uint64_t hits, puts;
+	uint64_t store_hits, fresh;
+	uint64_t refills, refill_bufs; /* transfers, and buffers left in the cache */
+	uint64_t drains, drain_bufs;
+	uint64_t evictions, discards;
+	uint64_t trim_bufs;
 };
 
-/* Pool-wide counters that are not per thread: folded-in totals of caches
- * that are gone, and operations made without a cache.  Atomic RMW, off the
- * hot path. */
-struct _zp_class_totals {
-	_Atomic uint64_t hits, puts;
-	_Atomic uint64_t store_hits, fresh, refills, drains, evictions, discards;
-};
+#define _ZP_NCOUNTERS (sizeof(struct _zp_class_counters) / sizeof(uint64_t))
+
+/* Add n to a counter: a cache's (single writer) or, if ctr is NULL, the
+ * pool's totals (atomic RMW). */
+#define _ZP_ADD(pool, ctr, cls, field, n)                                                      \
+	((ctr) != NULL ? _ZP_STORE(&(ctr)[cls].field, _ZP_LOAD(&(ctr)[cls].field) + (n))      \
+		       : (void)__atomic_fetch_add(&(pool)->totals[cls].field, (n), __ATOMIC_RELAXED))
 
 struct _zp_slab; /* a block of descriptors */
 
@@ -84,7 +93,7 @@ struct zp_pool {
 	const struct zp_backend_ops *ops;
 	void *store;
 	unsigned classes;
-	uint32_t min_shift, spacing_shift;
+	uint32_t spacing_shift, class_base; /* see _zp_class_index */
 	unsigned depth, batch;
 	unsigned slot; /* index in every thread's cache table, or ZP_MAX_POOLS */
 	size_t *class_size;
@@ -101,7 +110,7 @@ struct zp_pool {
 	_Atomic uint64_t idle_bytes; /* capacity of buffers in the store */
 	_Atomic uint64_t live_buffers, live_bytes;
 	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
-	struct _zp_class_totals *totals; /* [classes] */
+	struct _zp_class_counters *totals; /* [classes], atomic RMW */
 };
 
 /* Data of a fresh buffer of class cls (or oversize when cls ==
@@ -113,6 +122,11 @@ void _zp_buf_free(zp_pool *pool, zp_buf *b);
 static inline size_t _zp_class_size(const zp_pool *pool, unsigned cls)
 {
 	return pool->class_size[cls];
+}
+
+static inline unsigned _zp_pool_class(const zp_pool *pool, size_t len)
+{
+	return _zp_class_index(len, pool->cfg.min_size, pool->spacing_shift, pool->class_base);
 }
 
 /* Hand n <= batch buffers of one class to the store, honouring
@@ -148,6 +162,8 @@ void _zp_slot_release(unsigned slot);
 /* Detach and free every thread's cache of `pool`; the buffers they held
  * are not freed here (the pool frees all of its buffers itself). */
 void _zp_tcache_detach_all(zp_pool *pool);
+/* Derived cache hits of class k of a live cache (under the registry lock). */
+uint64_t _zp_tcache_hits(const struct _zp_tcache *tc, unsigned k);
 /* The calling thread's cache for pool, or NULL; never creates one. */
 zp_cache *_zp_tcache_peek(const zp_pool *pool);
 /* The calling thread's small id (shard hint). */

@@ -105,18 +105,6 @@ void _zp_buf_free(zp_pool *pool, zp_buf *b)
 
 /* ---- the store, seen from the front end ------------------------------- */
 
-static void count_add(uint64_t *ctr_field, _Atomic uint64_t *total_field, uint64_t n)
-{
-	if (ctr_field != NULL)
-		__atomic_store_n(ctr_field, __atomic_load_n(ctr_field, __ATOMIC_RELAXED) + n,
-				 __ATOMIC_RELAXED);
-	else
-		atomic_fetch_add_explicit(total_field, n, memory_order_relaxed);
-}
-
-#define COUNT(pool, ctr, cls, field, n)                                                        \
-	count_add((ctr) ? &(ctr)[cls].field : NULL, &(pool)->totals[cls].field, (n))
-
 unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
 			struct _zp_class_counters *ctr)
 {
@@ -145,11 +133,12 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 		_zp_buf_free(pool, victims[i]);
 	for (unsigned i = fit; i < n; i++)
 		_zp_buf_free(pool, in[i]);
-	COUNT(pool, ctr, cls, drains, 1);
+	_ZP_ADD(pool, ctr, cls, drains, 1);
+	_ZP_ADD(pool, ctr, cls, drain_bufs, n);
 	if (nv)
-		COUNT(pool, ctr, cls, evictions, nv);
+		_ZP_ADD(pool, ctr, cls, evictions, nv);
 	if (fit < n)
-		COUNT(pool, ctr, cls, discards, n - fit);
+		_ZP_ADD(pool, ctr, cls, discards, n - fit);
 	return nv + (n - fit);
 }
 
@@ -168,20 +157,21 @@ unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out
 static int build_classes(zp_pool *pool)
 {
 	const zp_config *c = &pool->cfg;
-	pool->spacing_shift = (uint32_t)__builtin_ctzll(c->classes_per_doubling);
-	pool->min_shift = (uint32_t)__builtin_ctzll(c->min_size);
-	pool->classes =
-		_zp_class_index(pool->min_shift, pool->spacing_shift, c->min_size, c->max_size) + 1;
+	uint32_t s = (uint32_t)__builtin_ctzll(c->classes_per_doubling);
+	uint32_t m = (uint32_t)__builtin_ctzll(c->min_size);
+	pool->spacing_shift = s;
+	pool->class_base = (m << s) + (1u << s) - 1;
+	pool->classes = _zp_pool_class(pool, c->max_size) + 1;
 	pool->class_size = _zp_meta_alloc(pool->classes * sizeof(size_t));
-	pool->totals = _zp_meta_alloc(pool->classes * sizeof(struct _zp_class_totals));
+	pool->totals = _zp_meta_alloc(pool->classes * sizeof(struct _zp_class_counters));
 	if (pool->class_size == NULL || pool->totals == NULL)
 		return -1;
 	pool->class_size[0] = c->min_size;
 	for (unsigned k = 1; k < pool->classes; k++) {
-		unsigned g = (k - 1) >> pool->spacing_shift;
+		unsigned g = (k - 1) >> s;
 		size_t i = ((k - 1) & (c->classes_per_doubling - 1)) + 1;
-		size_t base = (size_t)1 << (pool->min_shift + g);
-		pool->class_size[k] = base + i * (base >> pool->spacing_shift);
+		size_t base = (size_t)1 << (m + g);
+		pool->class_size[k] = base + i * (base >> s);
 	}
 	return 0;
 }
@@ -284,7 +274,7 @@ long zp_preallocate(zp_pool *pool, size_t count, size_t size)
 		errno = EINVAL;
 		return -1;
 	}
-	unsigned cls = _zp_class_index(pool->min_shift, pool->spacing_shift, pool->cfg.min_size, size);
+	unsigned cls = _zp_pool_class(pool, size);
 	size_t cap = _zp_class_size(pool, cls);
 	long placed = 0;
 	for (size_t i = 0; i < count; i++) {
@@ -318,12 +308,14 @@ size_t zp_trim(zp_pool *pool)
 	for (unsigned cls = 0; cls < pool->classes; cls++) {
 		if (c != NULL) {
 			struct _zp_cache_class *cc = &c->cls[cls];
-			for (uint32_t i = 0; i < cc->count; i++) {
+			uint32_t count = _ZP_LOAD(&cc->count);
+			for (uint32_t i = 0; i < count; i++) {
 				freed += cc->slots[i]->cap;
 				_zp_buf_free(pool, cc->slots[i]);
-				n++;
 			}
-			cc->count = 0;
+			n += count;
+			_ZP_ADD(pool, _zp_tcache_of(c)->ctr, cls, trim_bufs, count);
+			_ZP_STORE(&cc->count, 0);
 		}
 		zp_buf *batch[ZP_MAX_CACHE_DEPTH];
 		unsigned got;
@@ -358,5 +350,5 @@ int zp_class_of(const zp_pool *pool, size_t len)
 		errno = ERANGE;
 		return -1;
 	}
-	return (int)_zp_class_index(pool->min_shift, pool->spacing_shift, pool->cfg.min_size, len);
+	return (int)_zp_pool_class(pool, len);
 }

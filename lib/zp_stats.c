@@ -4,6 +4,9 @@
  * Counters of live caches are read under _zp_registry_lock (so no cache is
  * freed meanwhile) with relaxed loads, matching the owners' relaxed
  * stores; counters of caches that are gone were folded into pool->totals.
+ * Cache hits are derived from each cache's flows (zp_internal.h): exact
+ * when the pool is quiescent, off by at most a cache's depth while its
+ * owner runs.
  * Gauges that would need another thread's private state (the number of
  * buffers in its cache) are derived from counters instead:
  *   cached = live - idle - (pooled gets - pooled puts).
@@ -18,32 +21,29 @@
 static void sum_class(zp_pool *pool, unsigned k, struct zp_class_stats *o, uint64_t *refills,
 		      uint64_t *drains)
 {
-	const struct _zp_class_totals *t = &pool->totals[k];
-	uint64_t hits = atomic_load(&t->hits), puts = atomic_load(&t->puts);
-	uint64_t sh = atomic_load(&t->store_hits), fr = atomic_load(&t->fresh);
-	uint64_t ev = atomic_load(&t->evictions), di = atomic_load(&t->discards);
-	uint64_t rf = atomic_load(&t->refills), dr = atomic_load(&t->drains);
+	struct _zp_class_counters sum;
+	const uint64_t *t = (const uint64_t *)&pool->totals[k];
+	uint64_t *to = (uint64_t *)&sum;
+	for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
+		to[i] = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
 	for (const struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next) {
-		hits += LOAD(tc->pub.cls[k].hits);
-		puts += LOAD(tc->pub.cls[k].puts);
-		sh += LOAD(tc->ctr[k].store_hits);
-		fr += LOAD(tc->ctr[k].fresh);
-		ev += LOAD(tc->ctr[k].evictions);
-		di += LOAD(tc->ctr[k].discards);
-		rf += LOAD(tc->ctr[k].refills);
-		dr += LOAD(tc->ctr[k].drains);
+		const uint64_t *from = (const uint64_t *)&tc->ctr[k];
+		for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
+			to[i] += LOAD(from[i]);
+		sum.hits += _zp_tcache_hits(tc, k);
+		sum.puts += LOAD(tc->pub.cls[k].puts);
 	}
 	o->size = pool->class_size[k];
-	o->cache_hits = hits;
-	o->store_hits = sh;
-	o->fresh = fr;
-	o->gets = hits + sh + fr;
-	o->puts = puts;
-	o->evictions = ev;
-	o->discards = di;
+	o->cache_hits = sum.hits;
+	o->store_hits = sum.store_hits;
+	o->fresh = sum.fresh;
+	o->gets = sum.hits + sum.store_hits + sum.fresh;
+	o->puts = sum.puts;
+	o->evictions = sum.evictions;
+	o->discards = sum.discards;
 	o->idle_buffers = pool->ops->count(pool->store, k);
-	*refills = rf;
-	*drains = dr;
+	*refills = sum.refills;
+	*drains = sum.drains;
 }
 
 int zp_stats(zp_pool *pool, struct zp_stats *out)

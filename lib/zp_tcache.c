@@ -31,8 +31,13 @@ struct _zp_thread {
 	unsigned hint;
 };
 
+/* Until a thread attaches its first cache, `self` points at this table of
+ * NULLs, so the hot path needs no NULL test; `self_table` tells them apart. */
+static struct _zp_thread empty_table;
+
 #define ZP_TLS __thread __attribute__((tls_model("initial-exec")))
-static ZP_TLS struct _zp_thread *self;
+static ZP_TLS struct _zp_thread *self = &empty_table;
+static ZP_TLS struct _zp_thread *self_table; /* NULL until allocated */
 static ZP_TLS bool self_gone;   /* the thread-exit destructor has run */
 static ZP_TLS unsigned hint_p1; /* shard hint + 1 for threads without a table */
 
@@ -67,8 +72,8 @@ void _zp_slot_release(unsigned slot)
 
 unsigned _zp_thread_hint(void)
 {
-	if (self != NULL)
-		return self->hint;
+	if (self_table != NULL)
+		return self_table->hint;
 	if (hint_p1 == 0)
 		hint_p1 = atomic_fetch_add_explicit(&next_hint, 1, memory_order_relaxed) + 1;
 	return hint_p1 - 1;
@@ -76,14 +81,18 @@ unsigned _zp_thread_hint(void)
 
 zp_cache *_zp_tcache_peek(const zp_pool *pool)
 {
-	return self != NULL ? self->caches[pool->slot] : NULL;
+	return self->caches[pool->slot];
 }
 
 /* ---- counters ---------------------------------------------------------- */
 
-static void bump(uint64_t *p, uint64_t n)
+/* Cache hits of one class of one cache, derived (see zp_internal.h). */
+uint64_t _zp_tcache_hits(const struct _zp_tcache *tc, unsigned k)
 {
-	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+	const struct _zp_class_counters *c = &tc->ctr[k];
+	const struct _zp_cache_class *cc = &tc->pub.cls[k];
+	return _ZP_LOAD(&cc->puts) + _ZP_LOAD(&c->refill_bufs) -
+	       _ZP_LOAD(&c->drain_bufs) - _ZP_LOAD(&c->trim_bufs) - _ZP_LOAD(&cc->count);
 }
 
 /* Fold a cache's counters into the pool's totals (under the registry lock,
@@ -91,17 +100,12 @@ static void bump(uint64_t *p, uint64_t n)
 static void fold_counters(zp_pool *pool, const struct _zp_tcache *tc)
 {
 	for (unsigned k = 0; k < pool->classes; k++) {
-		struct _zp_class_totals *t = &pool->totals[k];
-		const struct _zp_cache_class *cc = &tc->pub.cls[k];
-		const struct _zp_class_counters *c = &tc->ctr[k];
-		atomic_fetch_add(&t->hits, cc->hits);
-		atomic_fetch_add(&t->puts, cc->puts);
-		atomic_fetch_add(&t->store_hits, c->store_hits);
-		atomic_fetch_add(&t->fresh, c->fresh);
-		atomic_fetch_add(&t->refills, c->refills);
-		atomic_fetch_add(&t->drains, c->drains);
-		atomic_fetch_add(&t->evictions, c->evictions);
-		atomic_fetch_add(&t->discards, c->discards);
+		uint64_t *to = (uint64_t *)&pool->totals[k];
+		const uint64_t *from = (const uint64_t *)&tc->ctr[k];
+		for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
+			__atomic_fetch_add(&to[i], from[i], __ATOMIC_RELAXED);
+		__atomic_fetch_add(&pool->totals[k].hits, _zp_tcache_hits(tc, k), __ATOMIC_RELAXED);
+		__atomic_fetch_add(&pool->totals[k].puts, tc->pub.cls[k].puts, __ATOMIC_RELAXED);
 	}
 }
 
@@ -126,14 +130,13 @@ static void retire_cache(struct _zp_tcache *tc)
 	unsigned hint = tc->thread->hint;
 	for (unsigned k = 0; k < pool->classes; k++) {
 		struct _zp_cache_class *cc = &tc->pub.cls[k];
-		for (uint32_t done = 0; done < cc->count;) {
-			uint32_t n = cc->count - done;
-			if (n > pool->batch)
-				n = pool->batch;
+		uint32_t count = _ZP_LOAD(&cc->count);
+		for (uint32_t done = 0; done < count;) {
+			uint32_t n = count - done < pool->batch ? count - done : pool->batch;
 			_zp_store_give(pool, hint, k, cc->slots + done, n, tc->ctr);
 			done += n;
 		}
-		cc->count = 0;
+		_ZP_STORE(&cc->count, 0);
 	}
 	fold_counters(pool, tc);
 	unlink_cache(pool, tc);
@@ -149,7 +152,8 @@ static void thread_exit(void *arg)
 	for (unsigned i = 0; i < ZP_MAX_POOLS; i++)
 		if (t->caches[i] != NULL)
 			retire_cache(_zp_tcache_of(t->caches[i]));
-	self = NULL;
+	self = &empty_table;
+	self_table = NULL;
 	self_gone = true;
 	pthread_mutex_unlock(&_zp_registry_lock);
 	_zp_meta_free(t);
@@ -174,8 +178,8 @@ void _zp_tcache_detach_all(zp_pool *pool)
 
 static struct _zp_thread *this_thread(void)
 {
-	if (self != NULL)
-		return self;
+	if (self_table != NULL)
+		return self_table;
 	if (self_gone)
 		return NULL;
 	pthread_mutex_lock(&_zp_registry_lock);
@@ -195,6 +199,7 @@ static struct _zp_thread *this_thread(void)
 		_zp_meta_free(t);
 		return NULL;
 	}
+	self_table = t;
 	self = t;
 	return t;
 }
@@ -230,12 +235,15 @@ static zp_cache *attach(zp_pool *pool)
 	zp_buf **slots = (zp_buf **)((char *)tc + slots_off);
 	zp_cache *c = &tc->pub;
 	c->tag = pool->tag;
+	/* Zeroing pools take the slow path for every get: it zeroes. */
+	c->fast_limit = (pool->cfg.flags & ZP_F_ZERO_ON_GET) ? 0 : pool->cfg.max_size + 1;
 	c->min_size = pool->cfg.min_size;
-	c->max_size = pool->cfg.max_size;
-	c->min_shift = pool->min_shift;
-	c->spacing_shift = pool->spacing_shift;
 	c->depth = depth;
-	c->zero_on_get = (pool->cfg.flags & ZP_F_ZERO_ON_GET) != 0;
+	uint32_t sh = pool->spacing_shift;
+	for (unsigned i = sh; i < 64; i++) {
+		c->class_add[i] = (int64_t)(i << sh) - (int64_t)pool->class_base;
+		c->class_shift[i] = (uint8_t)(i - sh);
+	}
 	for (unsigned i = 0; i < k; i++)
 		c->cls[i].slots = slots + (size_t)i * depth;
 	pthread_mutex_lock(&_zp_registry_lock);
@@ -282,37 +290,38 @@ static zp_buf *get_oversize(zp_pool *pool, size_t len)
 	return b;
 }
 
-/* A get that the cache cannot serve; tc NULL means no cache at all. */
+/* A get that the inline path did not serve; tc NULL means no cache. */
 static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 {
 	if (len > pool->cfg.max_size)
 		return get_oversize(pool, len);
-	unsigned cls = _zp_class_index(pool->min_shift, pool->spacing_shift, pool->cfg.min_size, len);
+	unsigned cls = _zp_pool_class(pool, len);
+	struct _zp_class_counters *ctr = tc != NULL ? tc->ctr : NULL;
 	unsigned hint = _zp_thread_hint();
 	zp_buf *b;
 	if (tc != NULL && pool->depth > 0) {
 		struct _zp_cache_class *cc = &tc->pub.cls[cls];
-		unsigned got = _zp_store_take(pool, hint, cls, cc->slots + cc->count, pool->batch);
-		if (got > 0) {
-			cc->count += got - 1;
-			bump(&tc->ctr[cls].refills, 1);
-			bump(&tc->ctr[cls].store_hits, 1);
-			return hand_out(pool, cc->slots[cc->count], len);
-		}
-	} else if (_zp_store_take(pool, hint, cls, &b, 1) == 1) {
-		if (tc != NULL)
-			bump(&tc->ctr[cls].store_hits, 1);
-		else
-			atomic_fetch_add(&pool->totals[cls].store_hits, 1);
+		uint32_t n = _ZP_LOAD(&cc->count);
+		if (n == 0) {
+			n = _zp_store_take(pool, hint, cls, cc->slots, pool->batch);
+			if (n == 0)
+				goto fresh;
+			_ZP_ADD(pool, ctr, cls, refills, 1);
+			_ZP_ADD(pool, ctr, cls, refill_bufs, n - 1);
+			_ZP_ADD(pool, ctr, cls, store_hits, 1);
+		} /* else a cache hit of a zeroing pool: counted by the count */
+		_ZP_STORE(&cc->count, n - 1);
+		return hand_out(pool, cc->slots[n - 1], len);
+	}
+	if (_zp_store_take(pool, hint, cls, &b, 1) == 1) {
+		_ZP_ADD(pool, ctr, cls, store_hits, 1);
 		return hand_out(pool, b, len);
 	}
+fresh:
 	b = _zp_buf_new(pool, cls, len);
 	if (b == NULL)
 		return NULL;
-	if (tc != NULL)
-		bump(&tc->ctr[cls].fresh, 1);
-	else
-		atomic_fetch_add(&pool->totals[cls].fresh, 1);
+	_ZP_ADD(pool, ctr, cls, fresh, 1);
 	return hand_out(pool, b, len);
 }
 
@@ -336,7 +345,7 @@ static int put_check(zp_pool *pool, zp_buf *b)
 	return -1;
 }
 
-/* A put that the cache cannot absorb; tc NULL means no cache at all. */
+/* A put that the inline path did not absorb; tc NULL means no cache. */
 static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 {
 	int rc = put_check(pool, b);
@@ -345,7 +354,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 	unsigned cls = b->_zp_class, hint = _zp_thread_hint();
 	b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
 	if (tc == NULL) {
-		atomic_fetch_add(&pool->totals[cls].puts, 1);
+		__atomic_fetch_add(&pool->totals[cls].puts, 1, __ATOMIC_RELAXED);
 		_zp_store_give(pool, hint, cls, &b, 1, NULL);
 		return 0;
 	}
@@ -356,11 +365,11 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		return 0;
 	}
 	/* Full: drain the coldest batch (the bottom), keep the hot top. */
-	unsigned n = pool->batch;
-	_zp_store_give(pool, hint, cls, cc->slots, n, tc->ctr);
-	memmove(cc->slots, cc->slots + n, (cc->count - n) * sizeof(zp_buf *));
-	cc->count -= n;
-	cc->slots[cc->count++] = b;
+	uint32_t n = _ZP_LOAD(&cc->count), k = pool->batch;
+	_zp_store_give(pool, hint, cls, cc->slots, k, tc->ctr);
+	memmove(cc->slots, cc->slots + k, (n - k) * sizeof(zp_buf *));
+	cc->slots[n - k] = b;
+	_ZP_STORE(&cc->count, n - k + 1);
 	return 0;
 }
 
@@ -376,36 +385,51 @@ int _zp_cache_put_slow(zp_cache *c, zp_buf *b)
 	return put_miss(tc->pool, tc, b);
 }
 
-/* ---- the entry points --------------------------------------------------------- */
+/* ---- the entry points ------------------------------------------------------ */
 
-zp_buf *zp_get(zp_pool *pool, size_t len)
+/* First use of a pool on this thread (or no cache possible), and NULL. */
+static __attribute__((noinline)) zp_buf *get_first(zp_pool *pool, size_t len)
 {
-	if (ZP_UNLIKELY(pool == NULL)) {
+	if (pool == NULL) {
 		errno = EINVAL;
 		return NULL;
 	}
-	struct _zp_thread *t = self;
-	zp_cache *c = ZP_LIKELY(t != NULL) ? t->caches[pool->slot] : NULL;
-	if (ZP_UNLIKELY(c == NULL)) {
-		c = attach(pool);
-		if (c == NULL)
-			return get_miss(pool, NULL, len);
+	int saved = errno; /* running uncached is not an error */
+	zp_cache *c = attach(pool);
+	errno = saved;
+	return c != NULL ? zp_cache_get(c, len) : get_miss(pool, NULL, len);
+}
+
+static __attribute__((noinline)) int put_first(zp_pool *pool, zp_buf *b)
+{
+	if (pool == NULL) {
+		errno = EINVAL;
+		return -1;
 	}
-	return zp_cache_get(c, len);
+	int saved = errno;
+	zp_cache *c = attach(pool);
+	errno = saved;
+	return c != NULL ? zp_cache_put(c, b) : put_miss(pool, NULL, b);
+}
+
+/* The hot path: a TLS load, the table entry, then the inline cache code;
+ * everything else is a tail call, so no stack frame is built. */
+zp_buf *zp_get(zp_pool *pool, size_t len)
+{
+	if (ZP_LIKELY(pool != NULL)) {
+		zp_cache *c = self->caches[pool->slot];
+		if (ZP_LIKELY(c != NULL))
+			return zp_cache_get(c, len);
+	}
+	return get_first(pool, len);
 }
 
 int zp_put(zp_pool *pool, zp_buf *b)
 {
-	if (ZP_UNLIKELY(pool == NULL)) {
-		errno = EINVAL;
-		return -1;
+	if (ZP_LIKELY(pool != NULL)) {
+		zp_cache *c = self->caches[pool->slot];
+		if (ZP_LIKELY(c != NULL))
+			return zp_cache_put(c, b);
 	}
-	struct _zp_thread *t = self;
-	zp_cache *c = ZP_LIKELY(t != NULL) ? t->caches[pool->slot] : NULL;
-	if (ZP_UNLIKELY(c == NULL)) {
-		c = attach(pool);
-		if (c == NULL)
-			return put_miss(pool, NULL, b);
-	}
-	return zp_cache_put(c, b);
+	return put_first(pool, b);
 }

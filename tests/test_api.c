@@ -151,6 +151,14 @@ static void test_classes(void)
 		CHECK_EQ(zp_class_stats(p, k, &cs), 0);
 		CHECK(cs.size > prev);
 		CHECK_EQ(zp_class_of(p, cs.size), k); /* a class serves its own size */
+		if (cs.size <= (1u << 26)) { /* and the inline path agrees */
+			zp_buf *b = zp_get(p, cs.size), *b1 = zp_get(p, prev + 1);
+			REQUIRE(b != NULL && b1 != NULL);
+			CHECK_EQ(b->cap, cs.size);
+			CHECK_EQ(b1->cap, cs.size);
+			CHECK_EQ(zp_put(p, b), 0);
+			CHECK_EQ(zp_put(p, b1), 0);
+		}
 		if (k > 0)
 			CHECK_EQ(zp_class_of(p, prev + 1), k);
 		prev = cs.size;
@@ -186,7 +194,7 @@ static void test_bad_configs(void)
 	} while (0)
 	BAD(min_size, 0, EINVAL);
 	BAD(min_size, 96, EINVAL); /* not a power of two */
-	BAD(min_size, 2, EINVAL);  /* below classes_per_doubling */
+	BAD(min_size, 4, EINVAL);  /* below 2 * classes_per_doubling */
 	BAD(max_size, 32, EINVAL); /* below min_size */
 	BAD(max_size, SIZE_MAX, EINVAL);
 	BAD(classes_per_doubling, 0, EINVAL);
@@ -205,9 +213,9 @@ static void test_bad_configs(void)
 	c.cache_depth = 4;
 	c.batch = 5; /* more than the depth */
 	CHECK_ERR(zp_pool_create(&c), EINVAL);
-	/* min 1, 1 per doubling, max 2^62: 63 classes, fine */
+	/* min 2, 1 per doubling, max 2^62: 62 classes, fine */
 	c = zp_test_config();
-	c.min_size = 1;
+	c.min_size = 2;
 	c.classes_per_doubling = 1;
 	c.max_size = (size_t)1 << 62;
 	zp_pool *p = zp_pool_create(&c);

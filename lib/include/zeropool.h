@@ -90,7 +90,7 @@ typedef struct zp_config {
 	 * ZP_BACKEND environment variable if set, else the build-time default. */
 	const char *backend;
 	/* Smallest class; smaller requests are served from it.  A power of two,
-	 * >= classes_per_doubling.  Default 64. */
+	 * >= 2 * classes_per_doubling.  Default 64. */
 	size_t min_size;
 	/* Largest pooled request; larger ones are oversize.  >= min_size.
 	 * Default 1 GiB. */
@@ -268,53 +268,59 @@ ZP_EXPORT zp_cache *zp_thread_cache(zp_pool *pool);
 #define _ZP_CLASS_OVERSIZE UINT32_MAX
 
 struct _zp_cache_class {
-	uint32_t count;  /* buffers in slots[0..count) */
+	uint32_t count;  /* buffers in slots[0..count); relaxed atomic accesses
+			  * (zp_stats reads it from other threads) */
 	uint32_t _pad;
 	zp_buf **slots;  /* `depth` entries, LIFO: slots[count-1] is hottest */
-	uint64_t hits;   /* written by the owning thread only (relaxed) */
-	uint64_t puts;
+	uint64_t puts;   /* written by the owning thread only (relaxed) */
+	uint64_t _reserved;
 };
 
 struct zp_cache {
-	uintptr_t tag;     /* owner tag of held buffers: the pool's address */
+	uintptr_t tag;        /* owner tag of held buffers: the pool's address */
+	size_t fast_limit;    /* gets with len < fast_limit are served inline:
+			       * max_size + 1, or 0 to send all to the slow path */
 	size_t min_size;
-	size_t max_size;
-	uint32_t min_shift;
-	uint32_t spacing_shift;
 	uint32_t depth;
-	uint32_t zero_on_get;
+	uint32_t _pad;
+	/* _zp_class_index as tables over k = floor(log2 y) */
+	int64_t class_add[64];  /* (k << s) - base */
+	uint8_t class_shift[64]; /* k - s */
 	struct _zp_cache_class cls[];
 };
 
 ZP_EXPORT zp_buf *_zp_cache_get_slow(zp_cache *c, size_t len);
 ZP_EXPORT int _zp_cache_put_slow(zp_cache *c, zp_buf *b);
 
+#define _ZP_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define _ZP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 /* Single-writer counter: a relaxed load and store, no read-modify-write. */
-#define _ZP_COUNT(p) __atomic_store_n((p), __atomic_load_n((p), __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED)
+#define _ZP_COUNT(p) _ZP_STORE((p), _ZP_LOAD(p) + 1)
 
-static inline unsigned _zp_class_index(uint32_t min_shift, uint32_t spacing_shift, size_t min_size,
-				       size_t len)
+/* The size class of len: classes are min_size, then 2^s per doubling.
+ * With y = max(len, min_size) - 1 and k = floor(log2 y), the class is
+ * (k << s) + (y >> (k - s)) - base, base = (log2(min_size) << s) + 2^s - 1;
+ * it needs min_size >= 2^(s+1), which zp_pool_create checks. */
+static inline unsigned _zp_class_index(size_t len, size_t min_size, uint32_t s, uint32_t base)
 {
-	if (len <= min_size)
-		return 0;
-	size_t y = len - 1;
-	unsigned k = (unsigned)(63 - __builtin_clzll((unsigned long long)y));
-	return ((k - min_shift) << spacing_shift) +
-	       (unsigned)((y >> (k - spacing_shift)) & ((1u << spacing_shift) - 1)) + 1;
+	size_t y = (len > min_size ? len : min_size) - 1;
+	unsigned k = (unsigned)(63 ^ __builtin_clzll((unsigned long long)y));
+	return (k << s) + (unsigned)(y >> (k - s)) - base;
 }
 
 static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 {
-	if (ZP_LIKELY(len <= c->max_size)) {
+	if (ZP_LIKELY(len < c->fast_limit)) {
+		size_t y = (len > c->min_size ? len : c->min_size) - 1;
+		size_t k = (size_t)(63 ^ __builtin_clzll((unsigned long long)y));
 		struct _zp_cache_class *cc =
-			&c->cls[_zp_class_index(c->min_shift, c->spacing_shift, c->min_size, len)];
-		if (ZP_LIKELY(cc->count != 0)) {
-			zp_buf *b = cc->slots[--cc->count];
-			_ZP_COUNT(&cc->hits);
+			&c->cls[c->class_add[k] + (int64_t)(y >> c->class_shift[k])];
+		uint32_t n = _ZP_LOAD(&cc->count);
+		if (ZP_LIKELY(n != 0)) {
+			zp_buf *b = cc->slots[--n];
+			_ZP_STORE(&cc->count, n);
 			b->_zp_owner = c->tag;
 			*(size_t *)&b->len = len;
-			if (ZP_UNLIKELY(c->zero_on_get))
-				memset(b->data, 0, len);
 			return b;
 		}
 	}
@@ -325,9 +331,11 @@ static inline int zp_cache_put(zp_cache *c, zp_buf *b)
 {
 	if (ZP_LIKELY(b != NULL && b->_zp_owner == c->tag)) {
 		struct _zp_cache_class *cc = &c->cls[b->_zp_class];
-		if (ZP_LIKELY(cc->count < c->depth)) {
+		uint32_t n = _ZP_LOAD(&cc->count);
+		if (ZP_LIKELY(n < c->depth)) {
 			b->_zp_owner = c->tag | _ZP_OWNER_IDLE;
-			cc->slots[cc->count++] = b;
+			cc->slots[n] = b;
+			_ZP_STORE(&cc->count, n + 1);
 			_ZP_COUNT(&cc->puts);
 			return 0;
 		}
