@@ -38,11 +38,11 @@
 #include "zeropool.h"
 
 struct zp_store_params {
-	unsigned classes;       /* class indices are 0..classes-1 */
+	unsigned classes;         /* class indices are 0..classes-1 */
 	const size_t *class_size; /* capacity of each class */
-	unsigned max_per_class; /* bound on buffers kept per class */
-	unsigned max_batch;     /* largest n in take/give */
-	unsigned shards;        /* hint for sharded backends, a power of two */
+	unsigned max_per_class;   /* bound on buffers kept per class */
+	unsigned max_batch;       /* largest n in take/give */
+	unsigned shards;          /* hint for sharded backends, a power of two */
 	zp_evict_policy evict;
 };
 

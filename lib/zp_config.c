@@ -57,13 +57,12 @@ static bool is_pow2(size_t x)
 
 int _zp_config_check(const zp_config *cfg)
 {
-	bool ok = cfg->min_size >= 1 && is_pow2(cfg->min_size) &&
-		  cfg->classes_per_doubling >= 1 &&
+	bool ok = cfg->min_size >= 1 && is_pow2(cfg->min_size) && cfg->classes_per_doubling >= 1 &&
 		  cfg->classes_per_doubling <= ZP_MAX_CLASSES_PER_DOUBLING &&
 		  is_pow2(cfg->classes_per_doubling) &&
 		  cfg->min_size >= 2 * (size_t)cfg->classes_per_doubling &&
-		  cfg->max_size >= cfg->min_size &&
-		  cfg->max_size <= ((size_t)1 << 62) && cfg->cache_depth <= ZP_MAX_CACHE_DEPTH &&
+		  cfg->max_size >= cfg->min_size && cfg->max_size <= ((size_t)1 << 62) &&
+		  cfg->cache_depth <= ZP_MAX_CACHE_DEPTH &&
 		  (cfg->cache_depth == 0 || cfg->batch <= cfg->cache_depth) &&
 		  cfg->batch <= ZP_MAX_CACHE_DEPTH && cfg->max_per_class >= 1 &&
 		  (cfg->evict == ZP_EVICT_DROP_COLDEST || cfg->evict == ZP_EVICT_DROP_NEWEST) &&
@@ -72,7 +71,8 @@ int _zp_config_check(const zp_config *cfg)
 	if (ok) {
 		uint32_t s = (uint32_t)__builtin_ctzll(cfg->classes_per_doubling);
 		uint32_t m = (uint32_t)__builtin_ctzll(cfg->min_size);
-		unsigned last = _zp_class_index(cfg->max_size, cfg->min_size, s, (m << s) + (1u << s) - 1);
+		unsigned last =
+		    _zp_class_index(cfg->max_size, cfg->min_size, s, (m << s) + (1u << s) - 1);
 		ok = last < ZP_MAX_CLASSES;
 	}
 	if (!ok) {

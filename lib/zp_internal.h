@@ -81,9 +81,10 @@ struct _zp_class_counters {
 
 /* Add n to a counter: a cache's (single writer) or, if ctr is NULL, the
  * pool's totals (atomic RMW). */
-#define _ZP_ADD(pool, ctr, cls, field, n)                                                      \
-	((ctr) != NULL ? _ZP_STORE(&(ctr)[cls].field, _ZP_LOAD(&(ctr)[cls].field) + (n))      \
-		       : (void)__atomic_fetch_add(&(pool)->totals[cls].field, (n), __ATOMIC_RELAXED))
+#define _ZP_ADD(pool, ctr, cls, field, n)                                                          \
+	((ctr) != NULL                                                                             \
+	     ? _ZP_STORE(&(ctr)[cls].field, _ZP_LOAD(&(ctr)[cls].field) + (n))                     \
+	     : (void)__atomic_fetch_add(&(pool)->totals[cls].field, (n), __ATOMIC_RELAXED))
 
 struct _zp_slab; /* a block of descriptors */
 

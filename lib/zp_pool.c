@@ -147,7 +147,8 @@ unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out
 	unsigned got = pool->ops->take(pool->store, hint, cls, out, n);
 	zp_assert(got <= n);
 	if (got > 0)
-		atomic_fetch_sub_explicit(&pool->idle_bytes, (uint64_t)got * _zp_class_size(pool, cls),
+		atomic_fetch_sub_explicit(&pool->idle_bytes,
+					  (uint64_t)got * _zp_class_size(pool, cls),
 					  memory_order_relaxed);
 	return got;
 }
@@ -233,12 +234,12 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 		return NULL;
 	}
 	struct zp_store_params p = {
-		.classes = pool->classes,
-		.class_size = pool->class_size,
-		.max_per_class = cfg->max_per_class,
-		.max_batch = pool->batch,
-		.shards = pool->cfg.shards,
-		.evict = cfg->evict,
+	    .classes = pool->classes,
+	    .class_size = pool->class_size,
+	    .max_per_class = cfg->max_per_class,
+	    .max_batch = pool->batch,
+	    .shards = pool->cfg.shards,
+	    .evict = cfg->evict,
 	};
 	pool->store = ops->create(&p);
 	if (pool->store == NULL) {
@@ -319,7 +320,8 @@ size_t zp_trim(zp_pool *pool)
 		}
 		zp_buf *batch[ZP_MAX_CACHE_DEPTH];
 		unsigned got;
-		while ((got = _zp_store_take(pool, _zp_thread_hint(), cls, batch, pool->batch)) > 0) {
+		while ((got = _zp_store_take(pool, _zp_thread_hint(), cls, batch, pool->batch)) >
+		       0) {
 			for (unsigned i = 0; i < got; i++) {
 				freed += batch[i]->cap;
 				_zp_buf_free(pool, batch[i]);

@@ -8,12 +8,12 @@
 #include "zp_internal.h"
 
 static const struct zp_backend_ops *const registry[] = {
-	&_zp_backend_locked,
+    &_zp_backend_locked,
 #ifdef ZP_HAVE_LOCKFREE_CK
-	&_zp_backend_lockfree_ck,
+    &_zp_backend_lockfree_ck,
 #endif
 #ifdef ZP_HAVE_LOCKFREE_URCU
-	&_zp_backend_lockfree_urcu,
+    &_zp_backend_lockfree_urcu,
 #endif
 };
 

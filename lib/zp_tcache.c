@@ -38,8 +38,8 @@ static struct _zp_thread empty_table;
 #define ZP_TLS __thread __attribute__((tls_model("initial-exec")))
 static ZP_TLS struct _zp_thread *self = &empty_table;
 static ZP_TLS struct _zp_thread *self_table; /* NULL until allocated */
-static ZP_TLS bool self_gone;   /* the thread-exit destructor has run */
-static ZP_TLS unsigned hint_p1; /* shard hint + 1 for threads without a table */
+static ZP_TLS bool self_gone;                /* the thread-exit destructor has run */
+static ZP_TLS unsigned hint_p1;              /* shard hint + 1 for threads without a table */
 
 static bool slot_used[ZP_MAX_POOLS];
 static pthread_key_t exit_key;
@@ -91,8 +91,8 @@ uint64_t _zp_tcache_hits(const struct _zp_tcache *tc, unsigned k)
 {
 	const struct _zp_class_counters *c = &tc->ctr[k];
 	const struct _zp_cache_class *cc = &tc->pub.cls[k];
-	return _ZP_LOAD(&cc->puts) + _ZP_LOAD(&c->refill_bufs) -
-	       _ZP_LOAD(&c->drain_bufs) - _ZP_LOAD(&c->trim_bufs) - _ZP_LOAD(&cc->count);
+	return _ZP_LOAD(&cc->puts) + _ZP_LOAD(&c->refill_bufs) - _ZP_LOAD(&c->drain_bufs) -
+	       _ZP_LOAD(&c->trim_bufs) - _ZP_LOAD(&cc->count);
 }
 
 /* Fold a cache's counters into the pool's totals (under the registry lock,
@@ -225,8 +225,7 @@ static zp_cache *attach(zp_pool *pool)
 		      k * sizeof(struct _zp_cache_class);
 	size_t ctr_off = (head + 7) & ~(size_t)7;
 	size_t slots_off = ctr_off + k * sizeof(struct _zp_class_counters);
-	struct _zp_tcache *tc =
-		_zp_meta_alloc(slots_off + (size_t)k * depth * sizeof(zp_buf *));
+	struct _zp_tcache *tc = _zp_meta_alloc(slots_off + (size_t)k * depth * sizeof(zp_buf *));
 	if (tc == NULL)
 		return NULL;
 	tc->thread = t;

@@ -144,8 +144,8 @@ static unsigned locked_take(void *store, unsigned hint, unsigned cls, zp_buf **o
 	return got;
 }
 
-static unsigned locked_give(void *store, unsigned hint, unsigned cls, zp_buf *const *in,
-			    unsigned n, zp_buf **victims)
+static unsigned locked_give(void *store, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
+			    zp_buf **victims)
 {
 	struct store *s = store;
 	unsigned i = 0, nv = 0;
@@ -200,12 +200,12 @@ static void locked_stats(void *store, struct zp_backend_stats *out)
 }
 
 const struct zp_backend_ops _zp_backend_locked = {
-	.name = "locked",
-	.create = locked_create,
-	.destroy = locked_destroy,
-	.take = locked_take,
-	.give = locked_give,
-	.count = locked_count,
-	.stats = locked_stats,
-	.thread_exit = NULL,
+    .name = "locked",
+    .create = locked_create,
+    .destroy = locked_destroy,
+    .take = locked_take,
+    .give = locked_give,
+    .count = locked_count,
+    .stats = locked_stats,
+    .thread_exit = NULL,
 };

@@ -151,7 +151,7 @@ static void test_classes(void)
 		CHECK_EQ(zp_class_stats(p, k, &cs), 0);
 		CHECK(cs.size > prev);
 		CHECK_EQ(zp_class_of(p, cs.size), k); /* a class serves its own size */
-		if (cs.size <= (1u << 26)) { /* and the inline path agrees */
+		if (cs.size <= (1u << 26)) {          /* and the inline path agrees */
 			zp_buf *b = zp_get(p, cs.size), *b1 = zp_get(p, prev + 1);
 			REQUIRE(b != NULL && b1 != NULL);
 			CHECK_EQ(b->cap, cs.size);
@@ -186,11 +186,11 @@ static void test_classes(void)
 static void test_bad_configs(void)
 {
 	zp_config c;
-#define BAD(field, value, err)                                                                 \
-	do {                                                                                   \
-		c = zp_test_config();                                                          \
-		c.field = value;                                                               \
-		CHECK_ERR(zp_pool_create(&c), err);                                            \
+#define BAD(field, value, err)                                                                     \
+	do {                                                                                       \
+		c = zp_test_config();                                                              \
+		c.field = value;                                                                   \
+		CHECK_ERR(zp_pool_create(&c), err);                                                \
 	} while (0)
 	BAD(min_size, 0, EINVAL);
 	BAD(min_size, 96, EINVAL); /* not a power of two */
@@ -282,7 +282,7 @@ static void test_cache_refill_drain(void)
 	zp_stats(p, &st);
 	CHECK_EQ(st.fresh, 8);
 	CHECK_EQ(st.cache_hits, 1 + 4 + 2); /* a refill of 2 serves one get from the cache */
-	CHECK_EQ(st.store_hits, 2); /* two refills of 2 */
+	CHECK_EQ(st.store_hits, 2);         /* two refills of 2 */
 	CHECK_EQ(st.refills, 2);
 	for (int i = 0; i < 8; i++)
 		CHECK_EQ(zp_put(p, b[i]), 0);
@@ -550,24 +550,24 @@ static void test_destroy_with_outstanding(void)
 int main(int argc, char **argv)
 {
 	static const struct zp_test tests[] = {
-		{"get_put_basic", test_get_put_basic},
-		{"alignment_and_sizes", test_alignment_and_sizes},
-		{"len_zero", test_len_zero},
-		{"bad_puts", test_bad_puts},
-		{"oversize", test_oversize},
-		{"classes", test_classes},
-		{"bad_configs", test_bad_configs},
-		{"defaults", test_defaults},
-		{"cache_refill_drain", test_cache_refill_drain},
-		{"backend_path", test_backend_path},
-		{"eviction_policies", test_eviction_policies},
-		{"idle_budget", test_idle_budget},
-		{"preallocate", test_preallocate},
-		{"trim", test_trim},
-		{"zero_on_get", test_zero_on_get},
-		{"cache_handle", test_cache_handle},
-		{"many_pools_one_thread", test_many_pools_one_thread},
-		{"destroy_with_outstanding", test_destroy_with_outstanding},
+	    {"get_put_basic", test_get_put_basic},
+	    {"alignment_and_sizes", test_alignment_and_sizes},
+	    {"len_zero", test_len_zero},
+	    {"bad_puts", test_bad_puts},
+	    {"oversize", test_oversize},
+	    {"classes", test_classes},
+	    {"bad_configs", test_bad_configs},
+	    {"defaults", test_defaults},
+	    {"cache_refill_drain", test_cache_refill_drain},
+	    {"backend_path", test_backend_path},
+	    {"eviction_policies", test_eviction_policies},
+	    {"idle_budget", test_idle_budget},
+	    {"preallocate", test_preallocate},
+	    {"trim", test_trim},
+	    {"zero_on_get", test_zero_on_get},
+	    {"cache_handle", test_cache_handle},
+	    {"many_pools_one_thread", test_many_pools_one_thread},
+	    {"destroy_with_outstanding", test_destroy_with_outstanding},
 	};
 	return zp_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

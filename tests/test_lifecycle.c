@@ -97,7 +97,7 @@ static void test_destroy_with_idle_caches(void)
 	CHECK_EQ(st.threads, N);
 	CHECK_EQ(st.cached_buffers + st.idle_buffers, st.live_buffers);
 	CHECK(st.cached_buffers >= N * 4); /* depth 8, batch 4: 6 each */
-	zp_pool_destroy(r.a); /* frees the buffers cached by the idle threads */
+	zp_pool_destroy(r.a);              /* frees the buffers cached by the idle threads */
 	r.b = make(8);
 	pthread_barrier_wait(&r.destroyed);
 	pthread_barrier_wait(&r.done);
@@ -209,11 +209,11 @@ static void test_thread_churn(void)
 int main(int argc, char **argv)
 {
 	static const struct zp_test tests[] = {
-		{"thread_exit_returns_cache", test_thread_exit_returns_cache},
-		{"destroy_with_idle_caches", test_destroy_with_idle_caches},
-		{"pools_keep_separate_caches", test_pools_keep_separate_caches},
-		{"put_by_other_thread", test_put_by_other_thread},
-		{"thread_churn", test_thread_churn},
+	    {"thread_exit_returns_cache", test_thread_exit_returns_cache},
+	    {"destroy_with_idle_caches", test_destroy_with_idle_caches},
+	    {"pools_keep_separate_caches", test_pools_keep_separate_caches},
+	    {"put_by_other_thread", test_put_by_other_thread},
+	    {"thread_churn", test_thread_churn},
 	};
 	return zp_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

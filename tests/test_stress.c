@@ -185,10 +185,10 @@ static void test_tiny_store_drop_coldest(void)
 int main(int argc, char **argv)
 {
 	static const struct zp_test tests[] = {
-		{"cached", test_cached},
-		{"backend_only", test_backend_only},
-		{"tiny_store_drop_newest", test_tiny_store_drop_newest},
-		{"tiny_store_drop_coldest", test_tiny_store_drop_coldest},
+	    {"cached", test_cached},
+	    {"backend_only", test_backend_only},
+	    {"tiny_store_drop_newest", test_tiny_store_drop_newest},
+	    {"tiny_store_drop_coldest", test_tiny_store_drop_coldest},
 	};
 	return zp_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -16,46 +16,46 @@
 extern int zp_test_failures;
 extern const char *zp_test_backend;
 
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__,   \
-				zp_test_backend, #cond);                                       \
-			zp_test_failures++;                                                    \
-		}                                                                              \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__,      \
+				zp_test_backend, #cond);                                           \
+			zp_test_failures++;                                                        \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_EQ(a, b)                                                                         \
-	do {                                                                                   \
-		unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b); \
-		if (a_ != b_) {                                                                \
-			fprintf(stderr, "%s:%d: [%s] CHECK_EQ failed: %s == %s (%llu vs %llu)\n", \
-				__FILE__, __LINE__, zp_test_backend, #a, #b, a_, b_);          \
-			zp_test_failures++;                                                    \
-		}                                                                              \
+#define CHECK_EQ(a, b)                                                                             \
+	do {                                                                                       \
+		unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b);     \
+		if (a_ != b_) {                                                                    \
+			fprintf(stderr, "%s:%d: [%s] CHECK_EQ failed: %s == %s (%llu vs %llu)\n",  \
+				__FILE__, __LINE__, zp_test_backend, #a, #b, a_, b_);              \
+			zp_test_failures++;                                                        \
+		}                                                                                  \
 	} while (0)
 
 /* A call that must fail with a given errno. */
-#define CHECK_ERR(expr, err)                                                                   \
-	do {                                                                                   \
-		errno = 0;                                                                     \
-		long r_ = (long)(intptr_t)(expr);                                              \
-		int e_ = errno;                                                                \
-		if (!(r_ == -1 || r_ == 0) || e_ != (err)) {                                   \
-			fprintf(stderr, "%s:%d: [%s] %s: want errno %d, got %d (ret %ld)\n",    \
-				__FILE__, __LINE__, zp_test_backend, #expr, (err), e_, r_);    \
-			zp_test_failures++;                                                    \
-		}                                                                              \
+#define CHECK_ERR(expr, err)                                                                       \
+	do {                                                                                       \
+		errno = 0;                                                                         \
+		long r_ = (long)(intptr_t)(expr);                                                  \
+		int e_ = errno;                                                                    \
+		if (!(r_ == -1 || r_ == 0) || e_ != (err)) {                                       \
+			fprintf(stderr, "%s:%d: [%s] %s: want errno %d, got %d (ret %ld)\n",       \
+				__FILE__, __LINE__, zp_test_backend, #expr, (err), e_, r_);        \
+			zp_test_failures++;                                                        \
+		}                                                                                  \
 	} while (0)
 
 /* Fatal: the test cannot go on. */
-#define REQUIRE(cond)                                                                          \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "%s:%d: [%s] REQUIRE failed: %s (errno %d)\n", __FILE__, \
-				__LINE__, zp_test_backend, #cond, errno);                      \
-			exit(1);                                                               \
-		}                                                                              \
+#define REQUIRE(cond)                                                                              \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: [%s] REQUIRE failed: %s (errno %d)\n", __FILE__,   \
+				__LINE__, zp_test_backend, #cond, errno);                          \
+			exit(1);                                                                   \
+		}                                                                                  \
 	} while (0)
 
 struct zp_test {

@@ -224,8 +224,8 @@ struct zp_stats {
 };
 
 struct zp_class_stats {
-	size_t size;         /* class capacity in bytes */
-	uint64_t gets;       /* cache_hits + store_hits + fresh */
+	size_t size;   /* class capacity in bytes */
+	uint64_t gets; /* cache_hits + store_hits + fresh */
 	uint64_t puts;
 	uint64_t cache_hits;
 	uint64_t store_hits;
@@ -268,23 +268,23 @@ ZP_EXPORT zp_cache *zp_thread_cache(zp_pool *pool);
 #define _ZP_CLASS_OVERSIZE UINT32_MAX
 
 struct _zp_cache_class {
-	uint32_t count;  /* buffers in slots[0..count); relaxed atomic accesses
-			  * (zp_stats reads it from other threads) */
+	uint32_t count; /* buffers in slots[0..count); relaxed atomic accesses
+			 * (zp_stats reads it from other threads) */
 	uint32_t _pad;
-	zp_buf **slots;  /* `depth` entries, LIFO: slots[count-1] is hottest */
-	uint64_t puts;   /* written by the owning thread only (relaxed) */
+	zp_buf **slots; /* `depth` entries, LIFO: slots[count-1] is hottest */
+	uint64_t puts;  /* written by the owning thread only (relaxed) */
 	uint64_t _reserved;
 };
 
 struct zp_cache {
-	uintptr_t tag;        /* owner tag of held buffers: the pool's address */
-	size_t fast_limit;    /* gets with len < fast_limit are served inline:
-			       * max_size + 1, or 0 to send all to the slow path */
+	uintptr_t tag;     /* owner tag of held buffers: the pool's address */
+	size_t fast_limit; /* gets with len < fast_limit are served inline:
+			    * max_size + 1, or 0 to send all to the slow path */
 	size_t min_size;
 	uint32_t depth;
 	uint32_t _pad;
 	/* _zp_class_index as tables over k = floor(log2 y) */
-	int64_t class_add[64];  /* (k << s) - base */
+	int64_t class_add[64];   /* (k << s) - base */
 	uint8_t class_shift[64]; /* k - s */
 	struct _zp_cache_class cls[];
 };
@@ -314,7 +314,7 @@ static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 		size_t y = (len > c->min_size ? len : c->min_size) - 1;
 		size_t k = (size_t)(63 ^ __builtin_clzll((unsigned long long)y));
 		struct _zp_cache_class *cc =
-			&c->cls[c->class_add[k] + (int64_t)(y >> c->class_shift[k])];
+		    &c->cls[c->class_add[k] + (int64_t)(y >> c->class_shift[k])];
 		uint32_t n = _ZP_LOAD(&cc->count);
 		if (ZP_LIKELY(n != 0)) {
 			zp_buf *b = cc->slots[--n];

@@ -19,8 +19,8 @@ int main(void)
 		return 1;
 	struct zp_stats st;
 	zp_stats(pool, &st);
-	printf("%s: %llu get(s), %llu put(s)\n", zp_backend_name(pool),
-	       (unsigned long long)st.gets, (unsigned long long)st.puts);
+	printf("%s: %llu get(s), %llu put(s)\n", zp_backend_name(pool), (unsigned long long)st.gets,
+	       (unsigned long long)st.puts);
 	zp_pool_destroy(pool);
 	return st.gets == 1 && st.puts == 1 ? 0 : 1;
 }

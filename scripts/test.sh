@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run every test gate:
+#   release   unit, conformance, stress, lifecycle, workloads, bench smoke, install
+#   asan      the unit suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   tsan      the unit suite under ThreadSanitizer
+#   valgrind  memcheck over the suite, helgrind and DRD over the concurrency tests
+#   lint      clang-format and cppcheck
+# Usage: scripts/test.sh [GATE...]   (default: all gates, in that order)
+# Exits non-zero if any gate fails.  CI (.ci/run) calls this script.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh --bench || exit 1
+
+jobs=2
+gates=("$@")
+if ((${#gates[@]} == 0)); then gates=(release asan tsan valgrind lint); fi
+failed=()
+
+build() { # preset
+  cmake --preset "$1" >"build-$1.log" 2>&1 || { cat "build-$1.log"; return 1; }
+  cmake --build --preset "$1" -j"$jobs" 2>&1 | grep -E "error|warning|Error" ; return "${PIPESTATUS[0]}"
+}
+
+gate_release() { build release && ctest --preset release -j"$jobs"; }
+gate_asan() { build asan && ctest --preset asan -j"$jobs"; }
+gate_tsan() { build tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --preset tsan -j"$jobs"; }
+gate_valgrind() { build valgrind && ctest --preset valgrind -j"$jobs"; }
+gate_lint() {
+  local files
+  files=$(git ls-files '*.c' '*.h' '*.cc')
+  # shellcheck disable=SC2086
+  clang-format --dry-run -Werror $files || return 1
+  cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+    --inline-suppr --std=c11 -D__GNUC__ -I lib/include -I lib -I build/release/lib/include \
+    lib locked $( [[ -d lockfree ]] && echo lockfree ) || return 1
+  echo "lint: clang-format and cppcheck clean"
+}
+
+for g in "${gates[@]}"; do
+  echo "=== gate: $g"
+  start=$SECONDS
+  if "gate_$g"; then
+    echo "=== gate $g passed ($((SECONDS - start)) s)"
+  else
+    echo "=== gate $g FAILED ($((SECONDS - start)) s)"
+    failed+=("$g")
+  fi
+done
+rm -f build-*.log
+echo "gates: ${#gates[@]}, failed: ${#failed[@]} ${failed[*]:-}"
+((${#failed[@]} == 0))

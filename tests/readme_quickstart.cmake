@@ -1,0 +1,22 @@
+# Extract the first ```c block of README.md, compile it against the
+# in-tree library and run it: the README's quickstart must work.
+file(READ ${SRC}/README.md readme)
+string(FIND "${readme}" "```c\n" start)
+if(start EQUAL -1)
+  message(FATAL_ERROR "README.md has no ```c block")
+endif()
+math(EXPR start "${start} + 5")
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(FIND "${rest}" "```" end)
+string(SUBSTRING "${rest}" 0 ${end} code)
+file(WRITE ${WORK}/quickstart.c "${code}")
+execute_process(COMMAND ${CC} -std=c11 -Wall -Wextra -Werror ${WORK}/quickstart.c -o ${WORK}/quickstart
+                -I${SRC}/lib/include -I${INC} ${LIB} -Wl,-rpath,${LIBDIR} -lpthread RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the quickstart does not compile")
+endif()
+execute_process(COMMAND ${WORK}/quickstart RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+message(STATUS "${out}")
+if(NOT rc EQUAL 0 OR NOT out MATCHES "1000 gets")
+  message(FATAL_ERROR "the quickstart failed (${rc}): ${out}")
+endif()
