@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include "zp_internal.h"
+#include "zp_poison.h"
 
 /* > 0: allocations left before the armed failure; 0: disarmed. */
 static _Atomic long fail_countdown;
@@ -89,6 +90,7 @@ void _zp_os_free(void *p, size_t cap)
 {
 	if (p == NULL)
 		return;
+	_zp_unpoison(p, cap); /* the allocator may hand this memory out again */
 	if (cap < _ZP_MMAP_MIN)
 		free(p);
 	else

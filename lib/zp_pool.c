@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "zp_internal.h"
+#include "zp_poison.h"
 
 #define SLAB_DESCS 64
 
@@ -286,6 +287,7 @@ long zp_preallocate(zp_pool *pool, size_t count, size_t size)
 		if (b == NULL)
 			return -1;
 		b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
+		_zp_poison(b->data, b->cap);
 		/* A concurrent give may have filled the store meanwhile: then
 		 * something was freed (b, or an older buffer), and we stop. */
 		if (_zp_store_give(pool, _zp_thread_hint(), cls, &b, 1, NULL) != 0)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "zp_internal.h"
+#include "zp_poison.h"
 
 pthread_mutex_t _zp_registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -234,10 +235,12 @@ static zp_cache *attach(zp_pool *pool)
 	zp_buf **slots = (zp_buf **)((char *)tc + slots_off);
 	zp_cache *c = &tc->pub;
 	c->tag = pool->tag;
-	/* Zeroing pools take the slow path for every get: it zeroes. */
-	c->fast_limit = (pool->cfg.flags & ZP_F_ZERO_ON_GET) ? 0 : pool->cfg.max_size + 1;
+	/* Zeroing pools take the slow path for every get: it zeroes.  Debug
+	 * checks send every get and put there: it poisons idle buffers. */
+	c->fast_limit =
+	    (pool->cfg.flags & ZP_F_ZERO_ON_GET) || ZP_DEBUG_CHECKS ? 0 : pool->cfg.max_size + 1;
 	c->min_size = pool->cfg.min_size;
-	c->depth = depth;
+	c->depth = ZP_DEBUG_CHECKS ? 0 : depth;
 	uint32_t sh = pool->spacing_shift;
 	for (unsigned i = sh; i < 64; i++) {
 		c->class_add[i] = (int64_t)(i << sh) - (int64_t)pool->class_base;
@@ -270,6 +273,7 @@ zp_cache *zp_thread_cache(zp_pool *pool)
 
 static zp_buf *hand_out(zp_pool *pool, zp_buf *b, size_t len)
 {
+	_zp_unpoison(b->data, b->cap);
 	b->_zp_owner = pool->tag;
 	*(size_t *)&b->len = len;
 	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
@@ -352,6 +356,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		return rc;
 	unsigned cls = b->_zp_class, hint = _zp_thread_hint();
 	b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
+	_zp_poison(b->data, b->cap);
 	if (tc == NULL) {
 		__atomic_fetch_add(&pool->totals[cls].puts, 1, __ATOMIC_RELAXED);
 		_zp_store_give(pool, hint, cls, &b, 1, NULL);
@@ -363,12 +368,16 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		_zp_store_give(pool, hint, cls, &b, 1, tc->ctr);
 		return 0;
 	}
-	/* Full: drain the coldest batch (the bottom), keep the hot top. */
-	uint32_t n = _ZP_LOAD(&cc->count), k = pool->batch;
-	_zp_store_give(pool, hint, cls, cc->slots, k, tc->ctr);
-	memmove(cc->slots, cc->slots + k, (n - k) * sizeof(zp_buf *));
-	cc->slots[n - k] = b;
-	_ZP_STORE(&cc->count, n - k + 1);
+	uint32_t n = _ZP_LOAD(&cc->count);
+	if (n == pool->depth) {
+		/* Full: drain the coldest batch (the bottom), keep the hot top. */
+		uint32_t k = pool->batch;
+		_zp_store_give(pool, hint, cls, cc->slots, k, tc->ctr);
+		memmove(cc->slots, cc->slots + k, (n - k) * sizeof(zp_buf *));
+		n -= k;
+	}
+	cc->slots[n] = b;
+	_ZP_STORE(&cc->count, n + 1);
 	return 0;
 }
 

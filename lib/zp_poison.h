@@ -1,0 +1,44 @@
+/*
+ * zp_poison.h - use-after-put detection (ZP_DEBUG_CHECKS builds).
+ *
+ * Pools hide use-after-free from sanitizers: a buffer put back is still
+ * mapped and often handed out again.  In debug-checks builds every idle
+ * buffer's data is poisoned: for AddressSanitizer (manual poisoning) when
+ * built with -fsanitize=address, and for valgrind memcheck (no access while
+ * idle, undefined contents when handed out) when its headers are present.
+ * Outside debug-checks builds these compile to nothing.
+ */
+#ifndef ZP_POISON_H
+#define ZP_POISON_H
+
+#include <stddef.h>
+
+#include "zeropool_config.h"
+
+#if ZP_DEBUG_CHECKS
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define _ZP_ASAN_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define _ZP_ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define _ZP_ASAN_POISON(p, n) ((void)0)
+#define _ZP_ASAN_UNPOISON(p, n) ((void)0)
+#endif
+#if defined(__has_include) && __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define _ZP_VG_NOACCESS(p, n) VALGRIND_MAKE_MEM_NOACCESS((p), (n))
+#define _ZP_VG_UNDEFINED(p, n) VALGRIND_MAKE_MEM_UNDEFINED((p), (n))
+#else
+#define _ZP_VG_NOACCESS(p, n) ((void)0)
+#define _ZP_VG_UNDEFINED(p, n) ((void)0)
+#endif
+/* The buffer goes idle: nobody may touch its data. */
+#define _zp_poison(p, n) (_ZP_ASAN_POISON((p), (n)), (void)_ZP_VG_NOACCESS((p), (n)))
+/* The buffer is handed out: accessible, contents unspecified. */
+#define _zp_unpoison(p, n) (_ZP_ASAN_UNPOISON((p), (n)), (void)_ZP_VG_UNDEFINED((p), (n)))
+#else
+#define _zp_poison(p, n) ((void)0)
+#define _zp_unpoison(p, n) ((void)0)
+#endif
+
+#endif /* ZP_POISON_H */
