@@ -4,6 +4,7 @@
 #   asan      the unit suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan      the unit suite under ThreadSanitizer
 #   valgrind  memcheck over the suite, helgrind and DRD over the concurrency tests
+#   fuzz      the libFuzzer harness (clang, ASan+UBSan) for a bounded number of runs
 #   lint      clang-format and cppcheck
 # Usage: scripts/test.sh [GATE...]   (default: all gates, in that order)
 # Exits non-zero if any gate fails.  CI (.ci/run) calls this script.
@@ -13,7 +14,7 @@ scripts/deps.sh --bench || exit 1
 
 jobs=2
 gates=("$@")
-if ((${#gates[@]} == 0)); then gates=(release asan tsan valgrind lint); fi
+if ((${#gates[@]} == 0)); then gates=(release asan tsan valgrind fuzz lint); fi
 failed=()
 
 build() { # preset
@@ -25,6 +26,16 @@ gate_release() { build release && ctest --preset release -j"$jobs"; }
 gate_asan() { build asan && ctest --preset asan -j"$jobs"; }
 gate_tsan() { build tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --preset tsan -j"$jobs"; }
 gate_valgrind() { build valgrind && ctest --preset valgrind -j"$jobs"; }
+gate_fuzz() {
+  local dir=build/fuzz
+  CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZP_FUZZ=ON -DZP_WERROR=ON \
+    -DZP_BUILD_BENCH=OFF -DZP_BUILD_WORKLOADS=OFF \
+    "-DCMAKE_C_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=all" >build-fuzz.log 2>&1 ||
+    { cat build-fuzz.log; return 1; }
+  cmake --build "$dir" -j"$jobs" --target fuzz_pool 2>&1 | grep -E "error|warning"
+  ((PIPESTATUS[0] == 0)) || return 1
+  ctest --test-dir "$dir" -L fuzz --output-on-failure
+}
 gate_lint() {
   local files
   files=$(git ls-files '*.c' '*.h' '*.cc')
