@@ -123,17 +123,18 @@ static void test_preallocate(void)
 		long placed = zp_preallocate(p, 8, 2000);
 		int e = errno;
 		_zp_test_fail_alloc_after(0);
-		if (placed < 0) {
+		/* A failed buffer allocation is ENOMEM; a store that cannot grow
+		 * refuses the buffer (it is freed) and preallocate stops short. */
+		if (placed < 0)
 			CHECK_EQ(e, ENOMEM);
-		} else {
-			CHECK_EQ(placed, 8);
-		}
+		else
+			CHECK(placed <= 8);
 		struct zp_stats st;
 		zp_stats(p, &st);
 		/* what was placed before the failure stays, nothing else lives */
 		CHECK_EQ(st.live_buffers, st.idle_buffers);
-		if (placed == 8)
-			CHECK_EQ(st.idle_buffers, 8);
+		if (placed >= 0)
+			CHECK_EQ(st.idle_buffers, placed);
 		check_consistent(p);
 		zp_pool_destroy(p);
 	}
