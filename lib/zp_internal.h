@@ -34,7 +34,7 @@ void _zp_fatal(const char *file, int line, const char *what) __attribute__((nore
 /* Buffer data: page aligned (mmap) for cap >= _ZP_MMAP_MIN, else
  * posix_memalign with 4 KiB alignment from 4 KiB up and 64 B below.
  * Returns NULL with errno ENOMEM.  `flags` are the pool's ZP_F_* flags. */
-#define _ZP_MMAP_MIN (64u * 1024u)
+#define _ZP_MMAP_MIN ((size_t)64 << 10)
 void *_zp_os_alloc(size_t cap, unsigned flags);
 void _zp_os_free(void *p, size_t cap);
 

@@ -41,7 +41,7 @@ static bool injected_failure(void)
 
 void _zp_fatal(const char *file, int line, const char *what)
 {
-	fprintf(stderr, "zeropool: %s:%d: check failed: %s\n", file, line, what);
+	(void)fprintf(stderr, "zeropool: %s:%d: check failed: %s\n", file, line, what);
 	abort();
 }
 

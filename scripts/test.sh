@@ -5,7 +5,7 @@
 #   tsan      the unit suite under ThreadSanitizer
 #   valgrind  memcheck over the suite, helgrind and DRD over the concurrency tests
 #   fuzz      the libFuzzer harness (clang, ASan+UBSan) for a bounded number of runs
-#   lint      clang-format and cppcheck
+#   lint      clang-format, cppcheck and clang-tidy
 # Usage: scripts/test.sh [GATE...]   (default: all gates, in that order)
 # Exits non-zero if any gate fails.  CI (.ci/run) calls this script.
 set -uo pipefail
@@ -44,7 +44,10 @@ gate_lint() {
   cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
     --inline-suppr --std=c11 -D__GNUC__ -I lib/include -I lib -I build/release/lib/include \
     lib locked $( [[ -d lockfree ]] && echo lockfree ) || return 1
-  echo "lint: clang-format and cppcheck clean"
+  [[ -f build/release/compile_commands.json ]] || build release || return 1
+  # shellcheck disable=SC2046
+  clang-tidy --quiet -p build/release $(git ls-files 'lib/*.c' 'locked/*.c' 'lockfree/*.c') || return 1
+  echo "lint: clang-format, cppcheck and clang-tidy clean"
 }
 
 for g in "${gates[@]}"; do
