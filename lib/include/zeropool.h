@@ -31,8 +31,10 @@
  *                                 |   last call naming it); anything on others
  *
  * A buffer may be put back by a different thread than the one that got it.
- * Two threads must not put the same buffer concurrently (that is a double
- * put; it is detected when the calls are ordered, not when they race).
+ * A double put is refused (EALREADY) while the buffer is idle in the pool;
+ * once the pool has handed it out again it belongs to its new holder, and a
+ * stale put of it cannot be told from the holder's own.  Two threads putting
+ * the same buffer at the same moment are not detected either.
  */
 #ifndef ZEROPOOL_H
 #define ZEROPOOL_H
