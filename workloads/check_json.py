@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Run a workload driver and check what it reports.
+
+    check_json.py [checks] -- DRIVER [ARGS...]
+    check_json.py --selftest
+
+Without --expect-exit the driver must exit 0 and print exactly one JSON
+object on stdout.  The object must have the required fields, conserve
+buffers (gets == puts), and its number of gets must equal both the
+driver's own "expected_gets" and the count this script computes from the
+program, --scale and --threads with its own formulas (docs/workloads.md).
+Pool runs must also have statistics that agree with the driver's counts.
+
+With --expect-exit N only the exit status is checked (and, for a non-zero
+N, that stdout is empty and stderr says something).
+
+Standard library only.
+"""
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+
+# ---- the programs' loop constants (WORKLOADS.md), kept apart from the C code
+
+ML_EPOCHS = 1000
+ML_GETS_PER_EPOCH = 2 + 48 * (10 + 4 + 2 + 2) + 2
+
+NET_THREADS = 8
+NET_CONNECTIONS = 5000
+NET_REQUESTS = 100
+
+FILE_FILES = 500
+FILE_CHUNKS = 50
+FILE_RUNS = 3
+FILE_CHUNK_SIZES = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20]
+
+STRESS_THREADS = 12
+STRESS_PHASES = ["Burst Allocations", "Cache Thrashing", "Mixed Sizes",
+                 "Eviction Pressure", "Random Chaos"]
+
+DEFAULT_THREADS = {
+    "ml_checkpoint_loader": 1,
+    "network_server": NET_THREADS,
+    "file_pipeline": 1,
+    "stress_test": STRESS_THREADS,
+}
+
+STATS_FIELDS = ["gets", "puts", "cache_hits", "store_hits", "fresh", "oversize",
+                "refills", "drains", "evictions", "discards", "trimmed",
+                "contention", "idle_buffers", "idle_bytes", "cached_buffers",
+                "live_buffers", "live_bytes", "outstanding", "classes", "threads"]
+
+M64 = (1 << 64) - 1
+
+
+def scaled(n, scale):
+    """n * scale rounded half up, at least 1 (the drivers' rule)."""
+    return max(1, int(math.floor(n * scale + 0.5)))
+
+
+def stress_phase_gets(scale, threads):
+    burst = scaled(10, scale)
+    thrash = scaled(50000, scale)
+    mixed = scaled(50000, scale)
+    evict = scaled(20, scale)
+    chaos = scaled(50000, scale)
+    evict_gets = sum(100 + (10 if r % 5 == 0 else 0) for r in range(evict))
+    chaos_gets = 0
+    for tid in range(threads):
+        x = (tid * 1103515245 + 12345) & M64
+        for _ in range(chaos):
+            x = (x * 1103515245 + 12345) & M64
+            chaos_gets += 6 if x % 10 == 0 else 1
+    return [threads * burst * 200, threads * thrash * 4, threads * mixed,
+            threads * evict_gets, chaos_gets]
+
+
+def expected(program, scale, threads):
+    """(gets, bytes or None, per-phase gets by name or None)."""
+    if program == "ml_checkpoint_loader":
+        return scaled(ML_EPOCHS, scale) * ML_GETS_PER_EPOCH, None, None
+    if program == "network_server":
+        return threads * scaled(NET_CONNECTIONS, scale) * NET_REQUESTS * 2, None, None
+    if program == "file_pipeline":
+        files = scaled(FILE_FILES, scale)
+        per_run = sum(FILE_CHUNKS * 2 * FILE_CHUNK_SIZES[i % 5] for i in range(files))
+        return FILE_RUNS * files * FILE_CHUNKS * 2, FILE_RUNS * per_run, None
+    if program == "stress_test":
+        phases = stress_phase_gets(scale, threads)
+        return sum(phases), None, dict(zip(STRESS_PHASES, phases))
+    raise ValueError("unknown program %r" % program)
+
+
+def selftest():
+    """The formulas must give the spec's literal counts at scale 1."""
+    checks = [
+        (expected("ml_checkpoint_loader", 1.0, 1)[0], 868000),
+        (expected("network_server", 1.0, 8)[0], 8000000),
+        (expected("file_pipeline", 1.0, 1)[0], 150000),
+        (expected("file_pipeline", 1.0, 1)[1], 3 * 13967360000),
+        (stress_phase_gets(1.0, 12), [24000, 2400000, 600000, 24480, 899680]),
+        (expected("ml_checkpoint_loader", 0.01, 1)[0], 8680),
+    ]
+    bad = [(got, want) for got, want in checks if got != want]
+    for got, want in bad:
+        print("selftest: got %r, want %r" % (got, want), file=sys.stderr)
+    return 1 if bad else 0
+
+
+class Failure(Exception):
+    pass
+
+
+def require(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_num(v):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v))
+
+
+def check_stats(doc):
+    st = doc["stats"]
+    require(isinstance(st, dict), "stats must be an object for a pool backend")
+    for k in STATS_FIELDS:
+        require(is_int(st.get(k)), "stats.%s missing or not an integer" % k)
+    require(st["gets"] == doc["gets"], "stats.gets %d != gets %d" % (st["gets"], doc["gets"]))
+    require(st["puts"] == doc["puts"], "stats.puts %d != puts %d" % (st["puts"], doc["puts"]))
+    require(st["outstanding"] == 0, "stats.outstanding %d != 0" % st["outstanding"])
+    served = st["cache_hits"] + st["store_hits"] + st["fresh"] + st["oversize"]
+    require(served == st["gets"],
+            "cache_hits + store_hits + fresh + oversize = %d != stats.gets %d"
+            % (served, st["gets"]))
+    require(is_num(doc["hit_rate"]), "hit_rate must be a number")
+    want = (st["cache_hits"] + st["store_hits"]) / st["gets"] if st["gets"] else 0.0
+    require(abs(doc["hit_rate"] - want) < 1e-6, "hit_rate %r != %r" % (doc["hit_rate"], want))
+    require(isinstance(doc.get("config"), dict), "config must be an object")
+    require(is_int(doc.get("preallocated")), "preallocated must be an integer")
+
+
+def check_doc(doc, args):
+    require(isinstance(doc, dict), "the JSON value is not an object")
+    for k in ("program", "backend", "allocator", "api"):
+        require(isinstance(doc.get(k), str) and doc[k], "%s missing or not a string" % k)
+    for k in ("scale", "wall_s", "setup_s"):
+        require(is_num(doc.get(k)) and doc[k] >= 0, "%s missing or not a number" % k)
+    for k in ("threads", "gets", "puts", "bytes", "expected_gets"):
+        require(is_int(doc.get(k)) and doc[k] >= 0, "%s missing or not an integer" % k)
+    require(doc.get("ok") is True, "ok is not true")
+    program = doc["program"]
+    require(program in DEFAULT_THREADS, "unknown program %r" % program)
+
+    phases = doc.get("phases")
+    require(isinstance(phases, list) and phases, "phases missing or empty")
+    for p in phases:
+        require(isinstance(p, dict) and isinstance(p.get("name"), str)
+                and is_num(p.get("seconds")) and is_int(p.get("gets")),
+                "bad phase entry %r" % (p,))
+    require(sum(p["gets"] for p in phases) == doc["gets"],
+            "the phases' gets do not add up to gets")
+
+    gets = doc["gets"]
+    require(gets == doc["puts"], "gets %d != puts %d" % (gets, doc["puts"]))
+    require(gets == doc["expected_gets"],
+            "gets %d != the driver's expected_gets %d" % (gets, doc["expected_gets"]))
+    want_gets, want_bytes, want_phases = expected(program, doc["scale"], doc["threads"])
+    require(gets == want_gets, "gets %d != %d computed for %s at scale %r, %d threads"
+            % (gets, want_gets, program, doc["scale"], doc["threads"]))
+    if want_bytes is not None:
+        require(doc["bytes"] == want_bytes, "bytes %d != %d" % (doc["bytes"], want_bytes))
+    if want_phases is not None:
+        got = {p["name"]: p["gets"] for p in phases}
+        require(got == want_phases, "phase gets %r != %r" % (got, want_phases))
+    if args.expect_gets is not None:
+        require(gets == args.expect_gets, "gets %d != %d" % (gets, args.expect_gets))
+    if args.expect_bytes is not None:
+        require(doc["bytes"] == args.expect_bytes,
+                "bytes %d != %d" % (doc["bytes"], args.expect_bytes))
+
+    if doc["backend"] == "malloc":
+        require(doc.get("stats", 0) is None and doc.get("hit_rate", 0) is None,
+                "malloc runs must have null stats and hit_rate")
+    else:
+        check_stats(doc)
+
+
+def run(args):
+    try:
+        proc = subprocess.run(args.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        raise Failure("timed out after %d s" % args.timeout)
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+
+    if args.expect_exit is not None:
+        require(proc.returncode == args.expect_exit, "exit status %d, expected %d; stderr: %s"
+                % (proc.returncode, args.expect_exit, err.strip()))
+        if args.expect_exit != 0:
+            require(out == "", "stdout should be empty, got %r" % out[:200])
+            require(err.strip() != "", "stderr should explain the error")
+        if args.stdout_contains is not None:
+            require(args.stdout_contains in out, "stdout lacks %r" % args.stdout_contains)
+        return None
+
+    require(proc.returncode == 0, "exit status %d; stderr: %s" % (proc.returncode, err.strip()))
+    try:
+        doc = json.loads(out)
+    except ValueError as e:
+        raise Failure("stdout is not one JSON value (%s): %r" % (e, out[:200]))
+    check_doc(doc, args)
+    return doc
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--expect-exit", type=int)
+    ap.add_argument("--expect-gets", type=int)
+    ap.add_argument("--expect-bytes", type=int)
+    ap.add_argument("--stdout-contains")
+    ap.add_argument("--timeout", type=int, default=280)
+    ap.add_argument("command", nargs="*")
+    args = ap.parse_args()
+
+    if args.selftest:
+        return selftest()
+    if not args.command:
+        ap.error("no driver command given")
+    try:
+        doc = run(args)
+    except Failure as e:
+        print("FAIL: %s\n  command: %s" % (e, " ".join(args.command)), file=sys.stderr)
+        return 1
+    if doc is not None:
+        print("ok: %s/%s gets %d, wall %.3f s" % (doc["program"], doc["backend"], doc["gets"],
+                                                  doc["wall_s"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+/*
+ * file_pipeline - port of zeropool's profiling/file_pipeline.rs.
+ *
+ * One thread runs a read -> transform -> write pipeline over 500 files of
+ * 50 chunks, three times.  File i has type i % 5, which picks its chunk
+ * size (4 KiB .. 1 MiB).  Per chunk the read buffer stays live while the
+ * write buffer is got, so two buffers of one class are out at a time.
+ * See docs/workloads.md.
+ */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "wl_common.h"
+
+#define NUM_FILES 500 /* scaled by --scale */
+#define CHUNKS_PER_FILE 50
+#define SIMULATION_RUNS 3
+#define GETS_PER_CHUNK 2
+
+static const wl_prog PROG = {
+    .name = "file_pipeline",
+    .summary = "Read -> transform -> write chunks of 4 KiB .. 1 MiB, 3 runs, one thread.",
+    .scaled = "the number of files per run (500; 50 chunks and 100 gets each)",
+    .default_threads = 0,
+};
+
+/* SmallText, MediumJson, LargeImage, VideoChunk, Database. */
+static const size_t CHUNK_SIZES[] = {
+    4 * WL_KIB, 16 * WL_KIB, 64 * WL_KIB, 256 * WL_KIB, 1 * WL_MIB,
+};
+
+#define NUM_FILE_TYPES (sizeof(CHUNK_SIZES) / sizeof(CHUNK_SIZES[0]))
+
+static const char *const RUN_NAMES[SIMULATION_RUNS] = {"run 1", "run 2", "run 3"};
+
+static void process_chunk(wl_thread *t, size_t chunk)
+{
+	wl_buf rd = wl_get(t, chunk);
+	wl_buf wr;
+
+	/* read_chunk, transform_data */
+	wl_write(rd.data, 0, 1);
+	wl_black_box(rd.len);
+
+	wr = wl_get(t, chunk);
+	/* prepare_output, write_chunk */
+	wl_black_box(rd.len);
+	wl_write(wr.data, 0, 1);
+	wl_black_box(wr.len);
+
+	wl_put(t, wr);
+	wl_put(t, rd);
+}
+
+static void process_file(wl_thread *t, uint64_t file)
+{
+	size_t chunk = CHUNK_SIZES[file % NUM_FILE_TYPES];
+
+	for (int c = 0; c < CHUNKS_PER_FILE; c++)
+		process_chunk(t, chunk);
+}
+
+/* Bytes one run counts: both buffers of every chunk of every file. */
+static uint64_t bytes_per_run(uint64_t files)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < NUM_FILE_TYPES; i++) {
+		uint64_t n = files / NUM_FILE_TYPES + (i < files % NUM_FILE_TYPES ? 1 : 0);
+		sum += n * CHUNKS_PER_FILE * GETS_PER_CHUNK * CHUNK_SIZES[i];
+	}
+	return sum;
+}
+
+/* The original's pool: tls 4, 24 per class, min 4 KiB. */
+static void open_pool(wl_ctx *ctx)
+{
+	zp_config cfg;
+
+	wl_config_init(ctx, &cfg);
+	cfg.cache_depth = 4;
+	cfg.max_per_class = 24;
+	cfg.min_size = 4 * WL_KIB;
+	wl_pool_open(ctx, &cfg);
+}
+
+static void warm_up(wl_ctx *ctx)
+{
+	for (size_t i = 0; i < NUM_FILE_TYPES; i++)
+		wl_preallocate(ctx, 8, CHUNK_SIZES[i]);
+}
+
+int main(int argc, char **argv)
+{
+	wl_ctx ctx;
+	wl_thread t;
+	uint64_t files;
+	double t0;
+	char d[32];
+
+	wl_init(&ctx, &PROG, argc, argv);
+	files = wl_scaled(&ctx, NUM_FILES);
+	ctx.expected_gets = SIMULATION_RUNS * files * CHUNKS_PER_FILE * GETS_PER_CHUNK;
+	ctx.expected_bytes = SIMULATION_RUNS * bytes_per_run(files);
+
+	wl_log(&ctx, "=== File Pipeline Profiling ===\n");
+	wl_log(&ctx, "Files to process: %llu\n", (unsigned long long)files);
+	wl_log(&ctx, "Chunks per file: %d\n", CHUNKS_PER_FILE);
+	wl_log(&ctx, "Simulation runs: %d\n", SIMULATION_RUNS);
+
+	t0 = wl_now();
+	open_pool(&ctx);
+	wl_log(&ctx, "Pre-allocating buffers...\n");
+	warm_up(&ctx);
+	ctx.setup_s = wl_now() - t0;
+	wl_phase_add(&ctx, "warmup", ctx.setup_s, 0);
+
+	wl_thread_init(&ctx, &t, 0, NULL);
+	t.report = ctx.progress;
+	wl_progress_begin(&ctx, "files", SIMULATION_RUNS * files, &t, 1);
+	for (int run = 0; run < SIMULATION_RUNS; run++) {
+		uint64_t gets0 = t.gets, bytes0 = t.bytes;
+		double r0, rs;
+
+		wl_log(&ctx, "\n[Run %d/%d] Processing files...\n", run + 1, SIMULATION_RUNS);
+		r0 = wl_now();
+		for (uint64_t f = 0; f < files; f++) {
+			process_file(&t, f);
+			wl_progress_tick(&t, 1);
+		}
+		rs = wl_now() - r0;
+		ctx.wall_s += rs;
+		wl_phase_add(&ctx, RUN_NAMES[run], rs, t.gets - gets0);
+		wl_log(&ctx, "[Run %d/%d] Completed in %s, %.2f GB processed\n", run + 1,
+		       SIMULATION_RUNS, wl_fmt_dur(rs, d, sizeof(d)),
+		       (double)(t.bytes - bytes0) / 1e9);
+	}
+	wl_progress_end();
+	wl_thread_collect(&ctx, &t);
+
+	wl_log(&ctx, "\n=== Profiling Complete ===\n");
+	wl_log(&ctx, "Total time: %s\n", wl_fmt_dur(ctx.wall_s, d, sizeof(d)));
+	wl_log(&ctx, "Average run time: %s\n",
+	       wl_fmt_dur(ctx.wall_s / SIMULATION_RUNS, d, sizeof(d)));
+	if (ctx.pool != NULL)
+		wl_log(&ctx, "Pool stats: %lld buffers in pool\n",
+		       (long long)wl_idle_buffers(&ctx));
+	wl_extra(&ctx, "files", files);
+	return wl_finish(&ctx);
+}
