@@ -24,7 +24,11 @@ build() { # preset
 
 gate_release() { build release && ctest --preset release -j"$jobs"; }
 gate_asan() { build asan && ctest --preset asan -j"$jobs"; }
-gate_tsan() { build tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --preset tsan -j"$jobs"; }
+gate_tsan() {
+  # tests/tsan.supp: liburcu is not instrumented (see the file)
+  build tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
+    ctest --preset tsan -j"$jobs"
+}
 gate_valgrind() { build valgrind && ctest --preset valgrind -j"$jobs"; }
 gate_fuzz() {
   local dir=build/fuzz

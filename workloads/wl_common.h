@@ -38,9 +38,11 @@
  * volatile accesses, so neither the call nor the bytes can be dropped.  No
  * "memory" clobber: it would also force every counter out of registers.
  */
-static inline void wl_escape(const void *p)
+static inline void wl_escape(void *p)
 {
-	__asm__ volatile("" : : "r"(p));
+	/* non-const and a memory clobber: the compiler must assume the bytes
+	 * behind p are read and written here (and that p escapes) */
+	__asm__ volatile("" : : "r"(p) : "memory");
 }
 
 /* Rust's black_box(len): the value must be computed. */

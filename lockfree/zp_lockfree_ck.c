@@ -1,0 +1,332 @@
+/*
+ * zp_lockfree_ck.c - the lock-free backend, Concurrency Kit flavour
+ * ("lockfree-ck").  Design, ABA and reclamation argument: docs/lockfree.md.
+ *
+ * Per class, three ck_stack_t (16-byte aligned for cmpxchg16b) in one cache
+ * line, plus an approximate buffer count:
+ *
+ *   full     magazines holding 1..cap descriptors (a stack of batches)
+ *   empty    spare magazines of this class
+ *   singles  descriptors themselves, linked through zp_buf._zp_link[0];
+ *            gives of ZP_LF_CK_SINGLE_MAX buffers or fewer go here (a
+ *            magazine would cost two stack operations per side for one
+ *            buffer), and so does a batch when no magazine can be had
+ *
+ * Pops are ck_stack_trypop_mpmc (DWCAS on {head, generation}); pushes are
+ * ck_stack_trypush_mpmc.  Both are retried here so that every failed CAS
+ * can be counted as contention; the loop is the body of ck_stack_pop_mpmc
+ * / ck_stack_push_mpmc, unchanged.
+ *
+ * ABA safety: every node ever pushed is type-stable for the store's life.
+ * Magazines live in chunks that the store frees only in destroy();
+ * descriptors live in the pool's slabs, which the pool frees only after
+ * destroy().  A stale popper therefore reads a `next` from memory that is
+ * still mapped and still a node, and the generation counter makes its CAS
+ * fail.  Nothing is freed before destroy(), so no ck_epoch is needed.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <ck_pr.h>
+#include <ck_stack.h>
+
+#include "zp_internal.h"
+#include "zp_annotate.h"
+#include "zp_magazine.h"
+
+#ifndef CK_F_STACK_POP_MPMC
+#if defined(__clang_analyzer__) || defined(__CPPCHECK__)
+/* Static analysers make CK fall back to its generic builtins, which have no
+ * double-width CAS: give them the single-width pop to look at.  Never built. */
+#define ck_stack_trypop_mpmc ck_stack_trypop_upmc
+#else
+/* cppcheck-suppress preprocessorErrorDirective */
+#error "lockfree-ck needs ck_stack_pop_mpmc (a double-width CAS), which CK lacks on this target"
+#endif
+#endif
+
+/* Gives of at most this many buffers push the descriptors themselves, and
+ * takes of at most this many look at the singles first.  0: magazines
+ * only (the single-buffer path is then used only when no magazine can be
+ * allocated).  See docs/lockfree.md for the measurements behind 1. */
+#ifndef ZP_LF_CK_SINGLE_MAX
+#define ZP_LF_CK_SINGLE_MAX 1
+#endif
+
+#define RELAXED memory_order_relaxed
+#define ZP_ALIGNED_16 __attribute__((aligned(16)))
+
+struct ck_mag {
+	ck_stack_entry_t link; /* on its class's full or empty stack */
+	uint32_t count;        /* bufs[0..count), bufs[count-1] the hottest */
+	uint32_t _pad;
+	zp_buf *bufs[];
+};
+
+/* A slab chunk: this header, then per_chunk nodes of `stride` bytes. */
+struct ck_chunk {
+	ck_stack_entry_t link; /* on store->chunks */
+} ZP_ALIGNED_CL;
+
+struct ck_class {
+	ck_stack_t full ZP_ALIGNED_16;
+	ck_stack_t singles ZP_ALIGNED_16;
+	ck_stack_t empty ZP_ALIGNED_16;
+	_Atomic size_t count; /* >= buffers in full + singles */
+} ZP_ALIGNED_CL;
+
+struct ck_store {
+	unsigned classes;
+	uint32_t cap;       /* buffers per magazine */
+	size_t max;         /* max_per_class */
+	size_t stride;      /* bytes per magazine node */
+	unsigned per_chunk; /* magazines per chunk */
+	ck_stack_t chunks ZP_ALIGNED_16;
+	_Atomic uint64_t contention ZP_ALIGNED_CL; /* failed CAS (push or pop) */
+	struct ck_class cls[];
+};
+
+_Static_assert(offsetof(struct ck_class, full) % 16 == 0, "cmpxchg16b needs 16-byte alignment");
+_Static_assert(offsetof(struct ck_class, singles) % 16 == 0, "cmpxchg16b needs 16-byte alignment");
+_Static_assert(offsetof(struct ck_class, empty) % 16 == 0, "cmpxchg16b needs 16-byte alignment");
+_Static_assert(sizeof(struct ck_class) == ZP_CACHELINE, "one cache line per class");
+_Static_assert(offsetof(struct ck_store, cls) % ZP_CACHELINE == 0, "classes start a line");
+_Static_assert(sizeof(ck_stack_entry_t) == sizeof(void *), "a link word holds a stack entry");
+
+static inline struct ck_mag *mag_of(ck_stack_entry_t *e)
+{
+	return (struct ck_mag *)((char *)e - offsetof(struct ck_mag, link));
+}
+
+static inline ck_stack_entry_t *desc_entry(zp_buf *b)
+{
+	return (ck_stack_entry_t *)(void *)&b->_zp_link[0];
+}
+
+static inline zp_buf *desc_of(ck_stack_entry_t *e)
+{
+	return (zp_buf *)(void *)((char *)e - offsetof(zp_buf, _zp_link));
+}
+
+/* ---- the library's stack, with failed CAS attempts counted ------------ */
+
+static void count_contention(struct ck_store *s, unsigned fails)
+{
+	atomic_fetch_add_explicit(&s->contention, fails, RELAXED);
+}
+
+static inline void lf_push(struct ck_store *s, ck_stack_t *st, ck_stack_entry_t *e)
+{
+	unsigned fails = 0;
+	zp_hb_before(st);
+	zp_racy_begin();
+	while (!ck_stack_trypush_mpmc(st, e)) {
+		fails++;
+		ck_pr_stall();
+	}
+	zp_racy_end();
+	if (ZP_UNLIKELY(fails != 0))
+		count_contention(s, fails);
+}
+
+static inline ck_stack_entry_t *lf_pop(struct ck_store *s, ck_stack_t *st)
+{
+	ck_stack_entry_t *e = NULL;
+	unsigned fails = 0;
+	zp_racy_begin();
+	/* trypop fails on an empty stack and on a lost CAS: tell them apart. */
+	while (!ck_stack_trypop_mpmc(st, &e)) {
+		if (ck_pr_load_ptr(&st->head) == NULL) {
+			e = NULL;
+			break;
+		}
+		fails++;
+		ck_pr_stall();
+	}
+	zp_racy_end();
+	if (ZP_UNLIKELY(fails != 0))
+		count_contention(s, fails);
+	if (e != NULL)
+		zp_hb_after(st);
+	return e;
+}
+
+/* ---- magazines --------------------------------------------------------- */
+
+/* Carve a new chunk: keep one magazine, file the others as spares. */
+static struct ck_mag *mag_grow(struct ck_store *s, struct ck_class *c)
+{
+	struct ck_chunk *ch = _zp_meta_alloc(sizeof *ch + s->per_chunk * s->stride);
+	if (ch == NULL)
+		return NULL;
+	zp_racy_by_design(&ch->link, sizeof ch->link);
+	lf_push(s, &s->chunks, &ch->link);
+	char *base = (char *)(ch + 1);
+	for (unsigned i = 0; i < s->per_chunk; i++) {
+		struct ck_mag *m = (struct ck_mag *)(void *)(base + i * s->stride);
+		zp_racy_by_design(&m->link, sizeof m->link);
+		if (i > 0)
+			lf_push(s, &c->empty, &m->link);
+	}
+	return (struct ck_mag *)(void *)base;
+}
+
+static inline struct ck_mag *mag_get(struct ck_store *s, struct ck_class *c)
+{
+	ck_stack_entry_t *e = lf_pop(s, &c->empty);
+	if (e != NULL)
+		return mag_of(e);
+	return mag_grow(s, c);
+}
+
+/* ---- the ops ------------------------------------------------------------ */
+
+static void *ck_create(const struct zp_store_params *p)
+{
+	if (p->classes == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct ck_store *s =
+	    _zp_meta_alloc(sizeof *s + (size_t)p->classes * sizeof(struct ck_class));
+	if (s == NULL)
+		return NULL;
+	/* _zp_meta_alloc zeroes: every stack starts as CK_STACK_INITIALIZER. */
+	s->classes = p->classes;
+	s->max = p->max_per_class;
+	unsigned cap = p->max_batch;
+	if (cap < 1)
+		cap = 1;
+	if (cap > ZP_MAG_MAX_CAP)
+		cap = ZP_MAG_MAX_CAP;
+	s->cap = cap;
+	zp_mag_layout(offsetof(struct ck_mag, bufs), cap, sizeof(struct ck_chunk), &s->stride,
+		      &s->per_chunk);
+	return s;
+}
+
+static void ck_destroy(void *store)
+{
+	struct ck_store *s = store;
+	/* Last call on this store: no concurrent pops, no stale poppers. */
+	ck_stack_entry_t *e = ck_stack_batch_pop_npsc(&s->chunks);
+	while (e != NULL) {
+		ck_stack_entry_t *next = e->next;
+		_zp_meta_free((char *)e - offsetof(struct ck_chunk, link));
+		e = next;
+	}
+	_zp_meta_free(s);
+}
+
+/* Pop descriptors into the free end of out[0..n) (see zp_mag_drain_to_end). */
+static unsigned take_singles(struct ck_store *s, struct ck_class *c, zp_buf **out, unsigned n,
+			     unsigned got)
+{
+	while (got < n) {
+		ck_stack_entry_t *e = lf_pop(s, &c->singles);
+		if (e == NULL)
+			break;
+		out[n - 1 - got] = desc_of(e);
+		got++;
+	}
+	return got;
+}
+
+static unsigned take_mags(struct ck_store *s, struct ck_class *c, zp_buf **out, unsigned n,
+			  unsigned got)
+{
+	while (got < n) {
+		ck_stack_entry_t *e = lf_pop(s, &c->full);
+		if (e == NULL)
+			break;
+		struct ck_mag *m = mag_of(e);
+		got += zp_mag_drain_to_end(m->bufs, &m->count, out, n - got);
+		/* Type-stable + generation counted: a popped node may go straight
+		 * back, to either stack. */
+		lf_push(s, m->count != 0 ? &c->full : &c->empty, &m->link);
+	}
+	return got;
+}
+
+static unsigned ck_take(void *store, unsigned hint, unsigned cls, zp_buf **out, unsigned n)
+{
+	struct ck_store *s = store;
+	struct ck_class *c = &s->cls[cls];
+	unsigned got = 0;
+	(void)hint;
+	zp_assert(cls < s->classes);
+	if (n <= ZP_LF_CK_SINGLE_MAX)
+		got = take_singles(s, c, out, n, got);
+	got = take_mags(s, c, out, n, got);
+	if (got < n)
+		got = take_singles(s, c, out, n, got);
+	zp_lf_release(&c->count, got);
+	zp_out_compact(out, n, got);
+	return got;
+}
+
+static void push_singles(struct ck_store *s, struct ck_class *c, zp_buf *const *in, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		zp_racy_by_design(&in[i]->_zp_link[0], sizeof in[i]->_zp_link[0]);
+		lf_push(s, &c->singles, desc_entry(in[i])); /* in[n-1], the hottest, ends on top */
+	}
+}
+
+static unsigned ck_give(void *store, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
+			zp_buf **victims)
+{
+	struct ck_store *s = store;
+	struct ck_class *c = &s->cls[cls];
+	(void)hint;
+	zp_assert(cls < s->classes);
+	/* Over the bound the incoming buffers are refused (drop-newest), the
+	 * coldest of them first; drop-coldest falls back to this (a stack
+	 * cannot reach its bottom): docs/lockfree.md. */
+	unsigned admit = zp_lf_reserve(&c->count, n, s->max);
+	unsigned nv = n - admit;
+	memcpy(victims, in, (size_t)nv * sizeof(zp_buf *));
+	in += nv;
+	if (admit <= ZP_LF_CK_SINGLE_MAX) {
+		push_singles(s, c, in, admit);
+		return nv;
+	}
+	while (admit > 0) {
+		struct ck_mag *m = mag_get(s, c);
+		if (m == NULL) { /* ENOMEM: the descriptors link themselves */
+			push_singles(s, c, in, admit);
+			break;
+		}
+		m->count = 0;
+		unsigned k = zp_mag_fill(m->bufs, &m->count, s->cap, in, admit);
+		lf_push(s, &c->full, &m->link);
+		in += k;
+		admit -= k;
+	}
+	return nv;
+}
+
+static size_t ck_count(void *store, unsigned cls)
+{
+	struct ck_store *s = store;
+	return atomic_load_explicit(&s->cls[cls].count, RELAXED);
+}
+
+static void ck_stats(void *store, struct zp_backend_stats *out)
+{
+	struct ck_store *s = store;
+	out->contention = atomic_load_explicit(&s->contention, RELAXED);
+}
+
+const struct zp_backend_ops _zp_backend_lockfree_ck = {
+    .name = "lockfree-ck",
+    .create = ck_create,
+    .destroy = ck_destroy,
+    .take = ck_take,
+    .give = ck_give,
+    .count = ck_count,
+    .stats = ck_stats,
+    .thread_exit = NULL,
+};

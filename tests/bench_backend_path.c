@@ -1,0 +1,161 @@
+/*
+ * bench_backend_path.c - the cost of the shared store, backend against
+ * backend, in one run (so every number comes from the same machine state).
+ *
+ *   usage: bench_backend_path [SECONDS_PER_RUN [REPS [BACKEND...]]]
+ *
+ * Two loops, each run with 1 and 2 threads, REPS times (default 5), and
+ * reported as the median (min..max) of the per-run figures:
+ *
+ *   path   cache_depth 0: every zp_get is a take(1), every zp_put a give(1)
+ *          -> ns per get+put pair, per thread (wall time / pairs)
+ *   batch  cache_depth 8, batch 4: get 32 buffers, put them back, so every
+ *          4 gets refill from the store and every 4 puts drain to it
+ *          -> ns per buffer get+put, per thread
+ *
+ * plus the aggregate rate (Mpairs/s, all threads).  Uses only zeropool.h.
+ * Not a CI test: run it by hand (docs/lockfree.md).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "zeropool.h"
+
+enum { MAX_REPS = 31, WORKING_SET = 32 };
+
+struct job {
+	zp_pool *pool;
+	int batch_mode;
+	double seconds;
+	atomic_int *ready;
+	atomic_int *go;
+	unsigned long pairs;
+	double elapsed;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void *run_job(void *arg)
+{
+	struct job *j = arg;
+	zp_buf *set[WORKING_SET];
+	atomic_fetch_add(j->ready, 1);
+	while (!atomic_load(j->go))
+		;
+	unsigned long pairs = 0;
+	double t0 = now(), t;
+	do {
+		for (int k = 0; k < 64; k++) {
+			if (j->batch_mode) {
+				for (int i = 0; i < WORKING_SET; i++)
+					set[i] = zp_get(j->pool, 256);
+				for (int i = WORKING_SET - 1; i >= 0; i--)
+					zp_put(j->pool, set[i]);
+				pairs += WORKING_SET;
+			} else {
+				zp_buf *b = zp_get(j->pool, 256);
+				zp_put(j->pool, b);
+				pairs++;
+			}
+		}
+		t = now();
+	} while (t - t0 < j->seconds);
+	j->pairs = pairs;
+	j->elapsed = t - t0;
+	return NULL;
+}
+
+/* One timed run: ns per pair per thread, and aggregate Mpairs/s. */
+static int run_once(const char *backend, int batch_mode, unsigned threads, double seconds,
+		    double *ns, double *mops)
+{
+	zp_config cfg;
+	zp_config_init(&cfg);
+	cfg.backend = backend;
+	cfg.cache_depth = batch_mode ? 8 : 0;
+	cfg.batch = batch_mode ? 4 : 0;
+	cfg.max_per_class = 256;
+	zp_pool *pool = zp_pool_create(&cfg);
+	if (pool == NULL)
+		return -1;
+	atomic_int ready = 0, go = 0;
+	struct job jobs[2];
+	pthread_t tid[2];
+	for (unsigned i = 0; i < threads; i++) {
+		jobs[i] = (struct job){.pool = pool,
+				       .batch_mode = batch_mode,
+				       .seconds = seconds,
+				       .ready = &ready,
+				       .go = &go};
+		pthread_create(&tid[i], NULL, run_job, &jobs[i]);
+	}
+	while (atomic_load(&ready) < (int)threads)
+		;
+	atomic_store(&go, 1);
+	double sum_ns = 0, rate = 0;
+	for (unsigned i = 0; i < threads; i++) {
+		pthread_join(tid[i], NULL);
+		sum_ns += jobs[i].elapsed * 1e9 / (double)jobs[i].pairs;
+		rate += (double)jobs[i].pairs / jobs[i].elapsed;
+	}
+	zp_pool_destroy(pool);
+	*ns = sum_ns / threads;
+	*mops = rate / 1e6;
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	double seconds = argc > 1 ? atof(argv[1]) : 0.2;
+	int reps = argc > 2 ? atoi(argv[2]) : 5;
+	if (reps < 1)
+		reps = 1;
+	if (reps > MAX_REPS)
+		reps = MAX_REPS;
+	const char *names[16];
+	int nb = 0;
+	for (int i = 3; i < argc && nb < 16; i++)
+		names[nb++] = argv[i];
+	if (nb == 0)
+		for (size_t i = 0; i < zp_backend_count() && nb < 16; i++)
+			names[nb++] = zp_backend_at(i);
+
+	printf("%-6s %-14s %7s %10s %21s %12s\n", "loop", "backend", "threads", "ns/pair",
+	       "(min..max)", "Mpairs/s");
+	for (int mode = 0; mode < 2; mode++)
+		for (unsigned threads = 1; threads <= 2; threads++) {
+			/* Interleave the backends rep by rep, so drift hits all alike. */
+			double ns[16][MAX_REPS], mops[16][MAX_REPS];
+			for (int r = 0; r < reps; r++)
+				for (int b = 0; b < nb; b++)
+					if (run_once(names[b], mode, threads, seconds, &ns[b][r],
+						     &mops[b][r]) != 0) {
+						perror(names[b]);
+						return 1;
+					}
+			for (int b = 0; b < nb; b++) {
+				qsort(ns[b], (size_t)reps, sizeof(double), cmp_double);
+				qsort(mops[b], (size_t)reps, sizeof(double), cmp_double);
+				printf("%-6s %-14s %7u %10.1f %9.1f..%-10.1f %12.2f\n",
+				       mode ? "batch" : "path", names[b], threads, ns[b][reps / 2],
+				       ns[b][0], ns[b][reps - 1], mops[b][reps / 2]);
+			}
+		}
+	return 0;
+}
