@@ -8,9 +8,12 @@
  * returned).  The class bound max_per_class is split across the shards.
  *
  * A thread works in its home shard (hint & mask).  take() then looks in
- * every other shard that is not empty before giving up; give() tries the
- * others only with trylock (never waits) before evicting in the home shard.
- * Every failed trylock counts as contention.
+ * every other shard before giving up; give() tries the others only with
+ * trylock (never waits) before evicting.  Drop-coldest evicts the least
+ * recently returned buffer of the home shard (or of the first shard after
+ * it that holds the class at all): "coldest" is per shard, the price of not
+ * keeping one global order under one lock.  Every failed trylock counts as
+ * contention.
  *
  * Synchronization: everything in a shard is guarded by its mutex, even
  * the counts read by count() and stats: no unlocked peeks, so helgrind and
@@ -162,16 +165,23 @@ static unsigned locked_give(void *store, unsigned hint, unsigned cls, zp_buf *co
 	}
 	if (i == n)
 		return 0;
-	struct shard *home = &s->shard[hint & s->mask];
-	struct ring *r = &home->rings[cls];
-	if (s->evict == ZP_EVICT_DROP_COLDEST && r->cap > 0) {
-		lock_shard(home);
-		for (; i < n; i++) {
-			if (r->count == r->cap)
-				victims[nv++] = pop_bottom(r);
-			push_top(r, in[i]);
+	if (s->evict == ZP_EVICT_DROP_COLDEST) {
+		/* Evict in the home shard, or in the first one after it that
+		 * has room for this class at all (max_per_class < shards). */
+		struct shard *sh = NULL;
+		for (unsigned j = 0; j < s->shards && sh == NULL; j++)
+			if (s->shard[(hint + j) & s->mask].rings[cls].cap > 0)
+				sh = &s->shard[(hint + j) & s->mask];
+		if (sh != NULL) {
+			struct ring *r = &sh->rings[cls];
+			lock_shard(sh);
+			for (; i < n; i++) {
+				if (r->count == r->cap)
+					victims[nv++] = pop_bottom(r);
+				push_top(r, in[i]);
+			}
+			pthread_mutex_unlock(&sh->lock);
 		}
-		pthread_mutex_unlock(&home->lock);
 	}
 	while (i < n)
 		victims[nv++] = in[i++];

@@ -67,7 +67,10 @@ extern "C" {
 /* Configuration                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* What the shared store does with a buffer when its class is full. */
+/* What the shared store does with a buffer when its class is full.
+ * Drop-coldest frees the least recently returned buffer: in `locked`, the
+ * coldest of the giving thread's shard; the lock-free backends are stacks,
+ * which cannot reach their bottom, and drop the newest instead. */
 typedef enum zp_evict_policy {
 	ZP_EVICT_DROP_COLDEST = 0, /* free the least recently returned buffer */
 	ZP_EVICT_DROP_NEWEST = 1,  /* free the incoming buffer (refuse it) */
