@@ -1,0 +1,951 @@
+/*
+ * zp_bench_cases.c - bodies and matrix of the micro-benchmarks (see
+ * zp_bench_cases.h for the life cycle of a run, docs/benchmarks.md for what
+ * each case measures).
+ *
+ * Every body is written once, generic over "who serves get/put" (the pool
+ * through zp_get/zp_put, the pool through an explicit zp_cache handle,
+ * malloc/free, a thread-local array stack), and instantiated per server
+ * with the server a compile-time constant, so each timed loop is straight
+ * code with no indirect call of ours in it.
+ *
+ * Every get writes byte 0 of the buffer (a fresh mmap-backed malloc then
+ * pays its page fault, as a real user would) and every pointer escapes
+ * through an empty asm, so the compiler can neither drop a malloc/free pair
+ * nor hoist the size-class computation out of the loop.
+ */
+#include "zp_bench_cases.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "zeropool.h"
+
+#ifdef ZPB_HAVE_DPDK
+#include "zp_bench_dpdk.h"
+#endif
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * 1024)
+
+#define ZPB_LIKELY(x) __builtin_expect(!!(x), 1)
+#define ZPB_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- the matrix ------------------------------------------------------------ */
+
+enum server {
+	S_POOL,   /* zp_get / zp_put */
+	S_HANDLE, /* zp_thread_cache once, then zp_cache_get / zp_cache_put */
+	S_MALLOC, /* malloc / free, whichever library serves malloc */
+	S_TLS,    /* a thread-local array stack of preallocated buffers: the floor */
+	S_DPDK,   /* rte_mempool_get / rte_mempool_put with the lcore cache */
+};
+
+enum body {
+	B_PAIR,     /* get, touch, put */
+	B_WORKSET,  /* get `keep` buffers (touching each), then put them in order */
+	B_PRODCONS, /* even threads get and pass through an SPSC ring, odd threads put */
+};
+
+#define ZPB_MAX_CASE_THREADS 16
+
+struct zpb_case {
+	char name[192];
+	enum server server;
+	enum body body;
+	size_t size;
+	unsigned keep;
+	zp_config cfg; /* pool servers */
+	unsigned threads[ZPB_MAX_CASE_THREADS];
+	size_t nthreads;
+	uint64_t batch;
+	const char *label;
+};
+
+static zpb_case *cases;
+static size_t ncases, capcases;
+static char errbuf[512];
+
+const char *zpb_error(void)
+{
+	return errbuf;
+}
+
+static void set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void set_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+	va_end(ap);
+}
+
+static void die(const char *fmt, ...) __attribute__((noreturn, cold, format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "zp_bench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	abort();
+}
+
+/* ---- which library serves malloc ------------------------------------------- */
+
+static char malloc_lib[512];
+static const char *malloc_prov;
+
+static void detect_malloc(void)
+{
+	if (malloc_prov != NULL)
+		return;
+	Dl_info di;
+	void *f = dlsym(RTLD_DEFAULT, "malloc");
+	const char *path = NULL;
+	if (f != NULL && dladdr(f, &di) != 0 && di.dli_fname != NULL)
+		path = di.dli_fname;
+	snprintf(malloc_lib, sizeof malloc_lib, "%s", path ? path : "unknown");
+	const char *base = strrchr(malloc_lib, '/');
+	base = base ? base + 1 : malloc_lib;
+	if (strstr(base, "jemalloc"))
+		malloc_prov = "jemalloc";
+	else if (strstr(base, "mimalloc"))
+		malloc_prov = "mimalloc";
+	else if (strstr(base, "tcmalloc"))
+		malloc_prov = "tcmalloc";
+	else if (strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0)
+		malloc_prov = "glibc";
+	else
+		malloc_prov = base;
+}
+
+const char *zpb_malloc_provider(void)
+{
+	detect_malloc();
+	return malloc_prov;
+}
+
+const char *zpb_malloc_library(void)
+{
+	detect_malloc();
+	return malloc_lib;
+}
+
+int zpb_have_dpdk(void)
+{
+#ifdef ZPB_HAVE_DPDK
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+/* ---- building the matrix ------------------------------------------------------ */
+
+static zpb_case *add_case(enum server s, enum body b, size_t size, uint64_t batch)
+{
+	if (ncases == capcases) {
+		size_t cap = capcases ? capcases * 2 : 256;
+		zpb_case *n = realloc(cases, cap * sizeof *n);
+		if (n == NULL)
+			return NULL;
+		cases = n;
+		capcases = cap;
+	}
+	zpb_case *c = &cases[ncases++];
+	memset(c, 0, sizeof *c);
+	c->server = s;
+	c->body = b;
+	c->size = size;
+	c->batch = batch;
+	c->threads[0] = 1;
+	c->nthreads = 1;
+	return c;
+}
+
+static void set_threads(zpb_case *c, const unsigned *t, size_t n, bool even_only)
+{
+	c->nthreads = 0;
+	for (size_t i = 0; i < n && c->nthreads < ZPB_MAX_CASE_THREADS; i++) {
+		if (t[i] == 0 || t[i] > ZPB_MAX_THREADS || (even_only && t[i] % 2 != 0))
+			continue;
+		bool dup = false;
+		for (size_t j = 0; j < c->nthreads; j++)
+			dup |= c->threads[j] == t[i];
+		if (!dup)
+			c->threads[c->nthreads++] = t[i];
+	}
+	if (c->nthreads == 0) {
+		c->threads[0] = even_only ? 2 : 1;
+		c->nthreads = 1;
+	}
+}
+
+/* The size-sweep cases run single-threaded, except at this size, where
+ * they run at every thread count asked for. */
+#define THREADED_SIZE (4 * KIB)
+
+/* Iterations per zpb_run for a get+put pair: enough to make the loop
+ * bookkeeping of Google Benchmark negligible, few enough that a slow peer
+ * (malloc of 256 MiB is an mmap, a page fault and a munmap) does not
+ * overshoot a short run. */
+static uint64_t pair_batch(size_t size)
+{
+	return size >= MIB ? 8 : 256;
+}
+
+static void pool_cfg(zp_config *cfg, const char *backend)
+{
+	zp_config_init(cfg);
+	cfg->backend = backend;
+}
+
+long zpb_cases_build(const zpb_options *opt)
+{
+	static const size_t sizes_full[] = {64,        256, KIB,     4 * KIB,  16 * KIB, 64 * KIB,
+					    256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB};
+	static const size_t sizes_smoke[] = {64, 4 * KIB, MIB, 256 * MIB};
+	static const unsigned keeps_full[] = {16, 256}, keeps_smoke[] = {16};
+	static const unsigned batches_full[] = {1, 2, 4, 8, 16, 32, 64}, batches_smoke[] = {1, 32};
+	static const size_t evict_full[] = {4 * KIB, MIB}, evict_smoke[] = {4 * KIB};
+	static const size_t budget_full[] = {16 * KIB, MIB}, budget_smoke[] = {16 * KIB};
+	static const unsigned one = 1;
+#define PICK(a, b) (opt->smoke ? (b) : (a))
+#define PICKN(a, b) (opt->smoke ? sizeof(b) / sizeof(b)[0] : sizeof(a) / sizeof(a)[0])
+	const size_t *sizes = PICK(sizes_full, sizes_smoke);
+	size_t nsizes = PICKN(sizes_full, sizes_smoke);
+	const unsigned *keeps = PICK(keeps_full, keeps_smoke);
+	size_t nkeeps = PICKN(keeps_full, keeps_smoke);
+	const unsigned *batches = PICK(batches_full, batches_smoke);
+	size_t nbatches = PICKN(batches_full, batches_smoke);
+	const size_t *evs = PICK(evict_full, evict_smoke);
+	size_t nevs = PICKN(evict_full, evict_smoke);
+	const size_t *bus = PICK(budget_full, budget_smoke);
+	size_t nbus = PICKN(budget_full, budget_smoke);
+	const unsigned *tl = opt->nthreads ? opt->threads : &one;
+	size_t ntl = opt->nthreads ? opt->nthreads : 1;
+	/* The threaded size always runs single-threaded too. */
+	unsigned tl1[ZPB_MAX_CASE_THREADS + 1] = {1};
+	size_t ntl1 = 1;
+	for (size_t i = 0; i < ntl && ntl1 < ZPB_MAX_CASE_THREADS; i++)
+		tl1[ntl1++] = tl[i];
+	zpb_case *c;
+	ncases = 0;
+	detect_malloc();
+
+	for (size_t bi = 0; bi < zp_backend_count(); bi++) {
+		const char *be = zp_backend_at(bi);
+		static const struct {
+			const char *name;
+			enum server server;
+			unsigned depth; /* ~0u: the default */
+		} sweeps[] = {
+		    {"hit", S_POOL, ~0u},
+		    {"handle_hit", S_HANDLE, ~0u},
+		    {"backend", S_POOL, 0},
+		};
+		for (size_t k = 0; k < sizeof sweeps / sizeof sweeps[0]; k++)
+			for (size_t i = 0; i < nsizes; i++) {
+				if ((c = add_case(sweeps[k].server, B_PAIR, sizes[i],
+						  pair_batch(sizes[i]))) == NULL)
+					goto oom;
+				pool_cfg(&c->cfg, be);
+				if (sweeps[k].depth != ~0u)
+					c->cfg.cache_depth = sweeps[k].depth;
+				if (sizes[i] == THREADED_SIZE)
+					set_threads(c, tl1, ntl1, false);
+				snprintf(c->name, sizeof c->name, "pool/%s/%s/size:%zu", be,
+					 sweeps[k].name, sizes[i]);
+			}
+		/* A working set larger than the cache: refill/drain traffic.
+		 * The store is made large enough to keep every buffer, so what
+		 * is measured is the transfer, not eviction. */
+		for (size_t i = 0; i < nkeeps; i++) {
+			if ((c = add_case(S_POOL, B_WORKSET, 4 * KIB, 1)) == NULL)
+				goto oom;
+			pool_cfg(&c->cfg, be);
+			c->keep = keeps[i];
+			c->cfg.max_per_class = 4096;
+			set_threads(c, tl1, ntl1, false);
+			snprintf(c->name, sizeof c->name, "pool/%s/working_set/size:4096/keep:%u",
+				 be, keeps[i]);
+		}
+		/* The same with a deep cache, sweeping the refill/drain batch. */
+		for (size_t i = 0; i < nbatches; i++) {
+			if ((c = add_case(S_POOL, B_WORKSET, 4 * KIB, 1)) == NULL)
+				goto oom;
+			pool_cfg(&c->cfg, be);
+			c->keep = 256;
+			c->cfg.cache_depth = 64;
+			c->cfg.batch = batches[i];
+			c->cfg.max_per_class = 4096;
+			snprintf(c->name, sizeof c->name,
+				 "pool/%s/batch/size:4096/keep:256/depth:64/batch:%u", be,
+				 batches[i]);
+		}
+		/* Buffers got on one thread and put on another.  At most
+		 * RING_SLOTS buffers per pair are in flight; a store that keeps
+		 * them all makes the result independent of how the scheduler
+		 * interleaves the pair (a small store would evict whatever a
+		 * consumer returns while its producer is descheduled). */
+		if ((c = add_case(S_POOL, B_PRODCONS, 4 * KIB, 256)) == NULL)
+			goto oom;
+		pool_cfg(&c->cfg, be);
+		c->cfg.max_per_class = 4096;
+		set_threads(c, tl, ntl, true);
+		snprintf(c->name, sizeof c->name, "pool/%s/prodcons/size:4096", be);
+		/* Eviction pressure: no thread cache, a store of 4 per class,
+		 * a working set of 8, so half the puts find the store full. */
+		for (size_t i = 0; i < nevs; i++)
+			for (int pol = 0; pol < 2; pol++) {
+				if ((c = add_case(S_POOL, B_WORKSET, evs[i], 1)) == NULL)
+					goto oom;
+				pool_cfg(&c->cfg, be);
+				c->keep = 8;
+				c->cfg.cache_depth = 0;
+				c->cfg.max_per_class = 4;
+				c->cfg.evict = pol ? ZP_EVICT_DROP_NEWEST : ZP_EVICT_DROP_COLDEST;
+				snprintf(c->name, sizeof c->name,
+					 "pool/%s/evict/size:%zu/keep:8/mpc:4/policy:%s", be,
+					 evs[i], pol ? "newest" : "coldest");
+			}
+		/* The idle-bytes budget in force: a store that may keep only four
+		 * buffers' worth of bytes under a working set of 32. */
+		for (size_t i = 0; i < nbus; i++) {
+			if ((c = add_case(S_POOL, B_WORKSET, bus[i], 1)) == NULL)
+				goto oom;
+			pool_cfg(&c->cfg, be);
+			c->keep = 32;
+			c->cfg.max_per_class = 4096;
+			c->cfg.max_idle_bytes = 4 * bus[i];
+			snprintf(c->name, sizeof c->name,
+				 "pool/%s/idle_budget/size:%zu/keep:32/budget:%zu", be, bus[i],
+				 4 * bus[i]);
+		}
+	}
+
+	/* Peers. */
+	for (size_t i = 0; i < nsizes; i++) {
+		if ((c = add_case(S_MALLOC, B_PAIR, sizes[i], pair_batch(sizes[i]))) == NULL)
+			goto oom;
+		if (sizes[i] == THREADED_SIZE)
+			set_threads(c, tl1, ntl1, false);
+		c->label = malloc_prov;
+		snprintf(c->name, sizeof c->name, "malloc/%s/hit/size:%zu", malloc_prov, sizes[i]);
+	}
+	for (size_t i = 0; i < nkeeps; i++) {
+		if ((c = add_case(S_MALLOC, B_WORKSET, 4 * KIB, 1)) == NULL)
+			goto oom;
+		c->keep = keeps[i];
+		c->label = malloc_prov;
+		set_threads(c, tl1, ntl1, false);
+		snprintf(c->name, sizeof c->name, "malloc/%s/working_set/size:4096/keep:%u",
+			 malloc_prov, keeps[i]);
+	}
+	if ((c = add_case(S_MALLOC, B_PRODCONS, 4 * KIB, 256)) == NULL)
+		goto oom;
+	c->label = malloc_prov;
+	set_threads(c, tl, ntl, true);
+	snprintf(c->name, sizeof c->name, "malloc/%s/prodcons/size:4096", malloc_prov);
+	for (size_t i = 0; i < nsizes; i++) {
+		if ((c = add_case(S_TLS, B_PAIR, sizes[i], 256)) == NULL)
+			goto oom;
+		if (sizes[i] == THREADED_SIZE)
+			set_threads(c, tl1, ntl1, false);
+		snprintf(c->name, sizeof c->name, "tls_stack/floor/hit/size:%zu", sizes[i]);
+	}
+#ifdef ZPB_HAVE_DPDK
+	for (size_t i = 0; i < nsizes; i++) {
+		if (sizes[i] > 64 * KIB)
+			continue;
+		if ((c = add_case(S_DPDK, B_PAIR, sizes[i], 256)) == NULL)
+			goto oom;
+		if (sizes[i] == THREADED_SIZE)
+			set_threads(c, tl1, ntl1, false);
+		snprintf(c->name, sizeof c->name, "dpdk/mempool/hit/size:%zu", sizes[i]);
+	}
+#endif
+	return (long)ncases;
+oom:
+	set_error("out of memory building the matrix");
+	return -1;
+#undef PICK
+#undef PICKN
+}
+
+size_t zpb_case_count(void)
+{
+	return ncases;
+}
+
+zpb_case *zpb_case_at(size_t i)
+{
+	return i < ncases ? &cases[i] : NULL;
+}
+
+const char *zpb_case_name(const zpb_case *c)
+{
+	return c->name;
+}
+
+size_t zpb_case_nthreads(const zpb_case *c)
+{
+	return c->nthreads;
+}
+
+unsigned zpb_case_threads(const zpb_case *c, size_t i)
+{
+	return i < c->nthreads ? c->threads[i] : 0;
+}
+
+uint64_t zpb_case_batch(const zpb_case *c)
+{
+	return c->batch;
+}
+
+uint64_t zpb_case_items(const zpb_case *c, int tid)
+{
+	switch (c->body) {
+	case B_WORKSET:
+		return c->keep;
+	case B_PRODCONS:
+		return tid % 2 == 0 ? 1 : 0; /* one pair per buffer passed: count it once */
+	case B_PAIR:
+	default:
+		return 1;
+	}
+}
+
+const char *zpb_case_label(const zpb_case *c)
+{
+	return c->label;
+}
+
+/* ---- run-time state -------------------------------------------------------- */
+
+/* A barrier that needs no initialisation (all fields start at zero) and
+ * yields while it waits, so oversubscribed runs do not burn their quantum. */
+struct barrier {
+	_Atomic unsigned count;
+	_Atomic unsigned gen;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* With `stamp`, the last thread to arrive writes the time into it before
+ * releasing the others. */
+static void barrier_wait(struct barrier *b, unsigned n, uint64_t *stamp)
+{
+	unsigned g = atomic_load_explicit(&b->gen, memory_order_acquire);
+	if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) + 1 == n) {
+		if (stamp != NULL)
+			*stamp = now_ns();
+		atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+		atomic_fetch_add_explicit(&b->gen, 1, memory_order_release);
+		return;
+	}
+	while (atomic_load_explicit(&b->gen, memory_order_acquire) == g)
+		sched_yield();
+}
+
+#define RING_SLOTS 256u
+
+struct ring {
+	_Alignas(64) _Atomic uint64_t head; /* written by the producer */
+	_Alignas(64) _Atomic uint64_t tail; /* written by the consumer */
+	_Alignas(64) void *slot[RING_SLOTS];
+};
+
+struct thread_state {
+	zp_cache *cache;
+	void **held;   /* [keep] for the working-set body */
+	uint64_t seen; /* prodcons: the partner's index last read */
+	bool tls_ready;
+	bool dpdk_registered;
+} __attribute__((aligned(64)));
+
+static struct {
+	zpb_case *cur; /* the case whose pool is alive */
+	zp_pool *pool;
+	void *dpdk_mp;
+	_Atomic int failed;
+	struct barrier bar;
+	struct ring *rings; /* [ZPB_MAX_THREADS / 2] */
+	struct zp_stats st0;
+	bool have_st0;
+	uint64_t t0;         /* when the last thread was ready (ns) */
+	_Atomic uint64_t t1; /* the earliest time a thread saw the run finished */
+} rt;
+
+static struct thread_state ts[ZPB_MAX_THREADS];
+
+#define TLS_DEPTH 64
+static __thread void *tls_stk[TLS_DEPTH];
+static __thread unsigned tls_top;
+
+static inline size_t opaque(size_t v)
+{
+	__asm__ volatile("" : "+r"(v));
+	return v;
+}
+
+static inline void escape(const void *p)
+{
+	__asm__ volatile("" : : "r"(p));
+}
+
+/* Write byte 0, then a compiler barrier standing for the caller's use of the
+ * buffer: nothing of the allocator's state stays in registers across it, so
+ * a get and the put that follows cannot be fused (it would turn the
+ * thread-local stack floor into no work at all). */
+static inline void touch(unsigned char *data, uint64_t i)
+{
+	((volatile unsigned char *)data)[0] = (unsigned char)i;
+	__asm__ volatile("" : : "r"(data) : "memory");
+}
+
+static void spin_wait(unsigned *spins)
+{
+	if (++*spins < 64)
+		__builtin_ia32_pause();
+	else {
+		*spins = 0;
+		sched_yield();
+	}
+}
+
+/* ---- get and put, per server ------------------------------------------------- */
+
+typedef struct item {
+	void *h;             /* what put takes back */
+	unsigned char *data; /* what the caller writes */
+} item;
+
+static void die_get(size_t len) __attribute__((noreturn, cold));
+static void die_get(size_t len)
+{
+	die("get of %zu bytes failed: %s", len, strerror(errno));
+}
+
+static void die_put(void) __attribute__((noreturn, cold));
+static void die_put(void)
+{
+	die("put failed: %s", strerror(errno));
+}
+
+static inline __attribute__((always_inline)) item do_get(const enum server s, zp_pool *pool,
+							 zp_cache *cache, size_t len)
+{
+	item it;
+	switch (s) {
+	case S_POOL:
+	case S_HANDLE: {
+		zp_buf *b = s == S_POOL ? zp_get(pool, len) : zp_cache_get(cache, len);
+		if (ZPB_UNLIKELY(b == NULL))
+			die_get(len);
+		it.h = b;
+		it.data = b->data;
+		break;
+	}
+	case S_MALLOC: {
+		unsigned char *p = malloc(len);
+		if (ZPB_UNLIKELY(p == NULL))
+			die_get(len);
+		escape(p);
+		it.h = p;
+		it.data = p;
+		break;
+	}
+	case S_TLS:
+	default: {
+		if (ZPB_UNLIKELY(tls_top == 0))
+			die_get(len);
+		unsigned char *p = tls_stk[--tls_top];
+		it.h = p;
+		it.data = p;
+		break;
+	}
+	}
+	return it;
+}
+
+static inline __attribute__((always_inline)) void do_put(const enum server s, zp_pool *pool,
+							 zp_cache *cache, void *h)
+{
+	switch (s) {
+	case S_POOL:
+		if (ZPB_UNLIKELY(zp_put(pool, h) != 0))
+			die_put();
+		break;
+	case S_HANDLE:
+		if (ZPB_UNLIKELY(zp_cache_put(cache, h) != 0))
+			die_put();
+		break;
+	case S_MALLOC:
+		free(h);
+		break;
+	case S_TLS:
+	default:
+		tls_stk[tls_top++] = h;
+		break;
+	}
+}
+
+/* ---- bodies -------------------------------------------------------------------- */
+
+static inline __attribute__((always_inline)) void body_pair(const enum server s, zpb_case *c,
+							    struct thread_state *t, uint64_t n)
+{
+	zp_pool *pool = rt.pool;
+	zp_cache *cache = t->cache;
+	size_t len = c->size;
+	for (uint64_t i = 0; i < n; i++) {
+		item it = do_get(s, pool, cache, opaque(len));
+		touch(it.data, i);
+		do_put(s, pool, cache, it.h);
+	}
+}
+
+static inline __attribute__((always_inline)) void body_workset(const enum server s, zpb_case *c,
+							       struct thread_state *t, uint64_t n)
+{
+	zp_pool *pool = rt.pool;
+	zp_cache *cache = t->cache;
+	size_t len = c->size;
+	unsigned keep = c->keep;
+	void **held = t->held;
+	for (uint64_t i = 0; i < n; i++) {
+		for (unsigned k = 0; k < keep; k++) {
+			item it = do_get(s, pool, cache, opaque(len));
+			touch(it.data, k);
+			held[k] = it.h;
+		}
+		for (unsigned k = 0; k < keep; k++)
+			do_put(s, pool, cache, held[k]);
+	}
+}
+
+/* Thread 2p produces for thread 2p+1 through rings[p]: get, touch, pass;
+ * the consumer takes and puts.  Each side caches the other's index and
+ * rereads it only when the ring looks full (empty). */
+static inline __attribute__((always_inline)) void
+body_prodcons(const enum server s, zpb_case *c, int tid, struct thread_state *t, uint64_t n)
+{
+	zp_pool *pool = rt.pool;
+	zp_cache *cache = t->cache;
+	struct ring *r = &rt.rings[tid / 2];
+	size_t len = c->size;
+	unsigned spins = 0;
+	if (tid % 2 == 0) {
+		uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+		uint64_t tail = t->seen;
+		for (uint64_t i = 0; i < n; i++, h++) {
+			item it = do_get(s, pool, cache, opaque(len));
+			touch(it.data, i);
+			while (h - tail >= RING_SLOTS) {
+				tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+				if (h - tail >= RING_SLOTS)
+					spin_wait(&spins);
+			}
+			r->slot[h % RING_SLOTS] = it.h;
+			atomic_store_explicit(&r->head, h + 1, memory_order_release);
+		}
+		t->seen = tail;
+	} else {
+		uint64_t tl = atomic_load_explicit(&r->tail, memory_order_relaxed);
+		uint64_t head = t->seen;
+		for (uint64_t i = 0; i < n; i++, tl++) {
+			while (head == tl) {
+				head = atomic_load_explicit(&r->head, memory_order_acquire);
+				if (head == tl)
+					spin_wait(&spins);
+			}
+			void *h = r->slot[tl % RING_SLOTS];
+			atomic_store_explicit(&r->tail, tl + 1, memory_order_release);
+			do_put(s, pool, cache, h);
+		}
+		t->seen = head;
+	}
+}
+
+#define INSTANTIATE(S, tag)                                                                        \
+	static __attribute__((noinline)) void pair_##tag(zpb_case *c, struct thread_state *t,      \
+							 uint64_t n)                               \
+	{                                                                                          \
+		body_pair(S, c, t, n);                                                             \
+	}                                                                                          \
+	static __attribute__((noinline)) void workset_##tag(zpb_case *c, struct thread_state *t,   \
+							    uint64_t n)                            \
+	{                                                                                          \
+		body_workset(S, c, t, n);                                                          \
+	}                                                                                          \
+	static __attribute__((noinline)) void prodcons_##tag(zpb_case *c, int tid,                 \
+							     struct thread_state *t, uint64_t n)   \
+	{                                                                                          \
+		body_prodcons(S, c, tid, t, n);                                                    \
+	}
+
+INSTANTIATE(S_POOL, pool)
+INSTANTIATE(S_HANDLE, handle)
+INSTANTIATE(S_MALLOC, malloc)
+INSTANTIATE(S_TLS, tls)
+
+void zpb_run(zpb_case *c, int tid, uint64_t iters)
+{
+	struct thread_state *t = &ts[tid];
+#define DISPATCH(tag)                                                                              \
+	switch (c->body) {                                                                         \
+	case B_PAIR:                                                                               \
+		pair_##tag(c, t, iters);                                                           \
+		break;                                                                             \
+	case B_WORKSET:                                                                            \
+		workset_##tag(c, t, iters);                                                        \
+		break;                                                                             \
+	case B_PRODCONS:                                                                           \
+		prodcons_##tag(c, tid, t, iters);                                                  \
+		break;                                                                             \
+	}
+	switch (c->server) {
+	case S_POOL:
+		DISPATCH(pool);
+		break;
+	case S_HANDLE:
+		DISPATCH(handle);
+		break;
+	case S_MALLOC:
+		DISPATCH(malloc);
+		break;
+	case S_TLS:
+		DISPATCH(tls);
+		break;
+	case S_DPDK:
+#ifdef ZPB_HAVE_DPDK
+		zpb_dpdk_pair_loop(rt.dpdk_mp, c->size, iters);
+#endif
+		break;
+	}
+#undef DISPATCH
+}
+
+/* ---- enter / leave -------------------------------------------------------------- */
+
+static void release_current(void)
+{
+	if (rt.pool != NULL)
+		zp_pool_destroy(rt.pool);
+	rt.pool = NULL;
+#ifdef ZPB_HAVE_DPDK
+	if (rt.dpdk_mp != NULL)
+		zpb_dpdk_free(rt.dpdk_mp);
+#endif
+	rt.dpdk_mp = NULL;
+	rt.cur = NULL;
+}
+
+/* Thread 0: make c's pool the live one (kept across trials of c). */
+static int prepare(zpb_case *c)
+{
+	if (rt.rings == NULL) {
+		rt.rings = aligned_alloc(64, sizeof(struct ring) * (ZPB_MAX_THREADS / 2));
+		if (rt.rings == NULL) {
+			set_error("out of memory");
+			return -1;
+		}
+		memset(rt.rings, 0, sizeof(struct ring) * (ZPB_MAX_THREADS / 2));
+	}
+	if (rt.cur == c)
+		return 0;
+	release_current();
+	switch (c->server) {
+	case S_POOL:
+	case S_HANDLE:
+		rt.pool = zp_pool_create(&c->cfg);
+		if (rt.pool == NULL) {
+			set_error("zp_pool_create(%s): %s", c->cfg.backend, strerror(errno));
+			return -1;
+		}
+		break;
+	case S_DPDK:
+#ifdef ZPB_HAVE_DPDK
+		rt.dpdk_mp = zpb_dpdk_create(c->size, errbuf, sizeof errbuf);
+		if (rt.dpdk_mp == NULL)
+			return -1;
+#endif
+		break;
+	default:
+		break;
+	}
+	rt.cur = c;
+	return 0;
+}
+
+static void thread_fini(zpb_case *c, int tid)
+{
+	struct thread_state *t = &ts[tid];
+	(void)c;
+	free(t->held);
+	t->held = NULL;
+	t->cache = NULL;
+	if (t->tls_ready) {
+		while (tls_top > 0)
+			free(tls_stk[--tls_top]);
+		t->tls_ready = false;
+	}
+#ifdef ZPB_HAVE_DPDK
+	if (t->dpdk_registered)
+		zpb_dpdk_thread_leave();
+#endif
+	t->dpdk_registered = false;
+}
+
+static int thread_init(zpb_case *c, int tid)
+{
+	struct thread_state *t = &ts[tid];
+	memset(t, 0, sizeof *t);
+	if (c->server == S_HANDLE) {
+		t->cache = zp_thread_cache(rt.pool);
+		if (t->cache == NULL) {
+			set_error("zp_thread_cache: %s", strerror(errno));
+			return -1;
+		}
+	}
+	if (c->body == B_WORKSET) {
+		t->held = calloc(c->keep ? c->keep : 1, sizeof *t->held);
+		if (t->held == NULL) {
+			set_error("out of memory");
+			return -1;
+		}
+	}
+	if (c->server == S_TLS) {
+		tls_top = 0;
+		unsigned char *p = malloc(c->size);
+		if (p == NULL) {
+			set_error("malloc(%zu) failed", c->size);
+			return -1;
+		}
+		memset(p, 0, c->size < 4096 ? c->size : 4096);
+		tls_stk[tls_top++] = p;
+		t->tls_ready = true;
+	}
+#ifdef ZPB_HAVE_DPDK
+	if (c->server == S_DPDK && tid != 0) {
+		if (zpb_dpdk_thread_enter(errbuf, sizeof errbuf) != 0)
+			return -1;
+		t->dpdk_registered = true;
+	}
+#endif
+	/* Warm up: one iteration (a local get+put for the split body, whose
+	 * partner is not running yet). */
+	if (c->body == B_PRODCONS) {
+		if (c->server == S_MALLOC) {
+			pair_malloc(c, t, 1);
+		} else {
+			pair_pool(c, t, 1);
+		}
+		struct ring *r = &rt.rings[tid / 2];
+		t->seen = tid % 2 == 0 ? atomic_load(&r->tail) : atomic_load(&r->head);
+	} else {
+		zpb_run(c, tid, 1);
+	}
+	return 0;
+}
+
+int zpb_enter(zpb_case *c, int tid, int nthreads)
+{
+	if (tid == 0) {
+		atomic_store(&rt.failed, 0);
+		rt.have_st0 = false;
+		atomic_store(&rt.t1, UINT64_MAX);
+		if (nthreads > ZPB_MAX_THREADS) {
+			set_error("at most %d threads", ZPB_MAX_THREADS);
+			atomic_store(&rt.failed, 1);
+		} else if (c->body == B_PRODCONS && nthreads % 2 != 0) {
+			set_error("producer/consumer needs an even number of threads");
+			atomic_store(&rt.failed, 1);
+		} else if (prepare(c) != 0) {
+			atomic_store(&rt.failed, 1);
+		}
+	}
+	barrier_wait(&rt.bar, (unsigned)nthreads, NULL);
+	if (atomic_load(&rt.failed))
+		return -1;
+	if (tid < ZPB_MAX_THREADS && thread_init(c, tid) != 0)
+		atomic_store(&rt.failed, 1);
+	barrier_wait(&rt.bar, (unsigned)nthreads, &rt.t0);
+	if (atomic_load(&rt.failed)) {
+		thread_fini(c, tid);
+		return -1;
+	}
+	if (tid == 0 && rt.pool != NULL)
+		rt.have_st0 = zp_stats(rt.pool, &rt.st0) == 0;
+	return 0;
+}
+
+static double ratio(uint64_t a, uint64_t b)
+{
+	return b ? (double)a / (double)b : 0.0;
+}
+
+size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter *out, size_t max)
+{
+	/* The run ended when the last thread finished its loop; every thread
+	 * gets here only after Google Benchmark's closing barrier, so the
+	 * earliest of their clocks is the closest to that moment. */
+	uint64_t t = now_ns(), cur = atomic_load(&rt.t1);
+	while (t < cur && !atomic_compare_exchange_weak(&rt.t1, &cur, t))
+		;
+	size_t n = 0;
+	if (tid == 0 && rt.pool != NULL && rt.have_st0 && max >= 8) {
+		struct zp_stats s1;
+		if (zp_stats(rt.pool, &s1) == 0) {
+			const struct zp_stats *s0 = &rt.st0;
+			uint64_t gets = s1.gets - s0->gets, puts = s1.puts - s0->puts;
+			out[n++] =
+			    (zpb_counter){"hit_rate", ratio(s1.cache_hits - s0->cache_hits, gets)};
+			out[n++] = (zpb_counter){"store_hit_rate",
+						 ratio(s1.store_hits - s0->store_hits, gets)};
+			out[n++] =
+			    (zpb_counter){"fresh_per_get", ratio(s1.fresh - s0->fresh, gets)};
+			out[n++] =
+			    (zpb_counter){"refills_per_get", ratio(s1.refills - s0->refills, gets)};
+			out[n++] =
+			    (zpb_counter){"drains_per_put", ratio(s1.drains - s0->drains, puts)};
+			out[n++] = (zpb_counter){"evict_per_put",
+						 ratio(s1.evictions - s0->evictions, puts)};
+			out[n++] = (zpb_counter){"discard_per_put",
+						 ratio(s1.discards - s0->discards, puts)};
+			out[n++] =
+			    (zpb_counter){"contention_per_op",
+					  ratio(s1.contention - s0->contention, gets + puts)};
+		}
+	}
+	barrier_wait(&rt.bar, (unsigned)nthreads, NULL);
+	*wall_s = (double)(atomic_load(&rt.t1) - rt.t0) / 1e9;
+	thread_fini(c, tid);
+	return n;
+}
+
+void zpb_cases_free(void)
+{
+	release_current();
+	free(rt.rings);
+	rt.rings = NULL;
+	free(cases);
+	cases = NULL;
+	ncases = capcases = 0;
+}
