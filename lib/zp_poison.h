@@ -41,4 +41,20 @@
 #define _zp_unpoison(p, n) ((void)0)
 #endif
 
+/* Helgrind/DRD (ZP_VALGRIND builds): a recycled buffer starts with no
+ * access history, so the new holder's first writes are not reported as
+ * racing with the previous holder's (valgrind's "avoid memory recycling"
+ * advice for pools).  The hand-off itself is ordered by the store (mutex,
+ * or the lock-free backends' happens-before annotations). */
+#if ZP_VALGRIND
+#include <valgrind/helgrind.h>
+#define _zp_hg_clean(p, n) VALGRIND_HG_CLEAN_MEMORY((p), (n))
+#else
+#define _zp_hg_clean(p, n) ((void)0)
+#endif
+
+/* Every get and put goes through the library's slow path in builds that
+ * instrument buffers, so that no inline path bypasses the instrumentation. */
+#define _ZP_INSTRUMENTED (ZP_DEBUG_CHECKS || ZP_VALGRIND)
+
 #endif /* ZP_POISON_H */

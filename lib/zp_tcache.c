@@ -236,11 +236,12 @@ static zp_cache *attach(zp_pool *pool)
 	zp_cache *c = &tc->pub;
 	c->tag = pool->tag;
 	/* Zeroing pools take the slow path for every get: it zeroes.  Debug
-	 * checks send every get and put there: it poisons idle buffers. */
+	 * checks and valgrind builds send every get and put there: it poisons
+	 * idle buffers and cleans recycled ones (zp_poison.h). */
 	c->fast_limit =
-	    (pool->cfg.flags & ZP_F_ZERO_ON_GET) || ZP_DEBUG_CHECKS ? 0 : pool->cfg.max_size + 1;
+	    (pool->cfg.flags & ZP_F_ZERO_ON_GET) || _ZP_INSTRUMENTED ? 0 : pool->cfg.max_size + 1;
 	c->min_size = pool->cfg.min_size;
-	c->depth = ZP_DEBUG_CHECKS ? 0 : depth;
+	c->depth = _ZP_INSTRUMENTED ? 0 : depth;
 	uint32_t sh = pool->spacing_shift;
 	for (unsigned i = sh; i < 64; i++) {
 		c->class_add[i] = (int64_t)(i << sh) - (int64_t)pool->class_base;
@@ -274,6 +275,7 @@ zp_cache *zp_thread_cache(zp_pool *pool)
 static zp_buf *hand_out(zp_pool *pool, zp_buf *b, size_t len)
 {
 	_zp_unpoison(b->data, b->cap);
+	_zp_hg_clean(b->data, b->cap);
 	b->_zp_owner = pool->tag;
 	*(size_t *)&b->len = len;
 	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
@@ -356,6 +358,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		return rc;
 	unsigned cls = b->_zp_class, hint = _zp_thread_hint();
 	b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
+	_zp_hg_clean(b->data, b->cap);
 	_zp_poison(b->data, b->cap);
 	if (tc == NULL) {
 		__atomic_fetch_add(&pool->totals[cls].puts, 1, __ATOMIC_RELAXED);

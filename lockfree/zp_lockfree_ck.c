@@ -193,7 +193,18 @@ static void *ck_create(const struct zp_store_params *p)
 	    _zp_meta_alloc(sizeof *s + (size_t)p->classes * sizeof(struct ck_class));
 	if (s == NULL)
 		return NULL;
-	/* _zp_meta_alloc zeroes: every stack starts as CK_STACK_INITIALIZER. */
+	/* _zp_meta_alloc zeroes: every stack starts as CK_STACK_INITIALIZER,
+	 * except that the generation counters start at a non-NULL value.  CK
+	 * counts generations in a `char *` (ck_stack.h: generation + 1), and
+	 * arithmetic on a NULL pointer is undefined (UBSan's pointer-overflow
+	 * check stops on it).  The counter is only ever compared for equality,
+	 * so any start will do; from a real address it cannot wrap. */
+	for (unsigned k = 0; k < p->classes; k++) {
+		struct ck_class *c = &s->cls[k];
+		c->full.generation = (char *)c;
+		c->singles.generation = (char *)c;
+		c->empty.generation = (char *)c;
+	}
 	s->classes = p->classes;
 	s->max = p->max_per_class;
 	unsigned cap = p->max_batch;
