@@ -134,6 +134,24 @@ static void test_oversize(void)
 	zp_pool_destroy(p);
 }
 
+static void test_huge_lengths(void)
+{
+	zp_pool *p = make(4, 32);
+	size_t lens[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 4095, (size_t)1 << 62, (size_t)1 << 47};
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+		CHECK_ERR(zp_get(p, lens[i]), ENOMEM);
+	CHECK_ERR(zp_preallocate(p, 1, SIZE_MAX), EINVAL);
+	CHECK_ERR(zp_class_of(p, SIZE_MAX), ERANGE);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.gets, 0);
+	CHECK_EQ(st.oversize, 0);
+	zp_buf *b = zp_get(p, 10); /* still usable */
+	REQUIRE(b != NULL);
+	CHECK_EQ(zp_put(p, b), 0);
+	zp_pool_destroy(p);
+}
+
 static void test_classes(void)
 {
 	zp_pool *p = make(4, 32);
@@ -589,6 +607,7 @@ int main(int argc, char **argv)
 	    {"len_zero", test_len_zero},
 	    {"bad_puts", test_bad_puts},
 	    {"oversize", test_oversize},
+	    {"huge_lengths", test_huge_lengths},
 	    {"classes", test_classes},
 	    {"bad_configs", test_bad_configs},
 	    {"defaults", test_defaults},
