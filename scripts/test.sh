@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every test gate:
-#   release   unit, conformance, stress, lifecycle, workloads, bench smoke, install
+#   release   unit, conformance, stress, lifecycle, workloads, bench and matrix smoke, install
 #   asan      the unit suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan      the unit suite under ThreadSanitizer
 #   valgrind  memcheck over the suite, helgrind and DRD over the concurrency tests
@@ -65,5 +65,6 @@ for g in "${gates[@]}"; do
   fi
 done
 rm -f build-*.log
-echo "gates: ${#gates[@]}, failed: ${#failed[@]} ${failed[*]:-}"
+if ((${#failed[@]})); then echo "failed gates: ${failed[*]}"; fi
+echo "gates: $((${#gates[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
 ((${#failed[@]} == 0))
