@@ -106,6 +106,28 @@ CSV_FIELDS = ["kind", "name", "case", "backend", "allocator", "threads", "size",
 # ---------------------------------------------------------------------------
 # small helpers
 
+def hitpath_options(backend, depth):
+    """zp_hitpath options naming the backend and the cache depth, if any."""
+    opts = []
+    if backend:
+        opts += ["--backend", backend]
+    if depth is not None:
+        opts += ["--depth", str(depth)]
+    return opts
+
+
+def preload_env(alloc):
+    """The environment that makes `alloc` serve malloc (LD_PRELOAD for the
+    peers, nothing for glibc), or None when its library is not installed."""
+    env = dict(os.environ)
+    if alloc and alloc != "glibc":
+        lib = find_lib(ALLOCATORS[alloc])
+        if lib is None:
+            return None
+        env["LD_PRELOAD"] = lib
+    return env
+
+
 def log(msg):
     print(f"[run_matrix {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -482,17 +504,10 @@ def run_hitpath(args, m, bins, backends, errors, rows):
             errors.add("hitpath", f"{key} not built")
             continue
         cmd = [b, "--json", "--path", path, "--size", str(size), "--iters", str(m["hit_iters"]),
-               "--reps", str(m["hit_reps"])]
-        if be:
-            cmd += ["--backend", be]
-        if depth is not None:
-            cmd += ["--depth", str(depth)]
-        env = dict(os.environ)
-        if alloc and alloc != "glibc":
-            lib = find_lib(ALLOCATORS[alloc])
-            if lib is None:
-                continue
-            env["LD_PRELOAD"] = lib
+               "--reps", str(m["hit_reps"])] + hitpath_options(be, depth)
+        env = preload_env(alloc)
+        if env is None:
+            continue
         r = sh(cmd, env=env, timeout=600)
         if r.returncode != 0:
             errors.add("hitpath", shlex.join(cmd), r.stderr)
@@ -552,17 +567,10 @@ def run_callgrind(args, m, bins, backends, errors, rows):
         out = os.path.join(cgdir, f"callgrind.{tag}.out")
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                f"--toggle-collect=zph_loop_{path}", b, "--count", "--json", "--path", path,
-               "--size", str(size), "--iters", str(n)]
-        if be:
-            cmd += ["--backend", be]
-        if depth is not None:
-            cmd += ["--depth", str(depth)]
-        env = dict(os.environ)
-        if alloc and alloc != "glibc":
-            lib = find_lib(ALLOCATORS[alloc])
-            if lib is None:
-                continue
-            env["LD_PRELOAD"] = lib
+               "--size", str(size), "--iters", str(n)] + hitpath_options(be, depth)
+        env = preload_env(alloc)
+        if env is None:
+            continue
         r = sh(cmd, env=env, timeout=900)
         if r.returncode != 0:
             errors.add("callgrind", shlex.join(cmd), r.stderr)
