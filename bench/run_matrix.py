@@ -486,9 +486,9 @@ def hit_base(label, backend, allocator, size, depth, link):
             "threads": 1, "size": size, "params": ";".join(params)}
 
 
-def run_hitpath(args, m, bins, backends, errors, rows):
-    size = 64
-    raw = []
+def hitpath_jobs(args, backends):
+    """(label, binary, path, depth, backend, allocator) for every hit-path
+    cell: each pool path per backend, malloc per allocator, the TLS floor."""
     jobs = []
     for label, key, path, depth in HIT_PATHS:
         for be in backends:
@@ -496,7 +496,13 @@ def run_hitpath(args, m, bins, backends, errors, rows):
     for alloc in args.allocators:
         jobs.append(("malloc", "zp_hitpath", "malloc", None, None, alloc))
     jobs.append(("tls", "zp_hitpath", "tls", None, None, None))
-    jobs.append(("empty", "zp_hitpath", "empty", None, None, None))
+    return jobs
+
+
+def run_hitpath(args, m, bins, backends, errors, rows):
+    size = 64
+    raw = []
+    jobs = hitpath_jobs(args, backends) + [("empty", "zp_hitpath", "empty", None, None, None)]
     log(f"hitpath: {len(jobs)} timings of {m['hit_reps']} x {m['hit_iters']} pairs")
     for label, key, path, depth, be, alloc in jobs:
         b = bins.get(key)
@@ -549,13 +555,8 @@ def run_callgrind(args, m, bins, backends, errors, rows):
     size, n = 64, m["cg_iters"]
     cgdir = os.path.join(args.out, "raw", "callgrind")
     os.makedirs(cgdir, exist_ok=True)
-    jobs = [("empty", "zp_hitpath", "empty", None, None, None)]
-    for label, key, path, depth in HIT_PATHS:
-        for be in backends:
-            jobs.append((label, key, path, depth, be, None))
-    for alloc in args.allocators:
-        jobs.append(("malloc", "zp_hitpath", "malloc", None, None, alloc))
-    jobs.append(("tls", "zp_hitpath", "tls", None, None, None))
+    # the empty loop first: the others subtract its count
+    jobs = [("empty", "zp_hitpath", "empty", None, None, None)] + hitpath_jobs(args, backends)
     log(f"callgrind: {len(jobs)} runs of {n} pairs")
     empty = None
     raw = []
