@@ -428,7 +428,7 @@ static __attribute__((noinline)) int put_first(zp_pool *pool, zp_buf *b)
 zp_buf *zp_get(zp_pool *pool, size_t len)
 {
 	if (ZP_LIKELY(pool != NULL)) {
-		zp_cache *c = self->caches[pool->slot];
+		zp_cache *c = _zp_tcache_peek(pool);
 		if (ZP_LIKELY(c != NULL))
 			return zp_cache_get(c, len);
 	}
@@ -438,7 +438,7 @@ zp_buf *zp_get(zp_pool *pool, size_t len)
 int zp_put(zp_pool *pool, zp_buf *b)
 {
 	if (ZP_LIKELY(pool != NULL)) {
-		zp_cache *c = self->caches[pool->slot];
+		zp_cache *c = _zp_tcache_peek(pool);
 		if (ZP_LIKELY(c != NULL))
 			return zp_cache_put(c, b);
 	}
