@@ -2,7 +2,8 @@
  * zp_bench_dpdk.h - the DPDK rte_mempool peer, compiled only when
  * pkg-config finds libdpdk (its flags, -march=corei7 among them, stay in
  * zp_bench_dpdk.c).  EAL runs without hugepages or PCI:
- * --no-huge --no-pci --no-shconf -m 256 (see notes/toolchain.md §6).
+ * --no-huge --no-pci --no-shconf -m 256, which works on machines without
+ * huge pages (docs/benchmarks.md).
  */
 #ifndef ZP_BENCH_DPDK_H
 #define ZP_BENCH_DPDK_H

@@ -1,14 +1,30 @@
 /*
  * zp_backend.h - the contract between the front end (size classes, thread
- * caches, statistics, OS memory) and a shared-store backend.
+ * caches, statistics, OS memory) and a shared-store backend, and the few
+ * services the front end offers backends.  A backend includes this header
+ * and no other of lib/, as a DPDK mempool driver includes only
+ * rte_mempool.h.
  *
  * Modelled on DPDK's rte_mempool_ops: a small const vtable that moves
  * *batches* of buffer descriptors.  The front end owns every buffer: a
  * backend only keeps pointers to descriptors, never allocates or frees
  * buffer memory, and hands victims back for the front end to free outside
- * any lock.  A backend may use the descriptor's `_zp_link` words while the
- * descriptor is in its store (they are never touched by callers, whose data
- * lives elsewhere), and nothing else of it.
+ * any lock.
+ *
+ * What a backend may rely on:
+ * - Descriptors are type-stable until destroy(): the front end allocates
+ *   them in slabs that are freed only after destroy() has returned, so a
+ *   lock-free store may read a descriptor that another thread has just taken
+ *   (a stale pop) without touching freed memory.
+ * - A descriptor's `_zp_link` words belong to the backend while the
+ *   descriptor is in its store (between the give() that stores it and the
+ *   take() or victims[] that hands it back).  The front end uses
+ *   `_zp_link[0]` only while the descriptor is free (on the pool's
+ *   descriptor free list, never in a store), and callers never see them.
+ *   Nothing else of a descriptor may be written by a backend; `_zp_class`
+ *   and `cap` may be read.
+ * - Buffer data lives apart from its descriptor, so no link word is ever
+ *   inside memory that a caller writes.
  *
  * Synchronization table (the front end guarantees the left column):
  *
@@ -20,6 +36,12 @@
  *              |   from any number of threads
  *   count,stats| anything but destroy; results may be stale
  *   thread_exit| anything: called on an exiting thread that used the store
+ *
+ * Front-end locks held when a callback runs: none, except that give,
+ * count and thread_exit may run under the thread-cache lock
+ * (_zp_tcache_lock: a thread's cache is retired at its exit, and zp_stats
+ * counts under it).  A backend therefore never calls into the front end
+ * other than through the services below, which take no front-end lock.
  *
  * Every buffer passed to give() is, when give returns, either in the store
  * or written to `victims`; a victim may also be a buffer that was already in
@@ -36,13 +58,34 @@
 #include <stdint.h>
 
 #include "zeropool.h"
+#include "zp_atomic.h"
+
+/* ---- services for backends ---------------------------------------------- */
+
+#define ZP_CACHELINE 64
+#define ZP_ALIGNED_CL __attribute__((aligned(ZP_CACHELINE)))
+
+/* Metadata (stores, magazines, caches): zeroed, cache-line aligned.
+ * Returns NULL with errno ENOMEM.  Backends allocate through these so the
+ * tests' failure injection reaches them. */
+void *_zp_meta_alloc(size_t size);
+void _zp_meta_free(void *p);
+
+/* Consistency checks: compiled in with ZP_DEBUG_CHECKS, else nothing. */
+void _zp_fatal(const char *file, int line, const char *what) __attribute__((noreturn));
+#if ZP_DEBUG_CHECKS
+#define zp_assert(c) ((c) ? (void)0 : _zp_fatal(__FILE__, __LINE__, #c))
+#else
+#define zp_assert(c) ((void)0)
+#endif
+
+/* ---- the contract -------------------------------------------------------- */
 
 struct zp_store_params {
-	unsigned classes;         /* class indices are 0..classes-1 */
-	const size_t *class_size; /* capacity of each class */
-	unsigned max_per_class;   /* bound on buffers kept per class */
-	unsigned max_batch;       /* largest n in take/give */
-	unsigned shards;          /* hint for sharded backends, a power of two */
+	unsigned classes;       /* class indices are 0..classes-1 */
+	unsigned max_per_class; /* bound on buffers kept per class */
+	unsigned max_batch;     /* largest n in take/give */
+	unsigned shards;        /* hint for sharded backends, a power of two */
 	zp_evict_policy evict;
 };
 
@@ -83,5 +126,8 @@ extern const struct zp_backend_ops _zp_backend_lockfree_urcu;
 
 /* The registered backend called `name`, or NULL. */
 const struct zp_backend_ops *_zp_backend_find(const char *name);
+/* name, else $ZP_BACKEND, else the build default; NULL with errno ENOENT
+ * when that name is not registered. */
+const struct zp_backend_ops *_zp_backend_resolve(const char *name);
 
 #endif /* ZP_BACKEND_H */

@@ -2,40 +2,19 @@
  * zp_config.c - defaults that scale with the machine, and validation.
  */
 #include <errno.h>
-#include <sched.h>
+#include <stdbool.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "zp_internal.h"
+#include "zp_config.h"
+#include "zp_os.h"
 
-unsigned _zp_cpu_count(void)
-{
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof set, &set) == 0) {
-		int n = CPU_COUNT(&set);
-		if (n > 0)
-			return (unsigned)n;
-	}
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (unsigned)n : 1;
-}
-
-static size_t physical_memory(void)
-{
-	long pages = sysconf(_SC_PHYS_PAGES);
-	long page = sysconf(_SC_PAGESIZE);
-	if (pages <= 0 || page <= 0)
-		return (size_t)1 << 30;
-	return (size_t)pages * (size_t)page;
-}
-
-/* zeropool's tables (notes/zeropool.md §1B), with the cache depth floored
+/* zeropool's per-CPU tables (docs/design.md), with the cache depth floored
  * at 4 so that half-depth batches move at least two buffers. */
 void zp_config_init(zp_config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	unsigned cpus = _zp_cpu_count();
+	unsigned cpus = _zp_os_cpu_count();
 	memset(cfg, 0, sizeof *cfg);
 	cfg->backend = NULL;
 	cfg->min_size = 64;
@@ -44,7 +23,7 @@ void zp_config_init(zp_config *cfg)
 	cfg->cache_depth = cpus <= 4 ? 4 : cpus <= 8 ? 6 : 8;
 	cfg->batch = 0;
 	cfg->max_per_class = 32u * (cpus < 16 ? 1 : cpus < 32 ? 2 : cpus < 64 ? 3 : 4);
-	cfg->max_idle_bytes = physical_memory() / 8;
+	cfg->max_idle_bytes = _zp_os_physical_memory() / 8;
 	cfg->evict = ZP_EVICT_DROP_COLDEST;
 	cfg->shards = 0;
 	cfg->flags = 0;

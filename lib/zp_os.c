@@ -1,39 +1,68 @@
 /*
- * zp_os.c - memory from the operating system: buffer data and metadata,
- * with a failure-injection hook so tests can make the n-th allocation fail.
+ * zp_os.c - what the library takes from the operating system: buffer data
+ * and metadata, the machine's size, and a failure-injection hook so tests
+ * can make the n-th allocation fail.
  */
 #include <errno.h>
-#include <stdatomic.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
-#include "zp_internal.h"
+#include "zp_os.h"
 #include "zp_poison.h"
+
+/* ---- the machine ------------------------------------------------------ */
+
+unsigned _zp_os_cpu_count(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0) {
+		int n = CPU_COUNT(&set);
+		if (n > 0)
+			return (unsigned)n;
+	}
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+size_t _zp_os_physical_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	long page = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || page <= 0)
+		return (size_t)1 << 30;
+	return (size_t)pages * (size_t)page;
+}
+
+/* ---- failure injection ------------------------------------------------ */
 
 /* > 0: allocations left before the armed failure; 0: disarmed. */
 static _Atomic long fail_countdown;
 static _Atomic long alloc_calls;
 
+/* Relaxed: the tests arm the hook before starting the threads it affects. */
 void _zp_test_fail_alloc_after(long n)
 {
-	atomic_store(&alloc_calls, 0);
-	atomic_store(&fail_countdown, n > 0 ? n : 0);
+	zp_atomic_store_relaxed(&alloc_calls, 0);
+	zp_atomic_store_relaxed(&fail_countdown, n > 0 ? n : 0);
 }
 
 long _zp_test_alloc_calls(void)
 {
-	return atomic_load(&alloc_calls);
+	return zp_atomic_load_relaxed(&alloc_calls);
 }
 
 /* True when this allocation must fail (the injection hook). */
 static bool injected_failure(void)
 {
-	atomic_fetch_add_explicit(&alloc_calls, 1, memory_order_relaxed);
-	long left = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+	zp_atomic_add_relaxed(&alloc_calls, 1);
+	long left = zp_atomic_load_relaxed(&fail_countdown);
 	while (left > 0) {
-		if (atomic_compare_exchange_weak(&fail_countdown, &left, left - 1))
+		if (zp_atomic_cas_weak_relaxed(&fail_countdown, &left, left - 1))
 			return left == 1;
 	}
 	return false;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "zp_internal.h"
+#include "zp_backend.h"
 
 static const struct zp_backend_ops *const registry[] = {
     &_zp_backend_locked,

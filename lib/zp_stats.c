@@ -1,10 +1,10 @@
 /*
  * zp_stats.c - summing per-thread counters into zp_stats.
  *
- * Counters of live caches are read under _zp_registry_lock (so no cache is
+ * Counters of live caches are read under _zp_tcache_lock (so no cache is
  * freed meanwhile) with relaxed loads, matching the owners' relaxed
  * stores; counters of caches that are gone were folded into pool->totals.
- * Cache hits are derived from each cache's flows (zp_internal.h): exact
+ * Cache hits are derived from each cache's flows (zp_store.h): exact
  * when the pool is quiescent, off by at most a cache's depth while its
  * owner runs.
  * Gauges that would need another thread's private state (the number of
@@ -14,36 +14,36 @@
 #include <errno.h>
 #include <string.h>
 
-#include "zp_internal.h"
+#include "zp_tcache.h"
 
-#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+/* Sums of one class's counters, indexed like struct _zp_class_counters. */
+#define SUM(v, field) (v)[offsetof(struct _zp_class_counters, field) / sizeof(uint64_t)]
 
 static void sum_class(zp_pool *pool, unsigned k, struct zp_class_stats *o, uint64_t *refills,
 		      uint64_t *drains)
 {
-	struct _zp_class_counters sum;
-	const uint64_t *t = (const uint64_t *)&pool->totals[k];
-	uint64_t *to = (uint64_t *)&sum;
+	uint64_t v[_ZP_NCOUNTERS];
+	_Atomic uint64_t *t = (_Atomic uint64_t *)&pool->totals[k];
 	for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
-		to[i] = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+		v[i] = zp_atomic_load_relaxed(&t[i]);
 	for (const struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next) {
-		const uint64_t *from = (const uint64_t *)&tc->ctr[k];
+		_Atomic uint64_t *from = (_Atomic uint64_t *)&tc->ctr[k];
 		for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
-			to[i] += LOAD(from[i]);
-		sum.hits += _zp_tcache_hits(tc, k);
-		sum.puts += LOAD(tc->pub.cls[k].puts);
+			v[i] += zp_atomic_load_relaxed(&from[i]);
+		SUM(v, hits) += _zp_tcache_hits(tc, k);
+		SUM(v, puts) += _ZP_LOAD(&tc->pub.cls[k].puts);
 	}
 	o->size = pool->class_size[k];
-	o->cache_hits = sum.hits;
-	o->store_hits = sum.store_hits;
-	o->fresh = sum.fresh;
-	o->gets = sum.hits + sum.store_hits + sum.fresh;
-	o->puts = sum.puts;
-	o->evictions = sum.evictions;
-	o->discards = sum.discards;
+	o->cache_hits = SUM(v, hits);
+	o->store_hits = SUM(v, store_hits);
+	o->fresh = SUM(v, fresh);
+	o->gets = o->cache_hits + o->store_hits + o->fresh;
+	o->puts = SUM(v, puts);
+	o->evictions = SUM(v, evictions);
+	o->discards = SUM(v, discards);
 	o->idle_buffers = pool->ops->count(pool->store, k);
-	*refills = sum.refills;
-	*drains = sum.drains;
+	*refills = SUM(v, refills);
+	*drains = SUM(v, drains);
 }
 
 int zp_stats(zp_pool *pool, struct zp_stats *out)
@@ -53,7 +53,7 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 		return -1;
 	}
 	memset(out, 0, sizeof *out);
-	pthread_mutex_lock(&_zp_registry_lock);
+	pthread_mutex_lock(&_zp_tcache_lock);
 	for (unsigned k = 0; k < pool->classes; k++) {
 		struct zp_class_stats c;
 		uint64_t rf, dr;
@@ -70,21 +70,22 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 		out->idle_buffers += c.idle_buffers;
 	}
 	out->threads = pool->ncaches;
-	pthread_mutex_unlock(&_zp_registry_lock);
+	pthread_mutex_unlock(&_zp_tcache_lock);
 
-	uint64_t ovg = atomic_load(&pool->oversize_gets), ovp = atomic_load(&pool->oversize_puts);
+	uint64_t ovg = zp_atomic_load_relaxed(&pool->oversize_gets);
+	uint64_t ovp = zp_atomic_load_relaxed(&pool->oversize_puts);
 	uint64_t pooled_out = out->gets - out->puts;
 	out->oversize = ovg;
 	out->gets += ovg;
 	out->puts += ovp;
 	out->outstanding = out->gets - out->puts;
-	out->trimmed = atomic_load(&pool->trimmed);
+	out->trimmed = zp_atomic_load_relaxed(&pool->trimmed);
 	struct zp_backend_stats bs = {0};
 	pool->ops->stats(pool->store, &bs);
 	out->contention = bs.contention;
-	out->idle_bytes = atomic_load(&pool->idle_bytes);
-	out->live_buffers = atomic_load(&pool->live_buffers);
-	out->live_bytes = atomic_load(&pool->live_bytes);
+	out->idle_bytes = zp_atomic_load_relaxed(&pool->idle_bytes);
+	out->live_buffers = zp_atomic_load_relaxed(&pool->live_buffers);
+	out->live_bytes = zp_atomic_load_relaxed(&pool->live_bytes);
 	uint64_t held = out->idle_buffers + pooled_out;
 	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;
 	out->classes = pool->classes;
@@ -98,8 +99,8 @@ int zp_class_stats(zp_pool *pool, unsigned cls, struct zp_class_stats *out)
 		return -1;
 	}
 	uint64_t rf, dr;
-	pthread_mutex_lock(&_zp_registry_lock);
+	pthread_mutex_lock(&_zp_tcache_lock);
 	sum_class(pool, cls, out, &rf, &dr);
-	pthread_mutex_unlock(&_zp_registry_lock);
+	pthread_mutex_unlock(&_zp_tcache_lock);
 	return 0;
 }

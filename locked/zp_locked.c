@@ -21,10 +21,12 @@
  * the exception: it is bumped before the lock is held, with an atomic RMW.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <string.h>
 
-#include "zp_internal.h"
+#include "zp_backend.h"
 
 struct ring {
 	zp_buf **slot;

@@ -32,7 +32,7 @@
 #include <ck_pr.h>
 #include <ck_stack.h>
 
-#include "zp_internal.h"
+#include "zp_backend.h"
 #include "zp_annotate.h"
 #include "zp_magazine.h"
 

@@ -57,7 +57,7 @@
 #endif
 #include <urcu.h> /* memb flavour: rcu_read_lock, call_rcu, rcu_barrier */
 
-#include "zp_internal.h"
+#include "zp_backend.h"
 #include "zp_magazine.h"
 
 #define RELAXED memory_order_relaxed

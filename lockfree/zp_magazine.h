@@ -3,7 +3,7 @@
  * body (a counted array of descriptor pointers), the per-class bound, and
  * the slab layout of magazine nodes.  See docs/lockfree.md.
  *
- * Order convention (the front end's, see lib/zp_tcache.c): in give(in, n)
+ * Order convention (the backend contract's, lib/zp_backend.h): in give(in, n)
  * and take(out, n) the arrays run from coldest to hottest, in[n-1] and
  * out[got-1] being the hottest.  A magazine keeps the same order:
  * bufs[count-1] is its hottest buffer, and take() serves from the top.

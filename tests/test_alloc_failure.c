@@ -11,7 +11,7 @@
  */
 #include <pthread.h>
 
-#include "zp_internal.h"
+#include "zp_os.h"
 #include "zp_test.h"
 
 /* Allocations op() makes when nothing fails. */

@@ -1,0 +1,200 @@
+/*
+ * zp_alloc.c - the entry points zp_get and zp_put, the slow paths behind the
+ * inline cache code of zeropool.h, and zp_thread_cache.
+ *
+ * The hit path is zp_get/zp_put: a TLS load, the table entry, then the
+ * inline cache code; everything else is a tail call, so no stack frame is
+ * built.  A miss refills or drains a batch through the store layer.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "zp_poison.h"
+#include "zp_tcache.h"
+
+/* ---- slow paths ------------------------------------------------------------ */
+
+static zp_buf *hand_out(zp_pool *pool, zp_buf *b, size_t len)
+{
+	_zp_unpoison(b->data, b->cap);
+	_zp_hg_clean(b->data, b->cap);
+	b->_zp_owner = pool->tag;
+	*(size_t *)&b->len = len;
+	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
+		memset(b->data, 0, len);
+	return b;
+}
+
+static zp_buf *get_oversize(zp_pool *pool, size_t len)
+{
+	zp_buf *b = _zp_store_buf_new(pool, _ZP_CLASS_OVERSIZE, len);
+	if (b == NULL)
+		return NULL;
+	zp_atomic_add_relaxed(&pool->oversize_gets, 1);
+	b->_zp_owner = pool->tag | _ZP_OWNER_OVERSIZE;
+	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
+		memset(b->data, 0, len);
+	return b;
+}
+
+/* A get that the inline path did not serve; tc NULL means no cache. */
+static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
+{
+	if (len > pool->cfg.max_size)
+		return get_oversize(pool, len);
+	unsigned cls = _zp_store_class_of(pool, len);
+	struct _zp_class_counters *ctr = tc != NULL ? tc->ctr : NULL;
+	unsigned hint = _zp_tcache_hint();
+	zp_buf *b;
+	if (tc != NULL && pool->depth > 0) {
+		struct _zp_cache_class *cc = &tc->pub.cls[cls];
+		uint32_t n = _ZP_LOAD(&cc->count);
+		if (n == 0) {
+			n = _zp_store_take(pool, hint, cls, cc->slots, pool->batch);
+			if (n == 0)
+				goto fresh;
+			_ZP_ADD(pool, ctr, cls, refills, 1);
+			_ZP_ADD(pool, ctr, cls, refill_bufs, n - 1);
+			_ZP_ADD(pool, ctr, cls, store_hits, 1);
+		} /* else a cache hit of a zeroing pool: counted by the count */
+		_ZP_STORE(&cc->count, n - 1);
+		return hand_out(pool, cc->slots[n - 1], len);
+	}
+	if (_zp_store_take(pool, hint, cls, &b, 1) == 1) {
+		_ZP_ADD(pool, ctr, cls, store_hits, 1);
+		return hand_out(pool, b, len);
+	}
+fresh:
+	b = _zp_store_buf_new(pool, cls, len);
+	if (b == NULL)
+		return NULL;
+	_ZP_ADD(pool, ctr, cls, fresh, 1);
+	return hand_out(pool, b, len);
+}
+
+/* Validate a put.  Returns 1 when b is a held pooled buffer of pool, 0
+ * when it was an oversize buffer (now freed), -1 with errno otherwise. */
+static int put_check(zp_pool *pool, zp_buf *b)
+{
+	if (b == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	uintptr_t owner = b->_zp_owner;
+	if (owner == pool->tag)
+		return 1;
+	if (owner == (pool->tag | _ZP_OWNER_OVERSIZE)) {
+		zp_atomic_add_relaxed(&pool->oversize_puts, 1);
+		_zp_store_buf_free(pool, b);
+		return 0;
+	}
+	errno = owner == (pool->tag | _ZP_OWNER_IDLE) ? EALREADY : EINVAL;
+	return -1;
+}
+
+/* A put that the inline path did not absorb; tc NULL means no cache. */
+static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
+{
+	int rc = put_check(pool, b);
+	if (rc <= 0)
+		return rc;
+	unsigned cls = b->_zp_class, hint = _zp_tcache_hint();
+	b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
+	_zp_hg_clean(b->data, b->cap);
+	_zp_poison(b->data, b->cap);
+	if (tc == NULL) {
+		zp_atomic_add_relaxed(&pool->totals[cls].puts, 1);
+		_zp_store_give(pool, hint, cls, &b, 1, NULL);
+		return 0;
+	}
+	struct _zp_cache_class *cc = &tc->pub.cls[cls];
+	_ZP_COUNT(&cc->puts);
+	if (pool->depth == 0) {
+		_zp_store_give(pool, hint, cls, &b, 1, tc->ctr);
+		return 0;
+	}
+	uint32_t n = _ZP_LOAD(&cc->count);
+	if (n == pool->depth) {
+		/* Full: drain the coldest batch (the bottom), keep the hot top. */
+		uint32_t k = pool->batch;
+		_zp_store_give(pool, hint, cls, cc->slots, k, tc->ctr);
+		memmove(cc->slots, cc->slots + k, (n - k) * sizeof(zp_buf *));
+		n -= k;
+	}
+	cc->slots[n] = b;
+	_ZP_STORE(&cc->count, n + 1);
+	return 0;
+}
+
+zp_buf *_zp_cache_get_slow(zp_cache *c, size_t len)
+{
+	struct _zp_tcache *tc = _zp_tcache_of(c);
+	return get_miss(tc->pool, tc, len);
+}
+
+int _zp_cache_put_slow(zp_cache *c, zp_buf *b)
+{
+	struct _zp_tcache *tc = _zp_tcache_of(c);
+	return put_miss(tc->pool, tc, b);
+}
+
+/* ---- the explicit handle ---------------------------------------------------- */
+
+zp_cache *zp_thread_cache(zp_pool *pool)
+{
+	if (pool == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	zp_cache *c = _zp_tcache_peek(pool);
+	return c != NULL ? c : _zp_tcache_attach(pool);
+}
+
+/* ---- zp_get and zp_put ------------------------------------------------------ */
+
+/* First use of a pool on this thread (or no cache possible), and NULL. */
+static __attribute__((noinline)) zp_buf *get_first(zp_pool *pool, size_t len)
+{
+	if (pool == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	int saved = errno; /* running uncached is not an error */
+	zp_cache *c = _zp_tcache_attach(pool);
+	errno = saved;
+	return c != NULL ? zp_cache_get(c, len) : get_miss(pool, NULL, len);
+}
+
+static __attribute__((noinline)) int put_first(zp_pool *pool, zp_buf *b)
+{
+	if (pool == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	int saved = errno;
+	zp_cache *c = _zp_tcache_attach(pool);
+	errno = saved;
+	return c != NULL ? zp_cache_put(c, b) : put_miss(pool, NULL, b);
+}
+
+/* The hot path: a TLS load, the table entry, then the inline cache code;
+ * everything else is a tail call, so no stack frame is built. */
+zp_buf *zp_get(zp_pool *pool, size_t len)
+{
+	if (ZP_LIKELY(pool != NULL)) {
+		zp_cache *c = _zp_tcache_peek(pool);
+		if (ZP_LIKELY(c != NULL))
+			return zp_cache_get(c, len);
+	}
+	return get_first(pool, len);
+}
+
+int zp_put(zp_pool *pool, zp_buf *b)
+{
+	if (ZP_LIKELY(pool != NULL)) {
+		zp_cache *c = _zp_tcache_peek(pool);
+		if (ZP_LIKELY(c != NULL))
+			return zp_cache_put(c, b);
+	}
+	return put_first(pool, b);
+}

@@ -1,0 +1,36 @@
+/*
+ * zp_os.h - what the library takes from the operating system: buffer data,
+ * metadata (declared in zp_backend.h, for backends too), the machine's size,
+ * and the failure-injection hooks of the test suite.  The bottom layer:
+ * it calls nothing else of the library.
+ */
+#ifndef ZP_OS_H
+#define ZP_OS_H
+
+#include <stddef.h>
+
+#include "zp_backend.h"
+
+/* Exported from the shared library: the test hooks below. */
+#define ZP_API __attribute__((visibility("default")))
+#define ZP_PAGE 4096u
+
+/* Buffer data: page aligned (mmap) for cap >= _ZP_MMAP_MIN, else
+ * posix_memalign with 4 KiB alignment from 4 KiB up and 64 B below.
+ * Returns NULL with errno ENOMEM.  `flags` are the pool's ZP_F_* flags. */
+#define _ZP_MMAP_MIN ((size_t)64 << 10)
+void *_zp_os_alloc(size_t cap, unsigned flags);
+void _zp_os_free(void *p, size_t cap);
+
+/* CPUs this process may run on (at least 1), and physical memory in bytes
+ * (1 GiB when the system does not say). */
+unsigned _zp_os_cpu_count(void);
+size_t _zp_os_physical_memory(void);
+
+/* Failure injection: the n-th allocation from now (1 = the next) through
+ * _zp_os_alloc or _zp_meta_alloc fails with ENOMEM; 0 disarms.  Returns
+ * the number of allocations made since the last arming. */
+ZP_API void _zp_test_fail_alloc_after(long n);
+ZP_API long _zp_test_alloc_calls(void);
+
+#endif /* ZP_OS_H */

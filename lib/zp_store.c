@@ -1,0 +1,246 @@
+/*
+ * zp_store.c - size classes, buffer descriptors, and the front end's side of
+ * the shared store: the idle-bytes budget, victims, draining.
+ *
+ * Descriptors live in slabs owned by the pool and are never freed before
+ * it, so a stale or doubled zp_put() reads a descriptor that still exists
+ * (and is refused), and lock-free stores may link through them safely.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zp_os.h"
+#include "zp_poison.h"
+#include "zp_store.h"
+
+#define SLAB_DESCS 64
+
+/* One descriptor per cache line: no false sharing between buffers. */
+struct _zp_desc {
+	zp_buf b;
+} ZP_ALIGNED_CL;
+
+struct _zp_slab {
+	struct _zp_slab *next;
+	struct _zp_desc d[SLAB_DESCS];
+};
+
+#define SET_DATA(b, p) (*(unsigned char **)&(b)->data = (p))
+#define SET_SIZE(field, v) (*(size_t *)&(field) = (v))
+
+/* ---- classes ------------------------------------------------------------ */
+
+static int build_classes(zp_pool *pool)
+{
+	const zp_config *c = &pool->cfg;
+	uint32_t s = (uint32_t)__builtin_ctzll(c->classes_per_doubling);
+	uint32_t m = (uint32_t)__builtin_ctzll(c->min_size);
+	pool->spacing_shift = s;
+	pool->class_base = (m << s) + (1u << s) - 1;
+	pool->classes = _zp_store_class_of(pool, c->max_size) + 1;
+	pool->class_size = _zp_meta_alloc(pool->classes * sizeof(size_t));
+	pool->totals = _zp_meta_alloc(pool->classes * sizeof(struct _zp_class_counters));
+	if (pool->class_size == NULL || pool->totals == NULL)
+		return -1;
+	pool->class_size[0] = c->min_size;
+	for (unsigned k = 1; k < pool->classes; k++) {
+		unsigned g = (k - 1) >> s;
+		size_t i = ((k - 1) & (c->classes_per_doubling - 1)) + 1;
+		size_t base = (size_t)1 << (m + g);
+		pool->class_size[k] = base + i * (base >> s);
+	}
+	return 0;
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+int _zp_store_init(zp_pool *pool)
+{
+	pthread_mutex_init(&pool->desc_lock, NULL);
+	if (build_classes(pool) != 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	struct zp_store_params p = {
+	    .classes = pool->classes,
+	    .max_per_class = pool->cfg.max_per_class,
+	    .max_batch = pool->batch,
+	    .shards = pool->cfg.shards,
+	    .evict = pool->cfg.evict,
+	};
+	pool->store = pool->ops->create(&p);
+	if (pool->store == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+void _zp_store_free_all_data(zp_pool *pool)
+{
+	/* Every buffer ever handed out has a descriptor in a slab: free the
+	 * data of all that are not on the free list (idle, cached, held). */
+	for (struct _zp_slab *s = pool->slabs; s != NULL; s = s->next)
+		for (int i = 0; i < SLAB_DESCS; i++) {
+			zp_buf *b = &s->d[i].b;
+			if (b->data != NULL)
+				_zp_os_free(b->data, b->cap);
+		}
+}
+
+void _zp_store_fini(zp_pool *pool)
+{
+	if (pool->store != NULL)
+		pool->ops->destroy(pool->store);
+	struct _zp_slab *s = pool->slabs;
+	while (s != NULL) {
+		struct _zp_slab *next = s->next;
+		_zp_meta_free(s);
+		s = next;
+	}
+	pthread_mutex_destroy(&pool->desc_lock);
+	_zp_meta_free(pool->class_size);
+	_zp_meta_free(pool->totals);
+}
+
+/* ---- descriptors and buffers --------------------------------------------- */
+
+static zp_buf *desc_alloc(zp_pool *pool)
+{
+	pthread_mutex_lock(&pool->desc_lock);
+	if (pool->desc_free == NULL) {
+		struct _zp_slab *s = _zp_meta_alloc(sizeof *s);
+		if (s == NULL) {
+			pthread_mutex_unlock(&pool->desc_lock);
+			return NULL;
+		}
+		s->next = pool->slabs;
+		pool->slabs = s;
+		for (int i = SLAB_DESCS - 1; i >= 0; i--) {
+			s->d[i].b._zp_link[0] = pool->desc_free;
+			pool->desc_free = &s->d[i].b;
+		}
+	}
+	zp_buf *b = pool->desc_free;
+	pool->desc_free = b->_zp_link[0];
+	pthread_mutex_unlock(&pool->desc_lock);
+	b->_zp_link[0] = NULL;
+	return b;
+}
+
+static void desc_free(zp_pool *pool, zp_buf *b)
+{
+	b->_zp_owner = 0; /* a later put of this descriptor is refused */
+	pthread_mutex_lock(&pool->desc_lock);
+	b->_zp_link[0] = pool->desc_free;
+	pool->desc_free = b;
+	pthread_mutex_unlock(&pool->desc_lock);
+}
+
+static size_t oversize_cap(size_t len)
+{
+	size_t cap = (len + ZP_PAGE - 1) & ~(size_t)(ZP_PAGE - 1);
+	return cap < len ? 0 : cap;
+}
+
+zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len)
+{
+	size_t cap =
+	    cls == _ZP_CLASS_OVERSIZE ? oversize_cap(len) : _zp_store_class_size(pool, cls);
+	if (cap == 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	zp_buf *b = desc_alloc(pool);
+	if (b == NULL)
+		return NULL;
+	unsigned char *data = _zp_os_alloc(cap, pool->cfg.flags);
+	if (data == NULL) {
+		desc_free(pool, b);
+		errno = ENOMEM;
+		return NULL;
+	}
+	SET_DATA(b, data);
+	SET_SIZE(b->cap, cap);
+	SET_SIZE(b->len, len);
+	b->_zp_class = cls;
+	if (cls != _ZP_CLASS_OVERSIZE) {
+		zp_atomic_add_relaxed(&pool->live_buffers, 1);
+		zp_atomic_add_relaxed(&pool->live_bytes, cap);
+	}
+	return b;
+}
+
+void _zp_store_buf_free(zp_pool *pool, zp_buf *b)
+{
+	if (b->_zp_class != _ZP_CLASS_OVERSIZE) {
+		zp_atomic_sub_relaxed(&pool->live_buffers, 1);
+		zp_atomic_sub_relaxed(&pool->live_bytes, b->cap);
+	}
+	_zp_os_free(b->data, b->cap);
+	SET_DATA(b, NULL);
+	desc_free(pool, b);
+}
+
+/* ---- give and take --------------------------------------------------------- */
+
+unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
+			struct _zp_class_counters *ctr)
+{
+	size_t size = _zp_store_class_size(pool, cls);
+	uint64_t want = (uint64_t)n * size;
+	uint64_t before = zp_atomic_add_relaxed(&pool->idle_bytes, want);
+	uint64_t budget = pool->cfg.max_idle_bytes;
+	unsigned fit = n;
+	if (before + want > budget) {
+		fit = before >= budget ? 0 : (unsigned)((budget - before) / size);
+		if (fit > n)
+			fit = n;
+		zp_atomic_sub_relaxed(&pool->idle_bytes, (uint64_t)(n - fit) * size);
+	}
+	zp_buf *victims[ZP_MAX_CACHE_DEPTH];
+	unsigned nv = 0;
+	if (fit > 0) {
+		nv = pool->ops->give(pool->store, hint, cls, in, fit, victims);
+		zp_assert(nv <= fit);
+		if (nv > 0)
+			zp_atomic_sub_relaxed(&pool->idle_bytes, (uint64_t)nv * size);
+	}
+	for (unsigned i = 0; i < nv; i++)
+		_zp_store_buf_free(pool, victims[i]);
+	for (unsigned i = fit; i < n; i++)
+		_zp_store_buf_free(pool, in[i]);
+	_ZP_ADD(pool, ctr, cls, drains, 1);
+	_ZP_ADD(pool, ctr, cls, drain_bufs, n);
+	if (nv)
+		_ZP_ADD(pool, ctr, cls, evictions, nv);
+	if (fit < n)
+		_ZP_ADD(pool, ctr, cls, discards, n - fit);
+	return nv + (n - fit);
+}
+
+unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out, unsigned n)
+{
+	unsigned got = pool->ops->take(pool->store, hint, cls, out, n);
+	zp_assert(got <= n);
+	if (got > 0)
+		zp_atomic_sub_relaxed(&pool->idle_bytes,
+				      (uint64_t)got * _zp_store_class_size(pool, cls));
+	return got;
+}
+
+size_t _zp_store_drain(zp_pool *pool, unsigned hint, unsigned cls, uint64_t *nbufs)
+{
+	size_t freed = 0;
+	zp_buf *batch[ZP_MAX_CACHE_DEPTH];
+	unsigned got;
+	while ((got = _zp_store_take(pool, hint, cls, batch, pool->batch)) > 0) {
+		for (unsigned i = 0; i < got; i++) {
+			freed += batch[i]->cap;
+			_zp_store_buf_free(pool, batch[i]);
+		}
+		*nbufs += got;
+	}
+	return freed;
+}

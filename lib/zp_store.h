@@ -1,0 +1,123 @@
+/*
+ * zp_store.h - the pool and its store layer: size classes, buffer
+ * descriptors, per-class counters, and the byte-budgeted give/take over the
+ * backend (zp_store.c).
+ *
+ * Layers of lib/, each calling only those below it:
+ *
+ *   zp_alloc.c zp_pool.c zp_stats.c   entry points (zeropool.h)
+ *   zp_tcache.c                       per-thread caches (zp_tcache.h)
+ *   zp_store.c                        this layer
+ *   zp_os.c zp_config.c zp_registry.c OS memory, validation, backends
+ */
+#ifndef ZP_STORE_H
+#define ZP_STORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zeropool.h"
+#include "zp_backend.h"
+
+/* Counters of one class, kept per thread cache (single writer: relaxed
+ * load and store) and per pool (folded totals of caches that are gone, and
+ * operations made without a cache: relaxed RMW, off the hot path).
+ *
+ * Cache hits are not counted on the hot path: they are derived from what
+ * entered and left the cache,
+ *   hits = puts + refill_bufs - drain_bufs - trim_bufs - count
+ * (a put with cache depth 0 counts as a put and a one-buffer drain),
+ * where puts lives in the public _zp_cache_class (its field here is used
+ * only in pool totals, like hits). */
+struct _zp_class_counters {
+	_Atomic uint64_t hits, puts;
+	_Atomic uint64_t store_hits, fresh;
+	_Atomic uint64_t refills, refill_bufs; /* transfers, and buffers left in the cache */
+	_Atomic uint64_t drains, drain_bufs;
+	_Atomic uint64_t evictions, discards;
+	_Atomic uint64_t trim_bufs;
+};
+
+/* Folding and summing walk the counters as an array of words. */
+#define _ZP_NCOUNTERS (sizeof(struct _zp_class_counters) / sizeof(_Atomic uint64_t))
+_Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t), "counters are plain 64-bit words");
+
+/* Add n to a counter: a cache's (single writer) or, if ctr is NULL, the
+ * pool's totals (RMW). */
+#define _ZP_ADD(pool, ctr, cls, field, n)                                                          \
+	((ctr) != NULL ? zp_atomic_bump_single_writer(&(ctr)[cls].field, (n))                      \
+		       : (void)zp_atomic_add_relaxed(&(pool)->totals[cls].field, (n)))
+
+struct _zp_slab; /* a block of descriptors */
+struct _zp_tcache;
+
+struct zp_pool {
+	uintptr_t tag; /* == (uintptr_t)this: owner tag of held buffers */
+	zp_config cfg;
+	const struct zp_backend_ops *ops;
+	void *store;
+	unsigned classes;
+	uint32_t spacing_shift, class_base; /* see _zp_class_index */
+	unsigned depth, batch;
+	size_t *class_size;
+
+	/* Descriptors: slabs, never freed before the pool; a free list. */
+	pthread_mutex_t desc_lock;
+	struct _zp_slab *slabs;
+	zp_buf *desc_free;
+
+	/* The thread-cache layer's (zp_tcache.c), under _zp_tcache_lock: this
+	 * pool's index in every thread's cache table (ZP_MAX_POOLS: none), and
+	 * the caches attached to it. */
+	unsigned slot;
+	struct _zp_tcache *caches;
+	unsigned ncaches;
+
+	_Atomic uint64_t idle_bytes; /* capacity of buffers in the store */
+	_Atomic uint64_t live_buffers, live_bytes;
+	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
+	struct _zp_class_counters *totals; /* [classes] */
+};
+
+static inline size_t _zp_store_class_size(const zp_pool *pool, unsigned cls)
+{
+	return pool->class_size[cls];
+}
+
+static inline unsigned _zp_store_class_of(const zp_pool *pool, size_t len)
+{
+	return _zp_class_index(len, pool->cfg.min_size, pool->spacing_shift, pool->class_base);
+}
+
+/* Set up the classes, the descriptor slabs and the backend's store of a
+ * pool whose cfg, ops, depth and batch are set.  Returns 0, or -1 with errno
+ * ENOMEM; _zp_store_fini() cleans up after either. */
+int _zp_store_init(zp_pool *pool);
+/* Free the data of every buffer the pool ever handed out and did not free
+ * (idle, cached anywhere, or still held by callers). */
+void _zp_store_free_all_data(zp_pool *pool);
+/* Destroy the backend's store and free the descriptors and classes. */
+void _zp_store_fini(zp_pool *pool);
+
+/* A fresh buffer of class cls (or oversize when cls == _ZP_CLASS_OVERSIZE,
+ * with cap = len rounded up to a page).  Returns NULL with errno ENOMEM. */
+zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len);
+/* Free a buffer's data and recycle its descriptor. */
+void _zp_store_buf_free(zp_pool *pool, zp_buf *b);
+
+/* Hand n <= ZP_MAX_CACHE_DEPTH buffers of one class to the store,
+ * honouring max_idle_bytes; frees what the store refuses or evicts and
+ * what the budget does not admit, and returns how many buffers it freed.
+ * Counters go to `ctr` (a thread cache's) or, when NULL, to the pool's
+ * totals.  `hint` is the calling thread's small id (shard selection). */
+unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
+			struct _zp_class_counters *ctr);
+/* Take up to n buffers of one class from the store. */
+unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out, unsigned n);
+/* Free every buffer of class cls idle in the store; adds their number to
+ * *nbufs and returns their bytes. */
+size_t _zp_store_drain(zp_pool *pool, unsigned hint, unsigned cls, uint64_t *nbufs);
+
+#endif /* ZP_STORE_H */

@@ -1,0 +1,87 @@
+/*
+ * zp_tcache.h - the thread-cache layer (zp_tcache.c): each thread's table
+ * of caches, one per pool it uses, and their lifetime (attach, retire at
+ * thread exit, detach at pool destroy, trim by the owner).  Above the store
+ * layer (zp_store.h), below the entry points.
+ *
+ * Each thread has one table of cache pointers indexed by the pool's slot
+ * (pools hold distinct slots while alive), reached through one
+ * initial-exec TLS pointer: the hit path is a TLS load, an indexed load and
+ * the inline zp_cache_get/zp_cache_put of zeropool.h.
+ *
+ * _zp_tcache_lock guards what links caches, threads and pools: the slot
+ * table, every pool's cache list and count, other threads' table entries,
+ * and the thread-exit key.  Cache creation, thread exit, pool destroy and
+ * stats take it.  The owning thread reads its own table without the lock:
+ * an entry is written by another thread only by zp_pool_destroy, which by
+ * contract runs when no thread uses that pool, and a slot reused by a later
+ * pool is ordered after the destroy by the lock and by the caller's own
+ * hand-off of the new pool pointer.
+ */
+#ifndef ZP_TCACHE_H
+#define ZP_TCACHE_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "zp_store.h"
+
+extern pthread_mutex_t _zp_tcache_lock;
+
+struct _zp_thread {
+	/* [ZP_MAX_POOLS] is a sentinel that stays NULL: pools without a slot
+	 * index it and take the uncached path. */
+	zp_cache *caches[ZP_MAX_POOLS + 1];
+	unsigned hint;
+};
+
+/* The calling thread's table.  Until the thread attaches its first cache it
+ * points at a shared table of NULLs, so the hot path needs no NULL test. */
+extern __thread struct _zp_thread *_zp_tcache_self __attribute__((tls_model("initial-exec")));
+
+/* A thread's cache for one pool: this private header, then the public
+ * zp_cache with its classes, then counters and slots, in one block. */
+struct _zp_tcache {
+	struct _zp_tcache *next, *prev; /* in pool->caches */
+	struct _zp_thread *thread;
+	zp_pool *pool;
+	struct _zp_class_counters *ctr; /* [classes] */
+	zp_cache pub;                   /* must be last: flexible array */
+};
+
+static inline struct _zp_tcache *_zp_tcache_of(zp_cache *c)
+{
+	return (struct _zp_tcache *)((char *)c - offsetof(struct _zp_tcache, pub));
+}
+
+/* The calling thread's cache for pool, or NULL; never creates one. */
+static inline zp_cache *_zp_tcache_peek(const zp_pool *pool)
+{
+	return _zp_tcache_self->caches[pool->slot];
+}
+
+/* The calling thread's cache for pool, created if needed; NULL with errno
+ * EAGAIN (the thread is exiting, the pool has no slot, the process has no
+ * pthread key left) or ENOMEM. */
+zp_cache *_zp_tcache_attach(zp_pool *pool);
+
+/* A free slot for a new pool, or ZP_MAX_POOLS when all are taken; and its
+ * release when the pool is gone. */
+unsigned _zp_tcache_slot_acquire(void);
+void _zp_tcache_slot_release(unsigned slot);
+
+/* Detach and free every thread's cache of `pool`; the buffers they held
+ * are not freed here (the pool frees all of its buffers itself). */
+void _zp_tcache_detach_all(zp_pool *pool);
+
+/* Free every buffer in the calling thread's cache of pool (if it has one);
+ * adds their number to *nbufs and returns their bytes. */
+size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs);
+
+/* Derived cache hits of class k of a live cache (under _zp_tcache_lock). */
+uint64_t _zp_tcache_hits(const struct _zp_tcache *tc, unsigned k);
+
+/* The calling thread's small id (shard hint). */
+unsigned _zp_tcache_hint(void);
+
+#endif /* ZP_TCACHE_H */
