@@ -8,6 +8,11 @@
 #   lint      clang-format, cppcheck and clang-tidy
 # Usage: scripts/test.sh [GATE...]   (default: all gates, in that order)
 # Exits non-zero if any gate fails.  CI (.ci/run) calls this script.
+#
+# Every test has its own timeout (at least 5x its time on a slow machine of
+# our kind; docs/testing.md).  The summary at the end lists each gate's five
+# slowest tests, so that a machine slower than ours shows where time goes;
+# the full ctest logs stay in build/test-logs/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --bench || exit 1
@@ -16,20 +21,36 @@ jobs=2
 gates=("$@")
 if ((${#gates[@]} == 0)); then gates=(release asan tsan valgrind fuzz lint); fi
 failed=()
+logs=build/test-logs
+mkdir -p "$logs"
+rm -f "$logs"/*.log
+
+# ctest ARGS...: run ctest, keeping its output in $logs/<gate>.log for the
+# summary (the gate being run is in $gate).
+run_ctest() {
+  ctest "$@" 2>&1 | tee -a "$logs/$gate.log"
+  return "${PIPESTATUS[0]}"
+}
+
+# The five slowest tests of a gate's log, slowest first.
+slowest() { # log
+  sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: ([^ ]+) \.*[^0-9]*([0-9.]+) sec$/\2 \1/p' "$1" |
+    sort -rn | head -5 | awk '{ printf "    %8.1f s  %s\n", $1, $2 }'
+}
 
 build() { # preset
   cmake --preset "$1" >"build-$1.log" 2>&1 || { cat "build-$1.log"; return 1; }
   cmake --build --preset "$1" -j"$jobs" 2>&1 | grep -E "error|warning|Error" ; return "${PIPESTATUS[0]}"
 }
 
-gate_release() { build release && ctest --preset release -j"$jobs"; }
-gate_asan() { build asan && ctest --preset asan -j"$jobs"; }
+gate_release() { build release && run_ctest --preset release -j"$jobs"; }
+gate_asan() { build asan && run_ctest --preset asan -j"$jobs"; }
 gate_tsan() {
   # tests/tsan.supp: liburcu is not instrumented (see the file)
   build tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
-    ctest --preset tsan -j"$jobs"
+    run_ctest --preset tsan -j"$jobs"
 }
-gate_valgrind() { build valgrind && ctest --preset valgrind -j"$jobs"; }
+gate_valgrind() { build valgrind && run_ctest --preset valgrind -j"$jobs"; }
 gate_fuzz() {
   local dir=build/fuzz
   CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZP_FUZZ=ON -DZP_WERROR=ON \
@@ -38,7 +59,7 @@ gate_fuzz() {
     { cat build-fuzz.log; return 1; }
   cmake --build "$dir" -j"$jobs" --target fuzz_pool 2>&1 | grep -E "error|warning"
   ((PIPESTATUS[0] == 0)) || return 1
-  ctest --test-dir "$dir" -L fuzz --output-on-failure
+  run_ctest --test-dir "$dir" -L fuzz --output-on-failure
 }
 gate_lint() {
   local files
@@ -54,17 +75,27 @@ gate_lint() {
   echo "lint: clang-format, cppcheck and clang-tidy clean"
 }
 
-for g in "${gates[@]}"; do
-  echo "=== gate: $g"
+total_start=$SECONDS
+summary=()
+for gate in "${gates[@]}"; do
+  echo "=== gate: $gate"
   start=$SECONDS
-  if "gate_$g"; then
-    echo "=== gate $g passed ($((SECONDS - start)) s)"
+  if "gate_$gate"; then
+    verdict=passed
   else
-    echo "=== gate $g FAILED ($((SECONDS - start)) s)"
-    failed+=("$g")
+    verdict=FAILED
+    failed+=("$gate")
   fi
+  echo "=== gate $gate $verdict ($((SECONDS - start)) s)"
+  summary+=("$gate $verdict $((SECONDS - start))")
 done
 rm -f build-*.log
+echo "=== summary ($((SECONDS - total_start)) s in all)"
+for line in "${summary[@]}"; do
+  read -r gate verdict secs <<<"$line"
+  echo "  $gate: $verdict in $secs s"
+  [[ -f "$logs/$gate.log" ]] && slowest "$logs/$gate.log"
+done
 if ((${#failed[@]})); then echo "failed gates: ${failed[*]}"; fi
 echo "gates: $((${#gates[@]} - ${#failed[@]})) passed, ${#failed[@]} failed"
 ((${#failed[@]} == 0))
