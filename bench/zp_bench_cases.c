@@ -16,7 +16,6 @@
  */
 #include "zp_bench_cases.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -25,9 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "zeropool.h"
+#include "zp_progs.h"
 
 #ifdef ZPB_HAVE_DPDK
 #include "zp_bench_dpdk.h"
@@ -35,9 +34,6 @@
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * 1024)
-
-#define ZPB_LIKELY(x) __builtin_expect(!!(x), 1)
-#define ZPB_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ---- the matrix ------------------------------------------------------------ */
 
@@ -98,47 +94,6 @@ static void die(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n");
 	abort();
-}
-
-/* ---- which library serves malloc ------------------------------------------- */
-
-static char malloc_lib[512];
-static const char *malloc_prov;
-
-static void detect_malloc(void)
-{
-	if (malloc_prov != NULL)
-		return;
-	Dl_info di;
-	void *f = dlsym(RTLD_DEFAULT, "malloc");
-	const char *path = NULL;
-	if (f != NULL && dladdr(f, &di) != 0 && di.dli_fname != NULL)
-		path = di.dli_fname;
-	snprintf(malloc_lib, sizeof malloc_lib, "%s", path ? path : "unknown");
-	const char *base = strrchr(malloc_lib, '/');
-	base = base ? base + 1 : malloc_lib;
-	if (strstr(base, "jemalloc"))
-		malloc_prov = "jemalloc";
-	else if (strstr(base, "mimalloc"))
-		malloc_prov = "mimalloc";
-	else if (strstr(base, "tcmalloc"))
-		malloc_prov = "tcmalloc";
-	else if (strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0)
-		malloc_prov = "glibc";
-	else
-		malloc_prov = base;
-}
-
-const char *zpb_malloc_provider(void)
-{
-	detect_malloc();
-	return malloc_prov;
-}
-
-const char *zpb_malloc_library(void)
-{
-	detect_malloc();
-	return malloc_lib;
 }
 
 int zpb_have_dpdk(void)
@@ -240,8 +195,8 @@ long zpb_cases_build(const zpb_options *opt)
 	for (size_t i = 0; i < ntl && ntl1 < ZPB_MAX_CASE_THREADS; i++)
 		tl1[ntl1++] = tl[i];
 	zpb_case *c;
+	const char *malloc_prov = zpp_malloc_provider();
 	ncases = 0;
-	detect_malloc();
 
 	for (size_t bi = 0; bi < zp_backend_count(); bi++) {
 		const char *be = zp_backend_at(bi);
@@ -440,13 +395,6 @@ struct barrier {
 	_Atomic unsigned gen;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* With `stamp`, the last thread to arrive writes the time into it before
  * releasing the others. */
 static void barrier_wait(struct barrier *b, unsigned n, uint64_t *stamp)
@@ -454,7 +402,7 @@ static void barrier_wait(struct barrier *b, unsigned n, uint64_t *stamp)
 	unsigned g = atomic_load_explicit(&b->gen, memory_order_acquire);
 	if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) + 1 == n) {
 		if (stamp != NULL)
-			*stamp = now_ns();
+			*stamp = zpp_now_ns();
 		atomic_store_explicit(&b->count, 0, memory_order_relaxed);
 		atomic_fetch_add_explicit(&b->gen, 1, memory_order_release);
 		return;
@@ -498,17 +446,6 @@ static struct thread_state ts[ZPB_MAX_THREADS];
 static __thread void *tls_stk[TLS_DEPTH];
 static __thread unsigned tls_top;
 
-static inline size_t opaque(size_t v)
-{
-	__asm__ volatile("" : "+r"(v));
-	return v;
-}
-
-static inline void escape(const void *p)
-{
-	__asm__ volatile("" : : "r"(p));
-}
-
 /* Write byte 0, then a compiler barrier standing for the caller's use of the
  * buffer: nothing of the allocator's state stays in registers across it, so
  * a get and the put that follows cannot be fused (it would turn the
@@ -516,7 +453,7 @@ static inline void escape(const void *p)
 static inline void touch(unsigned char *data, uint64_t i)
 {
 	((volatile unsigned char *)data)[0] = (unsigned char)i;
-	__asm__ volatile("" : : "r"(data) : "memory");
+	zpp_clobber(data);
 }
 
 static void spin_wait(unsigned *spins)
@@ -556,7 +493,7 @@ static inline __attribute__((always_inline)) item do_get(const enum server s, zp
 	case S_POOL:
 	case S_HANDLE: {
 		zp_buf *b = s == S_POOL ? zp_get(pool, len) : zp_cache_get(cache, len);
-		if (ZPB_UNLIKELY(b == NULL))
+		if (ZP_UNLIKELY(b == NULL))
 			die_get(len);
 		it.h = b;
 		it.data = b->data;
@@ -564,16 +501,16 @@ static inline __attribute__((always_inline)) item do_get(const enum server s, zp
 	}
 	case S_MALLOC: {
 		unsigned char *p = malloc(len);
-		if (ZPB_UNLIKELY(p == NULL))
+		if (ZP_UNLIKELY(p == NULL))
 			die_get(len);
-		escape(p);
+		zpp_escape(p);
 		it.h = p;
 		it.data = p;
 		break;
 	}
 	case S_TLS:
 	default: {
-		if (ZPB_UNLIKELY(tls_top == 0))
+		if (ZP_UNLIKELY(tls_top == 0))
 			die_get(len);
 		unsigned char *p = tls_stk[--tls_top];
 		it.h = p;
@@ -589,11 +526,11 @@ static inline __attribute__((always_inline)) void do_put(const enum server s, zp
 {
 	switch (s) {
 	case S_POOL:
-		if (ZPB_UNLIKELY(zp_put(pool, h) != 0))
+		if (ZP_UNLIKELY(zp_put(pool, h) != 0))
 			die_put();
 		break;
 	case S_HANDLE:
-		if (ZPB_UNLIKELY(zp_cache_put(cache, h) != 0))
+		if (ZP_UNLIKELY(zp_cache_put(cache, h) != 0))
 			die_put();
 		break;
 	case S_MALLOC:
@@ -615,7 +552,7 @@ static inline __attribute__((always_inline)) void body_pair(const enum server s,
 	zp_cache *cache = t->cache;
 	size_t len = c->size;
 	for (uint64_t i = 0; i < n; i++) {
-		item it = do_get(s, pool, cache, opaque(len));
+		item it = do_get(s, pool, cache, zpp_opaque(len));
 		touch(it.data, i);
 		do_put(s, pool, cache, it.h);
 	}
@@ -631,7 +568,7 @@ static inline __attribute__((always_inline)) void body_workset(const enum server
 	void **held = t->held;
 	for (uint64_t i = 0; i < n; i++) {
 		for (unsigned k = 0; k < keep; k++) {
-			item it = do_get(s, pool, cache, opaque(len));
+			item it = do_get(s, pool, cache, zpp_opaque(len));
 			touch(it.data, k);
 			held[k] = it.h;
 		}
@@ -655,7 +592,7 @@ body_prodcons(const enum server s, zpb_case *c, int tid, struct thread_state *t,
 		uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 		uint64_t tail = t->seen;
 		for (uint64_t i = 0; i < n; i++, h++) {
-			item it = do_get(s, pool, cache, opaque(len));
+			item it = do_get(s, pool, cache, zpp_opaque(len));
 			touch(it.data, i);
 			while (h - tail >= RING_SLOTS) {
 				tail = atomic_load_explicit(&r->tail, memory_order_acquire);
@@ -906,7 +843,7 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 	/* The run ended when the last thread finished its loop; every thread
 	 * gets here only after Google Benchmark's closing barrier, so the
 	 * earliest of their clocks is the closest to that moment. */
-	uint64_t t = now_ns(), cur = atomic_load(&rt.t1);
+	uint64_t t = zpp_now_ns(), cur = atomic_load(&rt.t1);
 	while (t < cur && !atomic_compare_exchange_weak(&rt.t1, &cur, t))
 		;
 	size_t n = 0;
