@@ -524,29 +524,44 @@ static void json_u64(const char *key, uint64_t v, bool comma)
 	printf("\"%s\": %llu%s", key, (unsigned long long)v, comma ? ", " : "");
 }
 
+/*
+ * The report walks struct zp_stats through the X-macros of zeropool.h, so
+ * the lists must be the struct: each listed field of the listed type at the
+ * offset its position gives, and nothing but padding after the last.  A
+ * field added to the struct and not to a list fails here.
+ */
+#define STATS_U64_INDEX(f) STATS_U64_##f,
+#define STATS_UNSIGNED_INDEX(f) STATS_UNSIGNED_##f,
+enum { ZP_STATS_U64_FIELDS(STATS_U64_INDEX) STATS_N_U64 };
+enum { ZP_STATS_UNSIGNED_FIELDS(STATS_UNSIGNED_INDEX) STATS_N_UNSIGNED };
+#define STATS_U64_CHECK(f)                                                                         \
+	_Static_assert(_Generic(((wl_stats *)0)->f, uint64_t : 1, default : 0) &&                  \
+			   offsetof(wl_stats, f) == STATS_U64_##f * sizeof(uint64_t),              \
+		       "ZP_STATS_U64_FIELDS: " #f " is not the struct's field at this place");
+#define STATS_UNSIGNED_CHECK(f)                                                                    \
+	_Static_assert(_Generic(((wl_stats *)0)->f, unsigned : 1, default : 0) &&                  \
+			   offsetof(wl_stats, f) == STATS_N_U64 * sizeof(uint64_t) +               \
+							STATS_UNSIGNED_##f * sizeof(unsigned),     \
+		       "ZP_STATS_UNSIGNED_FIELDS: " #f                                             \
+		       " is not the struct's field at this place");
+ZP_STATS_U64_FIELDS(STATS_U64_CHECK)
+ZP_STATS_UNSIGNED_FIELDS(STATS_UNSIGNED_CHECK)
+_Static_assert(sizeof(wl_stats) -
+		       (STATS_N_U64 * sizeof(uint64_t) + STATS_N_UNSIGNED * sizeof(unsigned)) <
+		   _Alignof(wl_stats),
+	       "struct zp_stats has fields that ZP_STATS_*_FIELDS do not list");
+
 static void json_stats(const wl_stats *st)
 {
+	const char *sep = "";
+
 	printf("{");
-	json_u64("gets", st->gets, true);
-	json_u64("puts", st->puts, true);
-	json_u64("cache_hits", st->cache_hits, true);
-	json_u64("store_hits", st->store_hits, true);
-	json_u64("fresh", st->fresh, true);
-	json_u64("oversize", st->oversize, true);
-	json_u64("refills", st->refills, true);
-	json_u64("drains", st->drains, true);
-	json_u64("evictions", st->evictions, true);
-	json_u64("discards", st->discards, true);
-	json_u64("trimmed", st->trimmed, true);
-	json_u64("contention", st->contention, true);
-	json_u64("idle_buffers", st->idle_buffers, true);
-	json_u64("idle_bytes", st->idle_bytes, true);
-	json_u64("cached_buffers", st->cached_buffers, true);
-	json_u64("live_buffers", st->live_buffers, true);
-	json_u64("live_bytes", st->live_bytes, true);
-	json_u64("outstanding", st->outstanding, true);
-	json_u64("classes", st->classes, true);
-	json_u64("threads", st->threads, false);
+#define STATS_JSON(f)                                                                              \
+	printf("%s\"%s\": %llu", sep, #f, (unsigned long long)st->f);                              \
+	sep = ", ";
+	ZP_STATS_U64_FIELDS(STATS_JSON)
+	ZP_STATS_UNSIGNED_FIELDS(STATS_JSON)
+#undef STATS_JSON
 	printf("}");
 }
 
