@@ -42,8 +42,10 @@ static inline void zpp_black_box(size_t v)
 }
 
 /* p escapes: an allocation behind it cannot be elided.  No memory clobber,
- * so values held in registers (the caller's counters) stay there. */
-static inline void zpp_escape(const void *p)
+ * so values held in registers (the caller's counters) stay there.  The
+ * parameters here are not const: GCC (-Wmaybe-uninitialized) takes a const
+ * pointer to a fresh malloc block as a read of uninitialised bytes. */
+static inline void zpp_escape(void *p)
 {
 	__asm__ volatile("" : : "r"(p));
 }
@@ -51,7 +53,7 @@ static inline void zpp_escape(const void *p)
 /* p escapes and every byte in memory may have been read and written here:
  * stands for the caller's use of a buffer, so that nothing of an
  * allocator's state is kept in registers across it. */
-static inline void zpp_clobber(const void *p)
+static inline void zpp_clobber(void *p)
 {
 	__asm__ volatile("" : : "r"(p) : "memory");
 }
