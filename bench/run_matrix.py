@@ -4,8 +4,9 @@
     bench/run_matrix.py [--smoke | --quick | --full] [--threads "1 2 4"] [--out DIR]
 
 Stages (each can be skipped, see --help):
-  1. packages   dpkg -s each needed Debian package; apt-get install -y only
-                the missing ones (root or sudo; --no-install only reports)
+  1. packages   scripts/deps.sh --bench: apt-get install only the missing
+                Debian packages (root or sudo; --no-install only reports,
+                through deps.sh --check)
   2. build      cmake Release build in its own tree (default build/release)
   3. micro      zp_bench (Google Benchmark, JSON out) with glibc, then its
                 malloc peers again under LD_PRELOADed jemalloc, mimalloc and
@@ -54,12 +55,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # /usr/bin/python3 (another python3 first on PATH may lack it).
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
-PACKAGES = [
-    "build-essential", "cmake", "pkg-config",
-    "libck-dev", "liburcu-dev", "libbenchmark-dev",
-    "libjemalloc-dev", "libmimalloc-dev", "libgoogle-perftools-dev",
-    "valgrind", "linux-perf", "python3-matplotlib",
-]
+# The Debian packages are scripts/deps.sh's --bench list, the only one.
+DEPS = os.path.join(REPO, "scripts", "deps.sh")
 # Versions recorded in machine.json.
 VERSION_PACKAGES = [
     "libck-dev", "liburcu-dev", "libbenchmark-dev", "libjemalloc2", "libmimalloc2.0",
@@ -170,29 +167,16 @@ class Errors:
 # 1. packages
 
 def ensure_packages(args, errors):
-    missing = []
-    for p in PACKAGES:
-        r = sh(["dpkg", "-s", p])
-        if r.returncode != 0 or "Status: install ok installed" not in r.stdout:
-            missing.append(p)
-    if not missing:
-        log("packages: all present")
-        return
     if args.no_install:
-        log("packages missing (not installing, --no-install): " + " ".join(missing))
+        # deps.sh --check exits 1 when something is missing: reported only
+        r = sh(["bash", DEPS, "--bench", "--check"])
+        log("packages (not installing, --no-install): " + (r.stdout + r.stderr).strip())
         return
-    prefix = [] if os.geteuid() == 0 else (["sudo"] if shutil.which("sudo") else None)
-    if prefix is None:
-        errors.add("packages", "missing packages and not root: " + " ".join(missing))
-        return
-    log("packages: installing " + " ".join(missing))
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    r = subprocess.run(prefix + ["apt-get", "install", "-y"] + missing, env=env)
+    # apt-get's progress goes straight to the terminal, as deps.sh prints it
+    r = subprocess.run(["bash", DEPS, "--bench"],
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     if r.returncode != 0:
-        subprocess.run(prefix + ["apt-get", "update"], env=env)
-        r = subprocess.run(prefix + ["apt-get", "install", "-y"] + missing, env=env)
-    if r.returncode != 0:
-        errors.add("packages", "apt-get install failed: " + " ".join(missing))
+        errors.add("packages", f"scripts/deps.sh --bench exited {r.returncode}")
 
 
 # ---------------------------------------------------------------------------

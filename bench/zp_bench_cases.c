@@ -16,7 +16,6 @@
  */
 #include "zp_bench_cases.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -25,9 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "zeropool.h"
+#include "zp_progs.h"
 
 #ifdef ZPB_HAVE_DPDK
 #include "zp_bench_dpdk.h"
@@ -35,9 +34,6 @@
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * 1024)
-
-#define ZPB_LIKELY(x) __builtin_expect(!!(x), 1)
-#define ZPB_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ---- the matrix ------------------------------------------------------------ */
 
@@ -100,47 +96,6 @@ static void die(const char *fmt, ...)
 	abort();
 }
 
-/* ---- which library serves malloc ------------------------------------------- */
-
-static char malloc_lib[512];
-static const char *malloc_prov;
-
-static void detect_malloc(void)
-{
-	if (malloc_prov != NULL)
-		return;
-	Dl_info di;
-	void *f = dlsym(RTLD_DEFAULT, "malloc");
-	const char *path = NULL;
-	if (f != NULL && dladdr(f, &di) != 0 && di.dli_fname != NULL)
-		path = di.dli_fname;
-	snprintf(malloc_lib, sizeof malloc_lib, "%s", path ? path : "unknown");
-	const char *base = strrchr(malloc_lib, '/');
-	base = base ? base + 1 : malloc_lib;
-	if (strstr(base, "jemalloc"))
-		malloc_prov = "jemalloc";
-	else if (strstr(base, "mimalloc"))
-		malloc_prov = "mimalloc";
-	else if (strstr(base, "tcmalloc"))
-		malloc_prov = "tcmalloc";
-	else if (strncmp(base, "libc.so", 7) == 0 || strncmp(base, "libc-", 5) == 0)
-		malloc_prov = "glibc";
-	else
-		malloc_prov = base;
-}
-
-const char *zpb_malloc_provider(void)
-{
-	detect_malloc();
-	return malloc_prov;
-}
-
-const char *zpb_malloc_library(void)
-{
-	detect_malloc();
-	return malloc_lib;
-}
-
 int zpb_have_dpdk(void)
 {
 #ifdef ZPB_HAVE_DPDK
@@ -191,10 +146,6 @@ static void set_threads(zpb_case *c, const unsigned *t, size_t n, bool even_only
 	}
 }
 
-/* The size-sweep cases run single-threaded, except at this size, where
- * they run at every thread count asked for. */
-#define THREADED_SIZE (4 * KIB)
-
 /* Iterations per zpb_run for a get+put pair: enough to make the loop
  * bookkeeping of Google Benchmark negligible, few enough that a slow peer
  * (malloc of 256 MiB is an mmap, a page fault and a munmap) does not
@@ -210,177 +161,262 @@ static void pool_cfg(zp_config *cfg, const char *backend)
 	cfg->backend = backend;
 }
 
+/* ---- the matrix as a table -------------------------------------------------
+ *
+ * Each row is one kind of case, swept over a list of values (one list for
+ * the full matrix, one for --zp_smoke).  Pool rows are instantiated once per
+ * registered backend, all of them for the first backend before the next;
+ * then every peer row once.  A case's name is its owner's prefix, the row's
+ * kind, size:<bytes>, then the keys the row names, always in the order of
+ * enum name_key.
+ */
+
+enum owner {
+	O_POOL,   /* pool/<backend>, once per registered backend */
+	O_MALLOC, /* malloc/<provider>, labelled with the provider */
+	O_TLS,    /* tls_stack/floor */
+	O_DPDK,   /* dpdk/mempool */
+};
+
+enum param {
+	P_SIZE,  /* the values are buffer sizes */
+	P_KEEP,  /* working-set sizes */
+	P_BATCH, /* zp_config.batch */
+};
+
+enum thread_rule {
+	T_ONE,         /* one thread only */
+	T_AT_THREADED, /* every asked count plus 1 at THREADED_SIZE, else one thread */
+	T_ALL,         /* every asked count plus 1 */
+	T_EVEN,        /* the asked counts that are even (pairs of threads) */
+};
+
+enum name_key {
+	N_KEEP = 1u << 0,   /* keep:<keep> */
+	N_DEPTH = 1u << 1,  /* depth:<cache_depth> */
+	N_MPC = 1u << 2,    /* mpc:<max_per_class> */
+	N_BATCH = 1u << 3,  /* batch:<batch> */
+	N_POLICY = 1u << 4, /* policy:coldest and policy:newest: one case each */
+	N_BUDGET = 1u << 5, /* budget:<max_idle_bytes> */
+};
+
+/* Cases run single-threaded, except the size sweeps at this size, where they
+ * run at every thread count asked for. */
+#define THREADED_SIZE (4 * KIB)
+
+/* No zp_config field set by the row: the library's default. */
+#define DEFAULT_DEPTH (~0u)
+
+struct values {
+	const size_t *v;
+	size_t n;
+};
+/* clang-format would spread the braces of VALUES over four lines. */
+/* clang-format off */
+#define VALUES(a) {(a), sizeof(a) / sizeof((a)[0])}
+/* clang-format on */
+
+struct row {
+	enum owner owner;
+	enum server server;
+	enum body body;
+	const char *kind;
+	enum param param;
+	struct values full, smoke;
+	size_t size;       /* unless param is P_SIZE */
+	size_t max_size;   /* sizes above it are left out; 0: none */
+	unsigned keep;     /* unless param is P_KEEP */
+	unsigned depth;    /* cache_depth; DEFAULT_DEPTH: the library's */
+	unsigned mpc;      /* max_per_class; 0: default */
+	unsigned budget_x; /* max_idle_bytes = budget_x * size; 0: default */
+	unsigned named;    /* enum name_key bits */
+	enum thread_rule threads;
+	uint64_t iters; /* per zpb_run; 0: pair_batch(size) */
+};
+
+static const size_t sizes_full[] = {64,        256, KIB,     4 * KIB,  16 * KIB, 64 * KIB,
+				    256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB};
+static const size_t sizes_smoke[] = {64, 4 * KIB, MIB, 256 * MIB};
+static const size_t keeps_full[] = {16, 256}, keeps_smoke[] = {16};
+static const size_t batches_full[] = {1, 2, 4, 8, 16, 32, 64}, batches_smoke[] = {1, 32};
+static const size_t evict_full[] = {4 * KIB, MIB}, evict_smoke[] = {4 * KIB};
+static const size_t budget_full[] = {16 * KIB, MIB}, budget_smoke[] = {16 * KIB};
+static const size_t only_4k[] = {4 * KIB};
+
+#define SIZES .param = P_SIZE, .full = VALUES(sizes_full), .smoke = VALUES(sizes_smoke)
+#define KEEPS .param = P_KEEP, .full = VALUES(keeps_full), .smoke = VALUES(keeps_smoke)
+#define SIZE_4K .param = P_SIZE, .full = VALUES(only_4k), .smoke = VALUES(only_4k)
+
+static const struct row matrix[] = {
+    /* The hit path: through zp_get/zp_put, through a zp_cache handle, and
+     * with no thread cache (every get and put goes to the backend). */
+    {O_POOL, S_POOL, B_PAIR, "hit", SIZES, .depth = DEFAULT_DEPTH, .threads = T_AT_THREADED},
+    {O_POOL, S_HANDLE, B_PAIR, "handle_hit", SIZES, .depth = DEFAULT_DEPTH,
+     .threads = T_AT_THREADED},
+    {O_POOL, S_POOL, B_PAIR, "backend", SIZES, .depth = 0, .threads = T_AT_THREADED},
+    /* A working set larger than the cache: refill/drain traffic.  The
+     * store is made large enough to keep every buffer, so what is measured
+     * is the transfer, not eviction. */
+    {O_POOL, S_POOL, B_WORKSET, "working_set", KEEPS, .size = 4 * KIB, .depth = DEFAULT_DEPTH,
+     .mpc = 4096, .named = N_KEEP, .threads = T_ALL, .iters = 1},
+    /* The same with a deep cache, sweeping the refill/drain batch. */
+    {O_POOL, S_POOL, B_WORKSET, "batch", P_BATCH, VALUES(batches_full), VALUES(batches_smoke),
+     .size = 4 * KIB, .keep = 256, .depth = 64, .mpc = 4096, .named = N_KEEP | N_DEPTH | N_BATCH,
+     .threads = T_ONE, .iters = 1},
+    /* Buffers got on one thread and put on another.  At most RING_SLOTS
+     * buffers per pair are in flight; a store that keeps them all makes the
+     * result independent of how the scheduler interleaves the pair (a small
+     * store would evict whatever a consumer returns while its producer is
+     * descheduled). */
+    {O_POOL, S_POOL, B_PRODCONS, "prodcons", SIZE_4K, .depth = DEFAULT_DEPTH, .mpc = 4096,
+     .threads = T_EVEN, .iters = 256},
+    /* Eviction pressure: no thread cache, a store of 4 per class, a working
+     * set of 8, so half the puts find the store full. */
+    {O_POOL, S_POOL, B_WORKSET, "evict", P_SIZE, VALUES(evict_full), VALUES(evict_smoke), .keep = 8,
+     .depth = 0, .mpc = 4, .named = N_KEEP | N_MPC | N_POLICY, .threads = T_ONE, .iters = 1},
+    /* The idle-bytes budget in force: a store that may keep only four
+     * buffers' worth of bytes under a working set of 32. */
+    {O_POOL, S_POOL, B_WORKSET, "idle_budget", P_SIZE, VALUES(budget_full), VALUES(budget_smoke),
+     .keep = 32, .depth = DEFAULT_DEPTH, .mpc = 4096, .budget_x = 4, .named = N_KEEP | N_BUDGET,
+     .threads = T_ONE, .iters = 1},
+
+    /* Peers. */
+    {O_MALLOC, S_MALLOC, B_PAIR, "hit", SIZES, .threads = T_AT_THREADED},
+    {O_MALLOC, S_MALLOC, B_WORKSET, "working_set", KEEPS, .size = 4 * KIB, .named = N_KEEP,
+     .threads = T_ALL, .iters = 1},
+    {O_MALLOC, S_MALLOC, B_PRODCONS, "prodcons", SIZE_4K, .threads = T_EVEN, .iters = 256},
+    {O_TLS, S_TLS, B_PAIR, "hit", SIZES, .threads = T_AT_THREADED, .iters = 256},
+#ifdef ZPB_HAVE_DPDK
+    {O_DPDK, S_DPDK, B_PAIR, "hit", SIZES, .max_size = 64 * KIB, .threads = T_AT_THREADED,
+     .iters = 256},
+#endif
+};
+
+#undef SIZES
+#undef KEEPS
+#undef SIZE_4K
+
+struct thread_lists {
+	const unsigned *asked; /* the options' counts, or {1} */
+	size_t nasked;
+	unsigned with1[ZPB_MAX_CASE_THREADS + 1]; /* 1, then the asked counts */
+	size_t nwith1;
+};
+
+static void name_add(zpb_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void name_add(zpb_case *c, const char *fmt, ...)
+{
+	size_t len = strlen(c->name);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->name + len, sizeof c->name - len, fmt, ap);
+	va_end(ap);
+}
+
+/* One case of row r with its swept value v and, for N_POLICY rows, policy
+ * pol (0 coldest, 1 newest); be is the backend of pool rows. */
+static int add_row_case(const struct row *r, size_t v, int pol, const char *be,
+			const char *malloc_prov, const struct thread_lists *tl)
+{
+	size_t size = r->param == P_SIZE ? v : r->size;
+	zpb_case *c = add_case(r->server, r->body, size, r->iters ? r->iters : pair_batch(size));
+	if (c == NULL)
+		return -1;
+	c->keep = r->param == P_KEEP ? (unsigned)v : r->keep;
+	if (r->owner == O_POOL) {
+		pool_cfg(&c->cfg, be);
+		if (r->depth != DEFAULT_DEPTH)
+			c->cfg.cache_depth = r->depth;
+		if (r->param == P_BATCH)
+			c->cfg.batch = (unsigned)v;
+		if (r->mpc != 0)
+			c->cfg.max_per_class = r->mpc;
+		if (r->budget_x != 0)
+			c->cfg.max_idle_bytes = r->budget_x * size;
+		if (r->named & N_POLICY)
+			c->cfg.evict = pol ? ZP_EVICT_DROP_NEWEST : ZP_EVICT_DROP_COLDEST;
+	}
+	switch (r->threads) {
+	case T_AT_THREADED:
+		if (size == THREADED_SIZE)
+			set_threads(c, tl->with1, tl->nwith1, false);
+		break;
+	case T_ALL:
+		set_threads(c, tl->with1, tl->nwith1, false);
+		break;
+	case T_EVEN:
+		set_threads(c, tl->asked, tl->nasked, true);
+		break;
+	case T_ONE:
+	default:
+		break;
+	}
+
+	switch (r->owner) {
+	case O_POOL:
+		name_add(c, "pool/%s", be);
+		break;
+	case O_MALLOC:
+		c->label = malloc_prov;
+		name_add(c, "malloc/%s", malloc_prov);
+		break;
+	case O_TLS:
+		name_add(c, "tls_stack/floor");
+		break;
+	case O_DPDK:
+	default:
+		name_add(c, "dpdk/mempool");
+		break;
+	}
+	name_add(c, "/%s/size:%zu", r->kind, size);
+	if (r->named & N_KEEP)
+		name_add(c, "/keep:%u", c->keep);
+	if (r->named & N_DEPTH)
+		name_add(c, "/depth:%u", c->cfg.cache_depth);
+	if (r->named & N_MPC)
+		name_add(c, "/mpc:%u", c->cfg.max_per_class);
+	if (r->named & N_BATCH)
+		name_add(c, "/batch:%u", c->cfg.batch);
+	if (r->named & N_POLICY)
+		name_add(c, "/policy:%s", pol ? "newest" : "coldest");
+	if (r->named & N_BUDGET)
+		name_add(c, "/budget:%zu", c->cfg.max_idle_bytes);
+	return 0;
+}
+
 long zpb_cases_build(const zpb_options *opt)
 {
-	static const size_t sizes_full[] = {64,        256, KIB,     4 * KIB,  16 * KIB, 64 * KIB,
-					    256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB};
-	static const size_t sizes_smoke[] = {64, 4 * KIB, MIB, 256 * MIB};
-	static const unsigned keeps_full[] = {16, 256}, keeps_smoke[] = {16};
-	static const unsigned batches_full[] = {1, 2, 4, 8, 16, 32, 64}, batches_smoke[] = {1, 32};
-	static const size_t evict_full[] = {4 * KIB, MIB}, evict_smoke[] = {4 * KIB};
-	static const size_t budget_full[] = {16 * KIB, MIB}, budget_smoke[] = {16 * KIB};
 	static const unsigned one = 1;
-#define PICK(a, b) (opt->smoke ? (b) : (a))
-#define PICKN(a, b) (opt->smoke ? sizeof(b) / sizeof(b)[0] : sizeof(a) / sizeof(a)[0])
-	const size_t *sizes = PICK(sizes_full, sizes_smoke);
-	size_t nsizes = PICKN(sizes_full, sizes_smoke);
-	const unsigned *keeps = PICK(keeps_full, keeps_smoke);
-	size_t nkeeps = PICKN(keeps_full, keeps_smoke);
-	const unsigned *batches = PICK(batches_full, batches_smoke);
-	size_t nbatches = PICKN(batches_full, batches_smoke);
-	const size_t *evs = PICK(evict_full, evict_smoke);
-	size_t nevs = PICKN(evict_full, evict_smoke);
-	const size_t *bus = PICK(budget_full, budget_smoke);
-	size_t nbus = PICKN(budget_full, budget_smoke);
-	const unsigned *tl = opt->nthreads ? opt->threads : &one;
-	size_t ntl = opt->nthreads ? opt->nthreads : 1;
-	/* The threaded size always runs single-threaded too. */
-	unsigned tl1[ZPB_MAX_CASE_THREADS + 1] = {1};
-	size_t ntl1 = 1;
-	for (size_t i = 0; i < ntl && ntl1 < ZPB_MAX_CASE_THREADS; i++)
-		tl1[ntl1++] = tl[i];
-	zpb_case *c;
+	struct thread_lists tl = {
+	    opt->nthreads ? opt->threads : &one, opt->nthreads ? opt->nthreads : 1, {1}, 1};
+	for (size_t i = 0; i < tl.nasked && tl.nwith1 < ZPB_MAX_CASE_THREADS; i++)
+		tl.with1[tl.nwith1++] = tl.asked[i];
+	const char *malloc_prov = zpp_malloc_provider();
+	size_t nb = zp_backend_count();
 	ncases = 0;
-	detect_malloc();
 
-	for (size_t bi = 0; bi < zp_backend_count(); bi++) {
-		const char *be = zp_backend_at(bi);
-		static const struct {
-			const char *name;
-			enum server server;
-			unsigned depth; /* ~0u: the default */
-		} sweeps[] = {
-		    {"hit", S_POOL, ~0u},
-		    {"handle_hit", S_HANDLE, ~0u},
-		    {"backend", S_POOL, 0},
-		};
-		for (size_t k = 0; k < sizeof sweeps / sizeof sweeps[0]; k++)
-			for (size_t i = 0; i < nsizes; i++) {
-				if ((c = add_case(sweeps[k].server, B_PAIR, sizes[i],
-						  pair_batch(sizes[i]))) == NULL)
-					goto oom;
-				pool_cfg(&c->cfg, be);
-				if (sweeps[k].depth != ~0u)
-					c->cfg.cache_depth = sweeps[k].depth;
-				if (sizes[i] == THREADED_SIZE)
-					set_threads(c, tl1, ntl1, false);
-				snprintf(c->name, sizeof c->name, "pool/%s/%s/size:%zu", be,
-					 sweeps[k].name, sizes[i]);
+	/* Owner k < nb is the k-th backend's pool; k == nb, the peers. */
+	for (size_t k = 0; k <= nb; k++) {
+		const char *be = k < nb ? zp_backend_at(k) : NULL;
+		for (size_t ri = 0; ri < sizeof matrix / sizeof matrix[0]; ri++) {
+			const struct row *r = &matrix[ri];
+			if ((r->owner == O_POOL) != (be != NULL))
+				continue;
+			const struct values *vs = opt->smoke ? &r->smoke : &r->full;
+			for (size_t i = 0; i < vs->n; i++) {
+				if (r->max_size != 0 && vs->v[i] > r->max_size)
+					continue;
+				for (int pol = 0; pol < ((r->named & N_POLICY) ? 2 : 1); pol++)
+					if (add_row_case(r, vs->v[i], pol, be, malloc_prov, &tl) !=
+					    0)
+						goto oom;
 			}
-		/* A working set larger than the cache: refill/drain traffic.
-		 * The store is made large enough to keep every buffer, so what
-		 * is measured is the transfer, not eviction. */
-		for (size_t i = 0; i < nkeeps; i++) {
-			if ((c = add_case(S_POOL, B_WORKSET, 4 * KIB, 1)) == NULL)
-				goto oom;
-			pool_cfg(&c->cfg, be);
-			c->keep = keeps[i];
-			c->cfg.max_per_class = 4096;
-			set_threads(c, tl1, ntl1, false);
-			snprintf(c->name, sizeof c->name, "pool/%s/working_set/size:4096/keep:%u",
-				 be, keeps[i]);
-		}
-		/* The same with a deep cache, sweeping the refill/drain batch. */
-		for (size_t i = 0; i < nbatches; i++) {
-			if ((c = add_case(S_POOL, B_WORKSET, 4 * KIB, 1)) == NULL)
-				goto oom;
-			pool_cfg(&c->cfg, be);
-			c->keep = 256;
-			c->cfg.cache_depth = 64;
-			c->cfg.batch = batches[i];
-			c->cfg.max_per_class = 4096;
-			snprintf(c->name, sizeof c->name,
-				 "pool/%s/batch/size:4096/keep:256/depth:64/batch:%u", be,
-				 batches[i]);
-		}
-		/* Buffers got on one thread and put on another.  At most
-		 * RING_SLOTS buffers per pair are in flight; a store that keeps
-		 * them all makes the result independent of how the scheduler
-		 * interleaves the pair (a small store would evict whatever a
-		 * consumer returns while its producer is descheduled). */
-		if ((c = add_case(S_POOL, B_PRODCONS, 4 * KIB, 256)) == NULL)
-			goto oom;
-		pool_cfg(&c->cfg, be);
-		c->cfg.max_per_class = 4096;
-		set_threads(c, tl, ntl, true);
-		snprintf(c->name, sizeof c->name, "pool/%s/prodcons/size:4096", be);
-		/* Eviction pressure: no thread cache, a store of 4 per class,
-		 * a working set of 8, so half the puts find the store full. */
-		for (size_t i = 0; i < nevs; i++)
-			for (int pol = 0; pol < 2; pol++) {
-				if ((c = add_case(S_POOL, B_WORKSET, evs[i], 1)) == NULL)
-					goto oom;
-				pool_cfg(&c->cfg, be);
-				c->keep = 8;
-				c->cfg.cache_depth = 0;
-				c->cfg.max_per_class = 4;
-				c->cfg.evict = pol ? ZP_EVICT_DROP_NEWEST : ZP_EVICT_DROP_COLDEST;
-				snprintf(c->name, sizeof c->name,
-					 "pool/%s/evict/size:%zu/keep:8/mpc:4/policy:%s", be,
-					 evs[i], pol ? "newest" : "coldest");
-			}
-		/* The idle-bytes budget in force: a store that may keep only four
-		 * buffers' worth of bytes under a working set of 32. */
-		for (size_t i = 0; i < nbus; i++) {
-			if ((c = add_case(S_POOL, B_WORKSET, bus[i], 1)) == NULL)
-				goto oom;
-			pool_cfg(&c->cfg, be);
-			c->keep = 32;
-			c->cfg.max_per_class = 4096;
-			c->cfg.max_idle_bytes = 4 * bus[i];
-			snprintf(c->name, sizeof c->name,
-				 "pool/%s/idle_budget/size:%zu/keep:32/budget:%zu", be, bus[i],
-				 4 * bus[i]);
 		}
 	}
-
-	/* Peers. */
-	for (size_t i = 0; i < nsizes; i++) {
-		if ((c = add_case(S_MALLOC, B_PAIR, sizes[i], pair_batch(sizes[i]))) == NULL)
-			goto oom;
-		if (sizes[i] == THREADED_SIZE)
-			set_threads(c, tl1, ntl1, false);
-		c->label = malloc_prov;
-		snprintf(c->name, sizeof c->name, "malloc/%s/hit/size:%zu", malloc_prov, sizes[i]);
-	}
-	for (size_t i = 0; i < nkeeps; i++) {
-		if ((c = add_case(S_MALLOC, B_WORKSET, 4 * KIB, 1)) == NULL)
-			goto oom;
-		c->keep = keeps[i];
-		c->label = malloc_prov;
-		set_threads(c, tl1, ntl1, false);
-		snprintf(c->name, sizeof c->name, "malloc/%s/working_set/size:4096/keep:%u",
-			 malloc_prov, keeps[i]);
-	}
-	if ((c = add_case(S_MALLOC, B_PRODCONS, 4 * KIB, 256)) == NULL)
-		goto oom;
-	c->label = malloc_prov;
-	set_threads(c, tl, ntl, true);
-	snprintf(c->name, sizeof c->name, "malloc/%s/prodcons/size:4096", malloc_prov);
-	for (size_t i = 0; i < nsizes; i++) {
-		if ((c = add_case(S_TLS, B_PAIR, sizes[i], 256)) == NULL)
-			goto oom;
-		if (sizes[i] == THREADED_SIZE)
-			set_threads(c, tl1, ntl1, false);
-		snprintf(c->name, sizeof c->name, "tls_stack/floor/hit/size:%zu", sizes[i]);
-	}
-#ifdef ZPB_HAVE_DPDK
-	for (size_t i = 0; i < nsizes; i++) {
-		if (sizes[i] > 64 * KIB)
-			continue;
-		if ((c = add_case(S_DPDK, B_PAIR, sizes[i], 256)) == NULL)
-			goto oom;
-		if (sizes[i] == THREADED_SIZE)
-			set_threads(c, tl1, ntl1, false);
-		snprintf(c->name, sizeof c->name, "dpdk/mempool/hit/size:%zu", sizes[i]);
-	}
-#endif
 	return (long)ncases;
 oom:
 	set_error("out of memory building the matrix");
 	return -1;
-#undef PICK
-#undef PICKN
 }
 
 size_t zpb_case_count(void)
@@ -440,13 +476,6 @@ struct barrier {
 	_Atomic unsigned gen;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* With `stamp`, the last thread to arrive writes the time into it before
  * releasing the others. */
 static void barrier_wait(struct barrier *b, unsigned n, uint64_t *stamp)
@@ -454,7 +483,7 @@ static void barrier_wait(struct barrier *b, unsigned n, uint64_t *stamp)
 	unsigned g = atomic_load_explicit(&b->gen, memory_order_acquire);
 	if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) + 1 == n) {
 		if (stamp != NULL)
-			*stamp = now_ns();
+			*stamp = zpp_now_ns();
 		atomic_store_explicit(&b->count, 0, memory_order_relaxed);
 		atomic_fetch_add_explicit(&b->gen, 1, memory_order_release);
 		return;
@@ -498,17 +527,6 @@ static struct thread_state ts[ZPB_MAX_THREADS];
 static __thread void *tls_stk[TLS_DEPTH];
 static __thread unsigned tls_top;
 
-static inline size_t opaque(size_t v)
-{
-	__asm__ volatile("" : "+r"(v));
-	return v;
-}
-
-static inline void escape(const void *p)
-{
-	__asm__ volatile("" : : "r"(p));
-}
-
 /* Write byte 0, then a compiler barrier standing for the caller's use of the
  * buffer: nothing of the allocator's state stays in registers across it, so
  * a get and the put that follows cannot be fused (it would turn the
@@ -516,7 +534,7 @@ static inline void escape(const void *p)
 static inline void touch(unsigned char *data, uint64_t i)
 {
 	((volatile unsigned char *)data)[0] = (unsigned char)i;
-	__asm__ volatile("" : : "r"(data) : "memory");
+	zpp_clobber(data);
 }
 
 static void spin_wait(unsigned *spins)
@@ -556,7 +574,7 @@ static inline __attribute__((always_inline)) item do_get(const enum server s, zp
 	case S_POOL:
 	case S_HANDLE: {
 		zp_buf *b = s == S_POOL ? zp_get(pool, len) : zp_cache_get(cache, len);
-		if (ZPB_UNLIKELY(b == NULL))
+		if (ZP_UNLIKELY(b == NULL))
 			die_get(len);
 		it.h = b;
 		it.data = b->data;
@@ -564,16 +582,16 @@ static inline __attribute__((always_inline)) item do_get(const enum server s, zp
 	}
 	case S_MALLOC: {
 		unsigned char *p = malloc(len);
-		if (ZPB_UNLIKELY(p == NULL))
+		if (ZP_UNLIKELY(p == NULL))
 			die_get(len);
-		escape(p);
+		zpp_escape(p);
 		it.h = p;
 		it.data = p;
 		break;
 	}
 	case S_TLS:
 	default: {
-		if (ZPB_UNLIKELY(tls_top == 0))
+		if (ZP_UNLIKELY(tls_top == 0))
 			die_get(len);
 		unsigned char *p = tls_stk[--tls_top];
 		it.h = p;
@@ -589,11 +607,11 @@ static inline __attribute__((always_inline)) void do_put(const enum server s, zp
 {
 	switch (s) {
 	case S_POOL:
-		if (ZPB_UNLIKELY(zp_put(pool, h) != 0))
+		if (ZP_UNLIKELY(zp_put(pool, h) != 0))
 			die_put();
 		break;
 	case S_HANDLE:
-		if (ZPB_UNLIKELY(zp_cache_put(cache, h) != 0))
+		if (ZP_UNLIKELY(zp_cache_put(cache, h) != 0))
 			die_put();
 		break;
 	case S_MALLOC:
@@ -615,7 +633,7 @@ static inline __attribute__((always_inline)) void body_pair(const enum server s,
 	zp_cache *cache = t->cache;
 	size_t len = c->size;
 	for (uint64_t i = 0; i < n; i++) {
-		item it = do_get(s, pool, cache, opaque(len));
+		item it = do_get(s, pool, cache, zpp_opaque(len));
 		touch(it.data, i);
 		do_put(s, pool, cache, it.h);
 	}
@@ -631,7 +649,7 @@ static inline __attribute__((always_inline)) void body_workset(const enum server
 	void **held = t->held;
 	for (uint64_t i = 0; i < n; i++) {
 		for (unsigned k = 0; k < keep; k++) {
-			item it = do_get(s, pool, cache, opaque(len));
+			item it = do_get(s, pool, cache, zpp_opaque(len));
 			touch(it.data, k);
 			held[k] = it.h;
 		}
@@ -655,7 +673,7 @@ body_prodcons(const enum server s, zpb_case *c, int tid, struct thread_state *t,
 		uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 		uint64_t tail = t->seen;
 		for (uint64_t i = 0; i < n; i++, h++) {
-			item it = do_get(s, pool, cache, opaque(len));
+			item it = do_get(s, pool, cache, zpp_opaque(len));
 			touch(it.data, i);
 			while (h - tail >= RING_SLOTS) {
 				tail = atomic_load_explicit(&r->tail, memory_order_acquire);
@@ -906,7 +924,7 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 	/* The run ended when the last thread finished its loop; every thread
 	 * gets here only after Google Benchmark's closing barrier, so the
 	 * earliest of their clocks is the closest to that moment. */
-	uint64_t t = now_ns(), cur = atomic_load(&rt.t1);
+	uint64_t t = zpp_now_ns(), cur = atomic_load(&rt.t1);
 	while (t < cur && !atomic_compare_exchange_weak(&rt.t1, &cur, t))
 		;
 	size_t n = 0;

@@ -83,12 +83,6 @@ void zpb_run(zpb_case *c, int tid, uint64_t iters);
 size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter *out, size_t max);
 const char *zpb_error(void);
 
-/* The library that serves malloc in this process, from
- * dladdr(dlsym(RTLD_DEFAULT, "malloc")): "glibc", "jemalloc", "mimalloc",
- * "tcmalloc" or the file name; and that file's path. */
-const char *zpb_malloc_provider(void);
-const char *zpb_malloc_library(void);
-
 /* Whether the DPDK rte_mempool peer was compiled in. */
 int zpb_have_dpdk(void);
 

@@ -23,6 +23,7 @@
 
 #include "zeropool.h"
 #include "zp_bench_cases.h"
+#include "zp_progs.h"
 
 namespace
 {
@@ -130,8 +131,8 @@ int main(int argc, char **argv)
 	benchmark::AddCustomContext("zeropool_backends", backends);
 	benchmark::AddCustomContext("zeropool_default_backend", zp_default_backend());
 	benchmark::AddCustomContext("zeropool_link", ZPB_LINK);
-	benchmark::AddCustomContext("malloc_allocator", zpb_malloc_provider());
-	benchmark::AddCustomContext("malloc_library", zpb_malloc_library());
+	benchmark::AddCustomContext("malloc_allocator", zpp_malloc_provider());
+	benchmark::AddCustomContext("malloc_library", zpp_malloc_library());
 	benchmark::AddCustomContext("dpdk", zpb_have_dpdk() ? "yes" : "no");
 	benchmark::AddCustomContext("matrix", smoke ? "smoke" : "full");
 

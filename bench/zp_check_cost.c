@@ -9,14 +9,8 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include "zeropool.h"
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "zp_progs.h"
 /* zp_cache_get/put without the ownership tag (the double-put check) */
 static inline zp_buf *get_nochk(zp_cache *c, size_t len)
 {
@@ -53,7 +47,7 @@ static __attribute__((noinline)) void loop_chk(zp_cache *c, long n)
 {
 	for (long i = 0; i < n; i++) {
 		zp_buf *b = zp_cache_get(c, 4096);
-		__asm__ volatile("" ::"r"(b) : "memory");
+		zpp_clobber(b);
 		zp_cache_put(c, b);
 	}
 }
@@ -61,14 +55,9 @@ static __attribute__((noinline)) void loop_nochk(zp_cache *c, long n)
 {
 	for (long i = 0; i < n; i++) {
 		zp_buf *b = get_nochk(c, 4096);
-		__asm__ volatile("" ::"r"(b) : "memory");
+		zpp_clobber(b);
 		put_nochk(c, b);
 	}
-}
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
 }
 int main(int argc, char **argv)
 {
@@ -82,18 +71,18 @@ int main(int argc, char **argv)
 	}
 	double ta[11], th[11], d[11];
 	for (int r = 0; r < 11; r++) {
-		double t0 = now();
+		double t0 = zpp_now();
 		loop_chk(c, n);
-		double t1 = now();
+		double t1 = zpp_now();
 		loop_nochk(c, n);
-		double t2 = now();
+		double t2 = zpp_now();
 		ta[r] = (t1 - t0) / n * 1e9;
 		th[r] = (t2 - t1) / n * 1e9;
 		d[r] = ta[r] - th[r];
 	}
-	qsort(ta, 11, 8, cmp);
-	qsort(th, 11, 8, cmp);
-	qsort(d, 11, 8, cmp);
+	zpp_sort_doubles(ta, 11);
+	zpp_sort_doubles(th, 11);
+	zpp_sort_doubles(d, 11);
 	printf("with check %.2f ns/pair, without %.2f ns/pair, median paired difference %.2f ns\n",
 	       ta[5], th[5], d[5]);
 	zp_pool_destroy(p);

@@ -33,31 +33,19 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <dlfcn.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "zeropool.h"
+#include "zp_progs.h"
 
 #ifndef ZPH_LINK
 #define ZPH_LINK "shared"
 #endif
-
-static inline size_t opaque(size_t v)
-{
-	__asm__ volatile("" : "+r"(v));
-	return v;
-}
-
-static inline void use(void *p)
-{
-	__asm__ volatile("" : : "r"(p) : "memory");
-}
 
 static void die(const char *what) __attribute__((noreturn, cold));
 static void die(const char *what)
@@ -77,11 +65,11 @@ __attribute__((noinline)) void zph_loop_empty(size_t len, uint64_t n);
 void zph_loop_get(zp_pool *p, size_t len, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++) {
-		zp_buf *b = zp_get(p, opaque(len));
-		if (__builtin_expect(b == NULL, 0))
+		zp_buf *b = zp_get(p, zpp_opaque(len));
+		if (ZP_UNLIKELY(b == NULL))
 			die("zp_get");
-		use(b);
-		if (__builtin_expect(zp_put(p, b) != 0, 0))
+		zpp_clobber(b);
+		if (ZP_UNLIKELY(zp_put(p, b) != 0))
 			die("zp_put");
 	}
 }
@@ -89,11 +77,11 @@ void zph_loop_get(zp_pool *p, size_t len, uint64_t n)
 void zph_loop_handle(zp_cache *c, size_t len, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++) {
-		zp_buf *b = zp_cache_get(c, opaque(len));
-		if (__builtin_expect(b == NULL, 0))
+		zp_buf *b = zp_cache_get(c, zpp_opaque(len));
+		if (ZP_UNLIKELY(b == NULL))
 			die("zp_cache_get");
-		use(b);
-		if (__builtin_expect(zp_cache_put(c, b) != 0, 0))
+		zpp_clobber(b);
+		if (ZP_UNLIKELY(zp_cache_put(c, b) != 0))
 			die("zp_cache_put");
 	}
 }
@@ -101,10 +89,10 @@ void zph_loop_handle(zp_cache *c, size_t len, uint64_t n)
 void zph_loop_malloc(size_t len, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++) {
-		void *b = malloc(opaque(len));
-		if (__builtin_expect(b == NULL, 0))
+		void *b = malloc(zpp_opaque(len));
+		if (ZP_UNLIKELY(b == NULL))
 			die("malloc");
-		use(b);
+		zpp_clobber(b);
 		free(b);
 	}
 }
@@ -115,9 +103,9 @@ static __thread unsigned top;
 void zph_loop_tls(size_t len, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++) {
-		(void)opaque(len);
+		(void)zpp_opaque(len);
 		void *b = stk[--top];
-		use(b);
+		zpp_clobber(b);
 		stk[top++] = b;
 	}
 }
@@ -125,8 +113,8 @@ void zph_loop_tls(size_t len, uint64_t n)
 void zph_loop_empty(size_t len, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++) {
-		(void)opaque(len);
-		use(NULL);
+		(void)zpp_opaque(len);
+		zpp_clobber(NULL);
 	}
 }
 
@@ -188,41 +176,9 @@ static void warm(enum path p, struct run *r)
 		stk[top++] = b;
 	} else if (p == P_MALLOC) {
 		void *b = malloc(r->len);
-		use(b);
+		zpp_clobber(b);
 		free(b);
 	}
-}
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static const char *malloc_provider(void)
-{
-	Dl_info di;
-	void *f = dlsym(RTLD_DEFAULT, "malloc");
-	if (f == NULL || dladdr(f, &di) == 0 || di.dli_fname == NULL)
-		return "unknown";
-	const char *base = strrchr(di.dli_fname, '/');
-	base = base ? base + 1 : di.dli_fname;
-	if (strstr(base, "jemalloc"))
-		return "jemalloc";
-	if (strstr(base, "mimalloc"))
-		return "mimalloc";
-	if (strstr(base, "tcmalloc"))
-		return "tcmalloc";
-	if (strncmp(base, "libc.so", 7) == 0)
-		return "glibc";
-	return base;
 }
 
 struct opts {
@@ -253,13 +209,13 @@ static void print_result(const struct opts *o, const char *bname, enum path p, u
 			printf("depth=%u link=%s iters=%llu function=zph_loop_%s\n", depth,
 			       ZPH_LINK, iters, pn);
 		if (o->json)
-			printf("\"allocator\":\"%s\"}\n", malloc_provider());
+			printf("\"allocator\":\"%s\"}\n", zpp_malloc_provider());
 		return;
 	}
 	double sorted[1000];
 	unsigned r = o->reps;
 	memcpy(sorted, ns, r * sizeof *ns);
-	qsort(sorted, r, sizeof *sorted, cmp_double);
+	zpp_sort_doubles(sorted, r);
 	double med = r % 2 ? sorted[r / 2] : (sorted[r / 2 - 1] + sorted[r / 2]) / 2;
 	if (!o->json) {
 		printf("backend=%-14s path=%-6s size=%zu depth=%u link=%s  ", bname, pn, o->size,
@@ -273,7 +229,7 @@ static void print_result(const struct opts *o, const char *bname, enum path p, u
 	printf("\"depth\":%u,\"link\":\"%s\",\"iters\":%llu,\"reps\":%u,", depth, ZPH_LINK, iters,
 	       r);
 	printf("\"allocator\":\"%s\",\"median_ns\":%.4f,\"min_ns\":%.4f,\"max_ns\":%.4f,\"ns\":[",
-	       malloc_provider(), med, sorted[0], sorted[r - 1]);
+	       zpp_malloc_provider(), med, sorted[0], sorted[r - 1]);
 	for (unsigned k = 0; k < r; k++)
 		printf("%s%.4f", k ? "," : "", ns[k]);
 	printf("]}\n");
@@ -303,9 +259,9 @@ static void run_one(const struct opts *o, const char *be, enum path p, double *n
 		run_path(p, &r, o->iters);
 	} else {
 		for (unsigned k = 0; k < o->reps; k++) {
-			double t0 = now_ns();
+			uint64_t t0 = zpp_now_ns();
 			run_path(p, &r, o->iters);
-			ns[k] = (now_ns() - t0) / (double)o->iters;
+			ns[k] = (double)(zpp_now_ns() - t0) / (double)o->iters;
 		}
 	}
 	print_result(o, be ? be : "-", p, d, ns);

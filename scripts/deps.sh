@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages zeropool-c needs that are missing.
-# Usage: scripts/deps.sh [--bench]   (--bench adds the allocator peers and plotting)
+# Usage: scripts/deps.sh [--bench] [--check]
+#   --bench  adds the allocator peers and plotting (bench/run_matrix.py uses
+#            this list: it is the only one)
+#   --check  installs nothing: lists what is missing, exits 1 if anything is
 # Runs apt-get only when something is missing; needs root (or sudo) then.
 set -euo pipefail
+
+bench=0 check=0
+for a in "$@"; do
+  case "$a" in
+    --bench) bench=1 ;;
+    --check) check=1 ;;
+  esac
+done
 
 pkgs=(build-essential cmake pkg-config git python3 valgrind
       liburcu-dev libck-dev libbenchmark-dev
       clang clang-format cppcheck libclang-rt-14-dev)
-if [[ "${1:-}" == "--bench" ]]; then
+if ((bench)); then
   pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
          python3-matplotlib linux-perf time)
 fi
@@ -19,6 +30,10 @@ done
 if ((${#missing[@]} == 0)); then
   echo "deps: all ${#pkgs[@]} packages present"
   exit 0
+fi
+if ((check)); then
+  echo "deps: missing ${missing[*]}"
+  exit 1
 fi
 echo "deps: installing ${missing[*]}"
 sudo=""

@@ -22,9 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "zeropool.h"
+#include "zp_progs.h"
 
 enum { MAX_REPS = 31, WORKING_SET = 32 };
 
@@ -38,13 +38,6 @@ struct job {
 	double elapsed;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void *run_job(void *arg)
 {
 	struct job *j = arg;
@@ -53,7 +46,7 @@ static void *run_job(void *arg)
 	while (!atomic_load(j->go))
 		;
 	unsigned long pairs = 0;
-	double t0 = now(), t;
+	double t0 = zpp_now(), t;
 	do {
 		for (int k = 0; k < 64; k++) {
 			if (j->batch_mode) {
@@ -68,7 +61,7 @@ static void *run_job(void *arg)
 				pairs++;
 			}
 		}
-		t = now();
+		t = zpp_now();
 	} while (t - t0 < j->seconds);
 	j->pairs = pairs;
 	j->elapsed = t - t0;
@@ -114,12 +107,6 @@ static int run_once(const char *backend, int batch_mode, unsigned threads, doubl
 	return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv)
 {
 	double seconds = argc > 1 ? atof(argv[1]) : 0.2;
@@ -150,8 +137,8 @@ int main(int argc, char **argv)
 						return 1;
 					}
 			for (int b = 0; b < nb; b++) {
-				qsort(ns[b], (size_t)reps, sizeof(double), cmp_double);
-				qsort(mops[b], (size_t)reps, sizeof(double), cmp_double);
+				zpp_sort_doubles(ns[b], (size_t)reps);
+				zpp_sort_doubles(mops[b], (size_t)reps);
 				printf("%-6s %-14s %7u %10.1f %9.1f..%-10.1f %12.2f\n",
 				       mode ? "batch" : "path", names[b], threads, ns[b][reps / 2],
 				       ns[b][0], ns[b][reps - 1], mops[b][reps / 2]);

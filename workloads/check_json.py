@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Run a workload driver and check what it reports.
 
-    check_json.py [checks] -- DRIVER [ARGS...]
-    check_json.py --selftest
+    check_json.py [--stats-header ZEROPOOL_H] [checks] -- DRIVER [ARGS...]
+    check_json.py [--stats-header ZEROPOOL_H] --selftest
 
 Without --expect-exit the driver must exit 0 and print exactly one JSON
 object on stdout.  The object must have the required fields, conserve
 buffers (gets == puts), and its number of gets must equal both the
 driver's own "expected_gets" and the count this script computes from the
 program, --scale and --threads with its own formulas (docs/workloads.md).
-Pool runs must also have statistics that agree with the driver's counts.
+Pool runs must also have statistics that agree with the driver's counts,
+with every field of struct zp_stats as listed by the X-macros
+ZP_STATS_U64_FIELDS and ZP_STATS_UNSIGNED_FIELDS of zeropool.h (read from
+--stats-header; default: lib/include/zeropool.h of this source tree).
 
 With --expect-exit N only the exit status is checked (and, for a non-zero
 N, that stdout is empty and stderr says something).
@@ -20,6 +23,8 @@ Standard library only.
 import argparse
 import json
 import math
+import os
+import re
 import subprocess
 import sys
 
@@ -48,10 +53,9 @@ DEFAULT_THREADS = {
     "stress_test": STRESS_THREADS,
 }
 
-STATS_FIELDS = ["gets", "puts", "cache_hits", "store_hits", "fresh", "oversize",
-                "refills", "drains", "evictions", "discards", "trimmed",
-                "contention", "idle_buffers", "idle_bytes", "cached_buffers",
-                "live_buffers", "live_bytes", "outstanding", "classes", "threads"]
+DEFAULT_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                              "lib", "include", "zeropool.h")
+STATS_MACROS = ("ZP_STATS_U64_FIELDS", "ZP_STATS_UNSIGNED_FIELDS")
 
 M64 = (1 << 64) - 1
 
@@ -94,8 +98,26 @@ def expected(program, scale, threads):
     raise ValueError("unknown program %r" % program)
 
 
-def selftest():
-    """The formulas must give the spec's literal counts at scale 1."""
+def stats_fields(header):
+    """The field names of struct zp_stats, in order, from the X-macros of
+    zeropool.h: the header is the one list, the C writer expands the same."""
+    with open(header, encoding="utf-8") as f:
+        text = f.read().replace("\\\n", " ")
+    fields = []
+    for macro in STATS_MACROS:
+        m = re.search(r"^[ \t]*#[ \t]*define[ \t]+%s\(X\)(.*)$" % macro, text, re.M)
+        if m is None:
+            raise ValueError("%s: no #define %s(X)" % (header, macro))
+        names = re.findall(r"\bX\((\w+)\)", m.group(1))
+        if not names:
+            raise ValueError("%s: %s lists no fields" % (header, macro))
+        fields += names
+    return fields
+
+
+def selftest(fields):
+    """The formulas must give the spec's literal counts at scale 1, and the
+    header's field lists must read as the counters the checks use."""
     checks = [
         (expected("ml_checkpoint_loader", 1.0, 1)[0], 868000),
         (expected("network_server", 1.0, 8)[0], 8000000),
@@ -103,6 +125,8 @@ def selftest():
         (expected("file_pipeline", 1.0, 1)[1], 3 * 13967360000),
         (stress_phase_gets(1.0, 12), [24000, 2400000, 600000, 24480, 899680]),
         (expected("ml_checkpoint_loader", 0.01, 1)[0], 8680),
+        (len(fields) == len(set(fields)), True),
+        (set(STATS_USED) <= set(fields), True),
     ]
     bad = [(got, want) for got, want in checks if got != want]
     for got, want in bad:
@@ -128,11 +152,17 @@ def is_num(v):
             and math.isfinite(v))
 
 
-def check_stats(doc):
+# The counters check_stats reasons about (the header lists them all).
+STATS_USED = ["gets", "puts", "outstanding", "cache_hits", "store_hits", "fresh", "oversize"]
+
+
+def check_stats(doc, fields):
     st = doc["stats"]
     require(isinstance(st, dict), "stats must be an object for a pool backend")
-    for k in STATS_FIELDS:
+    for k in fields:
         require(is_int(st.get(k)), "stats.%s missing or not an integer" % k)
+    require(sorted(st) == sorted(fields),
+            "stats has fields %s; zeropool.h lists %s" % (sorted(st), sorted(fields)))
     require(st["gets"] == doc["gets"], "stats.gets %d != gets %d" % (st["gets"], doc["gets"]))
     require(st["puts"] == doc["puts"], "stats.puts %d != puts %d" % (st["puts"], doc["puts"]))
     require(st["outstanding"] == 0, "stats.outstanding %d != 0" % st["outstanding"])
@@ -190,7 +220,7 @@ def check_doc(doc, args):
         require(doc.get("stats", 0) is None and doc.get("hit_rate", 0) is None,
                 "malloc runs must have null stats and hit_rate")
     else:
-        check_stats(doc)
+        check_stats(doc, args.fields)
 
 
 def run(args):
@@ -224,6 +254,8 @@ def run(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--selftest", action="store_true")
+    ap.add_argument("--stats-header", default=DEFAULT_HEADER,
+                    help="zeropool.h, whose X-macros list the stats fields")
     ap.add_argument("--expect-exit", type=int)
     ap.add_argument("--expect-gets", type=int)
     ap.add_argument("--expect-bytes", type=int)
@@ -232,8 +264,13 @@ def main():
     ap.add_argument("command", nargs="*")
     args = ap.parse_args()
 
+    try:
+        args.fields = stats_fields(args.stats_header)
+    except (OSError, ValueError) as e:
+        print("FAIL: stats fields: %s" % e, file=sys.stderr)
+        return 1
     if args.selftest:
-        return selftest()
+        return selftest(args.fields)
     if not args.command:
         ap.error("no driver command given")
     try:

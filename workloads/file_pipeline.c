@@ -40,13 +40,13 @@ static void process_chunk(wl_thread *t, size_t chunk)
 
 	/* read_chunk, transform_data */
 	wl_write(rd.data, 0, 1);
-	wl_black_box(rd.len);
+	zpp_black_box(rd.len);
 
 	wr = wl_get(t, chunk);
 	/* prepare_output, write_chunk */
-	wl_black_box(rd.len);
+	zpp_black_box(rd.len);
 	wl_write(wr.data, 0, 1);
-	wl_black_box(wr.len);
+	zpp_black_box(wr.len);
 
 	wl_put(t, wr);
 	wl_put(t, rd);
@@ -108,11 +108,11 @@ int main(int argc, char **argv)
 	wl_log(&ctx, "Chunks per file: %d\n", CHUNKS_PER_FILE);
 	wl_log(&ctx, "Simulation runs: %d\n", SIMULATION_RUNS);
 
-	t0 = wl_now();
+	t0 = zpp_now();
 	open_pool(&ctx);
 	wl_log(&ctx, "Pre-allocating buffers...\n");
 	warm_up(&ctx);
-	ctx.setup_s = wl_now() - t0;
+	ctx.setup_s = zpp_now() - t0;
 	wl_phase_add(&ctx, "warmup", ctx.setup_s, 0);
 
 	wl_thread_init(&ctx, &t, 0, NULL);
@@ -123,12 +123,12 @@ int main(int argc, char **argv)
 		double r0, rs;
 
 		wl_log(&ctx, "\n[Run %d/%d] Processing files...\n", run + 1, SIMULATION_RUNS);
-		r0 = wl_now();
+		r0 = zpp_now();
 		for (uint64_t f = 0; f < files; f++) {
 			process_file(&t, f);
 			wl_progress_tick(&t, 1);
 		}
-		rs = wl_now() - r0;
+		rs = zpp_now() - r0;
 		ctx.wall_s += rs;
 		wl_phase_add(&ctx, RUN_NAMES[run], rs, t.gets - gets0);
 		wl_log(&ctx, "[Run %d/%d] Completed in %s, %.2f GB processed\n", run + 1,

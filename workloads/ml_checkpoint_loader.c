@@ -56,7 +56,7 @@ static void simulate_disk_read(wl_buf b)
 /* "process_weights": black_box(len) and black_box(&buf[0]). */
 static void process_weights(wl_buf b)
 {
-	wl_black_box(b.len);
+	zpp_black_box(b.len);
 	(void)wl_read(b.data, 0);
 }
 
@@ -133,17 +133,17 @@ int main(int argc, char **argv)
 	wl_log(&ctx, "Epochs: %llu\n", (unsigned long long)epochs);
 	wl_log(&ctx, "Layers: %d\n", NUM_LAYERS);
 
-	t0 = wl_now();
+	t0 = zpp_now();
 	open_pool(&ctx);
 	wl_log(&ctx, "Pre-allocating buffers...\n");
 	warm_up(&ctx);
-	ctx.setup_s = wl_now() - t0;
+	ctx.setup_s = zpp_now() - t0;
 	wl_phase_add(&ctx, "warmup", ctx.setup_s, 0);
 
 	wl_thread_init(&ctx, &t, 0, NULL);
 	t.report = ctx.progress;
 	wl_progress_begin(&ctx, "epochs", epochs, &t, 1);
-	t0 = wl_now();
+	t0 = zpp_now();
 	for (uint64_t e = 1; e <= epochs; e++) {
 		if (e % 10 == 1 || e == epochs)
 			wl_log(&ctx, "Processing epoch %llu/%llu...\n", (unsigned long long)e,
@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 		load_epoch(&t);
 		wl_progress_tick(&t, 1);
 	}
-	t1 = wl_now();
+	t1 = zpp_now();
 	wl_progress_end();
 	wl_thread_collect(&ctx, &t);
 	ctx.wall_s = t1 - t0;

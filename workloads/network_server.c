@@ -83,12 +83,12 @@ static inline void handle_request(wl_thread *t, uint64_t *rng)
 
 	/* receive_packet, parse_request */
 	wl_write(req.data, 0, 1);
-	wl_black_box((uint32_t)req.len);
+	zpp_black_box((uint32_t)req.len);
 
 	resp = wl_get(t, packet_size(rng));
 	/* generate_response, send_packet */
 	wl_write(resp.data, 0, (unsigned char)(req.len % 256));
-	wl_black_box(resp.len);
+	zpp_black_box(resp.len);
 
 	/* Rust drops in reverse order of declaration. */
 	wl_put(t, resp);
@@ -151,17 +151,17 @@ int main(int argc, char **argv)
 	wl_log(&ctx, "Requests per connection: %d\n", REQUESTS_PER_CONNECTION);
 	wl_log(&ctx, "Target duration: %ds\n", SIMULATION_DURATION_SECS);
 
-	t0 = wl_now();
+	t0 = zpp_now();
 	open_pool(&ctx);
 	warm_up(&ctx);
-	ctx.setup_s = wl_now() - t0;
+	ctx.setup_s = zpp_now() - t0;
 	wl_phase_add(&ctx, "warmup", ctx.setup_s, 0);
 
 	wl_log(&ctx, "\nStarting %u worker threads...\n", threads);
-	t0 = wl_now();
+	t0 = zpp_now();
 	gets = wl_run_threads(&ctx, threads, worker, &p, "connections",
 			      (uint64_t)threads * p.connections);
-	ctx.wall_s = wl_now() - t0;
+	ctx.wall_s = zpp_now() - t0;
 	wl_phase_add(&ctx, "serve", ctx.wall_s, gets);
 
 	requests = ctx.gets / GETS_PER_REQUEST;

@@ -70,7 +70,7 @@ struct params {
 /* "process_buffer": black_box(len), the first and the last byte. */
 static inline void process(wl_buf b)
 {
-	wl_black_box(b.len);
+	zpp_black_box(b.len);
 	wl_write(b.data, 0, 1);
 	wl_write(b.data, b.len - 1, 1);
 }
@@ -328,21 +328,21 @@ int main(int argc, char **argv)
 	wl_log(&ctx, "Duration: %ds\n", STRESS_DURATION_SECS);
 	wl_log(&ctx, "Phases: %d\n", NUM_PHASES);
 
-	t0 = wl_now();
+	t0 = zpp_now();
 	open_pool(&ctx);
-	ctx.setup_s = wl_now() - t0;
+	ctx.setup_s = zpp_now() - t0;
 
-	start = wl_now();
+	start = zpp_now();
 	for (unsigned ph = 0; ph < NUM_PHASES; ph++) {
 		const char *name = PHASES[ph].name;
 		uint64_t gets, want = expected_gets(ph, &p, threads);
 		double s;
 
 		wl_log(&ctx, "\n=== Phase: %s ===\n", name);
-		t0 = wl_now();
+		t0 = zpp_now();
 		gets = wl_run_threads(&ctx, threads, PHASES[ph].fn, &p, name,
 				      (uint64_t)threads * phase_units(ph, &p));
-		s = wl_now() - t0;
+		s = zpp_now() - t0;
 		wl_phase_add(&ctx, name, s, gets);
 		wl_log(&ctx, "[%s] Completed in %s\n", name, wl_fmt_dur(s, d, sizeof(d)));
 		if (ctx.pool != NULL)
@@ -352,7 +352,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "error: phase %s made %llu gets, expected %llu\n", name,
 				(unsigned long long)gets, (unsigned long long)want);
 	}
-	ctx.wall_s = wl_now() - start;
+	ctx.wall_s = zpp_now() - start;
 
 	wl_log(&ctx, "\n=== Stress Test Complete ===\n");
 	wl_log(&ctx, "Total time: %s\n", wl_fmt_dur(ctx.wall_s, d, sizeof(d)));

@@ -5,7 +5,6 @@
  */
 #include "wl_common.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -67,14 +66,6 @@ usage_error(const wl_prog *prog, const char *fmt, ...)
 }
 
 /* ---- time ---------------------------------------------------------------- */
-
-double wl_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 const char *wl_fmt_dur(double s, char *buf, size_t n)
 {
@@ -283,7 +274,7 @@ void wl_progress_begin(wl_ctx *ctx, const char *label, uint64_t total, wl_thread
 	g_progress.total = total != 0 ? total : 1;
 	g_progress.threads = threads;
 	g_progress.n = n;
-	g_progress.next = wl_now() + WL_PROGRESS_PERIOD;
+	g_progress.next = zpp_now() + WL_PROGRESS_PERIOD;
 }
 
 void wl_progress_poll(void)
@@ -293,12 +284,12 @@ void wl_progress_poll(void)
 
 	if (!g_progress.active)
 		return;
-	now = wl_now();
+	now = zpp_now();
 	if (now < g_progress.next)
 		return;
 	g_progress.next = now + WL_PROGRESS_PERIOD;
 	for (unsigned i = 0; i < g_progress.n; i++)
-		done += __atomic_load_n(&g_progress.threads[i].done, __ATOMIC_RELAXED);
+		done += zpp_load_relaxed(&g_progress.threads[i].done);
 	fprintf(stderr, "\r\033[K[%s] %5.1f%% (%llu/%llu)", g_progress.label,
 		100.0 * (double)done / (double)g_progress.total, (unsigned long long)done,
 		(unsigned long long)g_progress.total);
@@ -505,20 +496,6 @@ uint64_t wl_run_threads(wl_ctx *ctx, unsigned n, void (*fn)(wl_thread *t), void 
 
 /* ---- the report ---------------------------------------------------------- */
 
-/* The file name of the library that serves malloc: libc.so.6 normally,
- * libjemalloc.so.2 and the like under LD_PRELOAD. */
-static const char *allocator_name(void)
-{
-	void *sym = dlsym(RTLD_DEFAULT, "malloc");
-	Dl_info info;
-	const char *slash;
-
-	if (sym == NULL || dladdr(sym, &info) == 0 || info.dli_fname == NULL)
-		return "unknown";
-	slash = strrchr(info.dli_fname, '/');
-	return slash != NULL ? slash + 1 : info.dli_fname;
-}
-
 static const char *backend_label(const wl_ctx *ctx)
 {
 	if (ctx->use_malloc)
@@ -547,29 +524,44 @@ static void json_u64(const char *key, uint64_t v, bool comma)
 	printf("\"%s\": %llu%s", key, (unsigned long long)v, comma ? ", " : "");
 }
 
+/*
+ * The report walks struct zp_stats through the X-macros of zeropool.h, so
+ * the lists must be the struct: each listed field of the listed type at the
+ * offset its position gives, and nothing but padding after the last.  A
+ * field added to the struct and not to a list fails here.
+ */
+#define STATS_U64_INDEX(f) STATS_U64_##f,
+#define STATS_UNSIGNED_INDEX(f) STATS_UNSIGNED_##f,
+enum { ZP_STATS_U64_FIELDS(STATS_U64_INDEX) STATS_N_U64 };
+enum { ZP_STATS_UNSIGNED_FIELDS(STATS_UNSIGNED_INDEX) STATS_N_UNSIGNED };
+#define STATS_U64_CHECK(f)                                                                         \
+	_Static_assert(_Generic(((wl_stats *)0)->f, uint64_t : 1, default : 0) &&                  \
+			   offsetof(wl_stats, f) == STATS_U64_##f * sizeof(uint64_t),              \
+		       "ZP_STATS_U64_FIELDS: " #f " is not the struct's field at this place");
+#define STATS_UNSIGNED_CHECK(f)                                                                    \
+	_Static_assert(_Generic(((wl_stats *)0)->f, unsigned : 1, default : 0) &&                  \
+			   offsetof(wl_stats, f) == STATS_N_U64 * sizeof(uint64_t) +               \
+							STATS_UNSIGNED_##f * sizeof(unsigned),     \
+		       "ZP_STATS_UNSIGNED_FIELDS: " #f                                             \
+		       " is not the struct's field at this place");
+ZP_STATS_U64_FIELDS(STATS_U64_CHECK)
+ZP_STATS_UNSIGNED_FIELDS(STATS_UNSIGNED_CHECK)
+_Static_assert(sizeof(wl_stats) -
+		       (STATS_N_U64 * sizeof(uint64_t) + STATS_N_UNSIGNED * sizeof(unsigned)) <
+		   _Alignof(wl_stats),
+	       "struct zp_stats has fields that ZP_STATS_*_FIELDS do not list");
+
 static void json_stats(const wl_stats *st)
 {
+	const char *sep = "";
+
 	printf("{");
-	json_u64("gets", st->gets, true);
-	json_u64("puts", st->puts, true);
-	json_u64("cache_hits", st->cache_hits, true);
-	json_u64("store_hits", st->store_hits, true);
-	json_u64("fresh", st->fresh, true);
-	json_u64("oversize", st->oversize, true);
-	json_u64("refills", st->refills, true);
-	json_u64("drains", st->drains, true);
-	json_u64("evictions", st->evictions, true);
-	json_u64("discards", st->discards, true);
-	json_u64("trimmed", st->trimmed, true);
-	json_u64("contention", st->contention, true);
-	json_u64("idle_buffers", st->idle_buffers, true);
-	json_u64("idle_bytes", st->idle_bytes, true);
-	json_u64("cached_buffers", st->cached_buffers, true);
-	json_u64("live_buffers", st->live_buffers, true);
-	json_u64("live_bytes", st->live_bytes, true);
-	json_u64("outstanding", st->outstanding, true);
-	json_u64("classes", st->classes, true);
-	json_u64("threads", st->threads, false);
+#define STATS_JSON(f)                                                                              \
+	printf("%s\"%s\": %llu", sep, #f, (unsigned long long)st->f);                              \
+	sep = ", ";
+	ZP_STATS_U64_FIELDS(STATS_JSON)
+	ZP_STATS_UNSIGNED_FIELDS(STATS_JSON)
+#undef STATS_JSON
 	printf("}");
 }
 
@@ -605,7 +597,7 @@ static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 	printf(", \"backend\": ");
 	json_string(backend_label(ctx));
 	printf(", \"allocator\": ");
-	json_string(allocator_name());
+	json_string(zpp_malloc_file());
 	printf(", \"api\": \"%s\"", ctx->opt.api == WL_API_CACHE ? "cache" : "get");
 	printf(", \"scale\": %.17g, \"threads\": %u", ctx->opt.scale, ctx->opt.threads);
 	printf(", \"setup_s\": %.9g, \"wall_s\": %.9g", ctx->setup_s, ctx->wall_s);
@@ -647,7 +639,7 @@ static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 static void print_summary(const wl_ctx *ctx, const wl_stats *st)
 {
 	wl_log(ctx, "Backend: %s (malloc from %s), gets: %llu, puts: %llu, bytes: %llu\n",
-	       backend_label(ctx), allocator_name(), (unsigned long long)ctx->gets,
+	       backend_label(ctx), zpp_malloc_file(), (unsigned long long)ctx->gets,
 	       (unsigned long long)ctx->puts, (unsigned long long)ctx->bytes);
 	if (st != NULL)
 		wl_log(ctx,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "zeropool.h"
+#include "zp_progs.h"
 
 #define WL_EXIT_OK 0
 #define WL_EXIT_FAIL 1  /* a get returned NULL, a put failed, counts disagree */
@@ -34,22 +35,10 @@
 /*
  * GCC deletes a malloc/free pair whose pointer does not escape (see
  * docs/workloads.md), which would leave the malloc baseline measuring
- * nothing.  The pointer goes through an empty asm, and the touches are
- * volatile accesses, so neither the call nor the bytes can be dropped.  No
- * "memory" clobber: it would also force every counter out of registers.
+ * nothing: wl_get passes a malloc'd pointer through zpp_clobber.  The
+ * drivers' touches are volatile accesses, so the bytes cannot be dropped
+ * either; lengths they "process" go through zpp_black_box.
  */
-static inline void wl_escape(void *p)
-{
-	/* non-const and a memory clobber: the compiler must assume the bytes
-	 * behind p are read and written here (and that p escapes) */
-	__asm__ volatile("" : : "r"(p) : "memory");
-}
-
-/* Rust's black_box(len): the value must be computed. */
-static inline void wl_black_box(size_t v)
-{
-	__asm__ volatile("" : : "r"(v));
-}
 
 static inline void wl_write(unsigned char *data, size_t i, unsigned char v)
 {
@@ -160,7 +149,7 @@ static inline wl_buf wl_get(wl_thread *t, size_t len)
 		unsigned char *p = malloc(len);
 		if (ZP_UNLIKELY(p == NULL))
 			wl_fail_get(len, NULL);
-		wl_escape(p);
+		zpp_clobber(p);
 		b.data = p;
 		b.len = len;
 		b.zb = NULL;
@@ -191,8 +180,7 @@ void wl_progress_poll(void);
  * second, and only when stderr is a terminal. */
 static inline void wl_progress_tick(wl_thread *t, uint64_t units)
 {
-	__atomic_store_n(&t->done, __atomic_load_n(&t->done, __ATOMIC_RELAXED) + units,
-			 __ATOMIC_RELAXED);
+	zpp_add_relaxed(&t->done, units);
 	if (t->report)
 		wl_progress_poll();
 }
@@ -216,7 +204,6 @@ void wl_preallocate(wl_ctx *ctx, size_t count, size_t size);
 /* Human output on stderr, unless --quiet. */
 void wl_log(const wl_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-double wl_now(void);
 /* Rust's {:.2?} for a Duration: "1.23s", "6.40ms", "930.12µs", "12.00ns". */
 const char *wl_fmt_dur(double seconds, char *buf, size_t n);
 

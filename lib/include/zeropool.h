@@ -228,6 +228,34 @@ struct zp_stats {
 	unsigned threads;        /* threads holding a cache for this pool */
 };
 
+/* The fields of struct zp_stats, in order, for code that walks them all
+ * (reports, JSON writers): X(name) for each uint64_t field, then for each
+ * unsigned one.  One line per field; tools read these lists out of this
+ * header (workloads/check_json.py).  The programs check at compile time that
+ * they cover the struct exactly (workloads/wl_common.c). */
+#define ZP_STATS_U64_FIELDS(X)                                                                     \
+	X(gets)                                                                                    \
+	X(puts)                                                                                    \
+	X(cache_hits)                                                                              \
+	X(store_hits)                                                                              \
+	X(fresh)                                                                                   \
+	X(oversize)                                                                                \
+	X(refills)                                                                                 \
+	X(drains)                                                                                  \
+	X(evictions)                                                                               \
+	X(discards)                                                                                \
+	X(trimmed)                                                                                 \
+	X(contention)                                                                              \
+	X(idle_buffers)                                                                            \
+	X(idle_bytes)                                                                              \
+	X(cached_buffers)                                                                          \
+	X(live_buffers)                                                                            \
+	X(live_bytes)                                                                              \
+	X(outstanding)
+#define ZP_STATS_UNSIGNED_FIELDS(X)                                                                \
+	X(classes)                                                                                 \
+	X(threads)
+
 struct zp_class_stats {
 	size_t size;   /* class capacity in bytes */
 	uint64_t gets; /* cache_hits + store_hits + fresh */
