@@ -47,8 +47,6 @@ struct store {
 	struct shard shard[];
 };
 
-#define RELAXED memory_order_relaxed
-
 static uint32_t wrap(const struct ring *r, uint32_t i)
 {
 	return i >= r->cap ? i - r->cap : i;
@@ -77,7 +75,7 @@ static zp_buf *pop_bottom(struct ring *r)
 static void lock_shard(struct shard *sh)
 {
 	if (pthread_mutex_trylock(&sh->lock) != 0) {
-		atomic_fetch_add_explicit(&sh->contention, 1, RELAXED);
+		zp_atomic_add_relaxed(&sh->contention, 1);
 		pthread_mutex_lock(&sh->lock);
 	}
 }
@@ -86,7 +84,7 @@ static bool trylock_shard(struct shard *sh)
 {
 	if (pthread_mutex_trylock(&sh->lock) == 0)
 		return true;
-	atomic_fetch_add_explicit(&sh->contention, 1, RELAXED);
+	zp_atomic_add_relaxed(&sh->contention, 1);
 	return false;
 }
 
@@ -208,7 +206,7 @@ static void locked_stats(void *store, struct zp_backend_stats *out)
 	struct store *s = store;
 	out->contention = 0;
 	for (unsigned i = 0; i < s->shards; i++)
-		out->contention += atomic_load_explicit(&s->shard[i].contention, RELAXED);
+		out->contention += zp_atomic_load_relaxed(&s->shard[i].contention);
 }
 
 const struct zp_backend_ops _zp_backend_locked = {

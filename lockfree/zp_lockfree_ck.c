@@ -55,7 +55,6 @@
 #define ZP_LF_CK_SINGLE_MAX 1
 #endif
 
-#define RELAXED memory_order_relaxed
 #define ZP_ALIGNED_16 __attribute__((aligned(16)))
 
 struct ck_mag {
@@ -114,7 +113,7 @@ static inline zp_buf *desc_of(ck_stack_entry_t *e)
 
 static void count_contention(struct ck_store *s, unsigned fails)
 {
-	atomic_fetch_add_explicit(&s->contention, fails, RELAXED);
+	zp_atomic_add_relaxed(&s->contention, fails);
 }
 
 static inline void lf_push(struct ck_store *s, ck_stack_t *st, ck_stack_entry_t *e)
@@ -322,13 +321,13 @@ static unsigned ck_give(void *store, unsigned hint, unsigned cls, zp_buf *const 
 static size_t ck_count(void *store, unsigned cls)
 {
 	struct ck_store *s = store;
-	return atomic_load_explicit(&s->cls[cls].count, RELAXED);
+	return zp_atomic_load_relaxed(&s->cls[cls].count);
 }
 
 static void ck_stats(void *store, struct zp_backend_stats *out)
 {
 	struct ck_store *s = store;
-	out->contention = atomic_load_explicit(&s->contention, RELAXED);
+	out->contention = zp_atomic_load_relaxed(&s->contention);
 }
 
 const struct zp_backend_ops _zp_backend_lockfree_ck = {

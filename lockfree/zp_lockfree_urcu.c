@@ -60,8 +60,6 @@
 #include "zp_backend.h"
 #include "zp_magazine.h"
 
-#define RELAXED memory_order_relaxed
-
 struct urcu_store;
 
 struct urcu_mag {
@@ -181,14 +179,14 @@ static inline struct urcu_mag *lf_pop(struct __cds_lfs_stack *st)
  * when out of memory or over the magazine bound. */
 static struct urcu_mag *mag_grow(struct urcu_store *s, unsigned cls)
 {
-	size_t had = atomic_fetch_add_explicit(&s->mags, s->per_chunk, RELAXED);
+	size_t had = zp_atomic_add_relaxed(&s->mags, s->per_chunk);
 	if (had + s->per_chunk > s->mag_cap) {
-		atomic_fetch_sub_explicit(&s->mags, s->per_chunk, RELAXED);
+		zp_atomic_sub_relaxed(&s->mags, s->per_chunk);
 		return NULL;
 	}
 	struct urcu_chunk *ch = _zp_meta_alloc(sizeof *ch + s->per_chunk * s->stride);
 	if (ch == NULL) {
-		atomic_fetch_sub_explicit(&s->mags, s->per_chunk, RELAXED);
+		zp_atomic_sub_relaxed(&s->mags, s->per_chunk);
 		return NULL;
 	}
 	zp_racy_by_design(&ch->link, sizeof ch->link);
@@ -230,7 +228,7 @@ static void mag_reuse(struct rcu_head *head)
 	struct urcu_class *c = &m->store->cls[m->cls];
 	lf_push(m->count != 0 ? &c->full : &c->empty, &m->link);
 	/* Last access to the store: destroy() may free it once this is 0. */
-	atomic_fetch_sub_explicit(&c->pending, 1, memory_order_release);
+	zp_atomic_sub_release(&c->pending, 1);
 }
 
 /* The same for a whole chain of empty magazines taken from limbo: one
@@ -245,7 +243,7 @@ static void limbo_reuse(struct rcu_head *head)
 		next = n->next; /* read before the push rewrites it */
 		lf_push(&c->empty, n);
 	}
-	atomic_fetch_sub_explicit(&c->pending, 1, memory_order_release);
+	zp_atomic_sub_release(&c->pending, 1);
 }
 
 static void limbo_flush(struct urcu_class *c)
@@ -255,7 +253,7 @@ static void limbo_flush(struct urcu_class *c)
 		return;
 	zp_hb_after(&c->limbo);
 	struct urcu_mag *first = mag_of(&h->node);
-	atomic_fetch_add_explicit(&c->pending, 1, RELAXED);
+	zp_atomic_add_relaxed(&c->pending, 1);
 	zp_hb_before(first);
 	call_rcu(&first->rcu, limbo_reuse);
 }
@@ -269,7 +267,7 @@ static void limbo_flush(struct urcu_class *c)
 static inline void mag_retire(struct urcu_class *c, struct urcu_mag *m)
 {
 	if (ZP_UNLIKELY(m->count != 0)) {
-		atomic_fetch_add_explicit(&c->pending, 1, RELAXED);
+		zp_atomic_add_relaxed(&c->pending, 1);
 		zp_hb_before(m);
 		call_rcu(&m->rcu, mag_reuse);
 		return;
@@ -330,12 +328,12 @@ static void urcu_destroy(void *store)
 	struct urcu_store *s = store;
 	size_t pending = 0;
 	for (unsigned i = 0; i < s->classes; i++)
-		pending += atomic_load_explicit(&s->cls[i].pending, memory_order_acquire);
+		pending += zp_atomic_load_acquire(&s->cls[i].pending);
 	if (pending != 0) {
 		/* Every callback of this store was queued before this call. */
 		rcu_barrier();
 		for (unsigned i = 0; i < s->classes; i++)
-			while (atomic_load_explicit(&s->cls[i].pending, memory_order_acquire) != 0)
+			while (zp_atomic_load_acquire(&s->cls[i].pending) != 0)
 				rcu_barrier(); /* not reached: rcu_barrier waited for them */
 	}
 	/* Last call on this store: nothing pushes or pops concurrently. */
@@ -420,7 +418,7 @@ static unsigned urcu_give(void *store, unsigned hint, unsigned cls, zp_buf *cons
 static size_t urcu_count(void *store, unsigned cls)
 {
 	struct urcu_store *s = store;
-	return atomic_load_explicit(&s->cls[cls].count, RELAXED);
+	return zp_atomic_load_relaxed(&s->cls[cls].count);
 }
 
 static void urcu_stats(void *store, struct zp_backend_stats *out)

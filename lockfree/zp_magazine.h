@@ -11,12 +11,11 @@
 #ifndef ZP_MAGAZINE_H
 #define ZP_MAGAZINE_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "zeropool.h"
+#include "zp_backend.h"
 
 /* Buffers per magazine: params->max_batch, clamped to this.  A give of
  * more than that (never done by the front end) fills several magazines. */
@@ -68,21 +67,21 @@ static inline void zp_out_compact(zp_buf **out, unsigned n, unsigned got)
  */
 static inline unsigned zp_lf_reserve(_Atomic size_t *count, unsigned n, size_t max)
 {
-	size_t cur = atomic_load_explicit(count, memory_order_relaxed);
+	size_t cur = zp_atomic_load_relaxed(count);
 	if (cur >= max)
 		return 0; /* full: no read-modify-write on the hot line */
-	size_t old = atomic_fetch_add_explicit(count, n, memory_order_relaxed);
+	size_t old = zp_atomic_add_relaxed(count, n);
 	if (old + n <= max)
 		return n;
 	unsigned admit = old < max ? (unsigned)(max - old) : 0;
-	atomic_fetch_sub_explicit(count, n - admit, memory_order_relaxed);
+	zp_atomic_sub_relaxed(count, n - admit);
 	return admit;
 }
 
 static inline void zp_lf_release(_Atomic size_t *count, unsigned n)
 {
 	if (n != 0)
-		atomic_fetch_sub_explicit(count, n, memory_order_relaxed);
+		zp_atomic_sub_relaxed(count, n);
 }
 
 /* Node stride (a multiple of 64 so nodes never share a cache line) and
