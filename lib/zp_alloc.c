@@ -14,10 +14,27 @@
 
 /* ---- slow paths ------------------------------------------------------------ */
 
-static zp_buf *hand_out(zp_pool *pool, zp_buf *b, size_t len)
+#if ZP_DEBUG_CHECKS || ZP_VALGRIND
+/* The buffer is handed out: accessible, contents undefined, and no access
+ * history for helgrind (its previous holder's writes are ordered before by
+ * the pool). */
+void _zp_instrument_get(zp_buf *b)
 {
 	_zp_unpoison(b->data, b->cap);
 	_zp_hg_clean(b->data, b->cap);
+}
+
+/* The buffer goes idle: nobody may touch its data. */
+void _zp_instrument_put(zp_buf *b)
+{
+	_zp_hg_clean(b->data, b->cap);
+	_zp_poison(b->data, b->cap);
+}
+#endif
+
+static zp_buf *hand_out(zp_pool *pool, zp_buf *b, size_t len)
+{
+	_zp_instrument_get(b);
 	b->_zp_owner = pool->tag;
 	*(size_t *)&b->len = len;
 	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
@@ -100,8 +117,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		return rc;
 	unsigned cls = b->_zp_class, hint = _zp_tcache_hint();
 	b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
-	_zp_hg_clean(b->data, b->cap);
-	_zp_poison(b->data, b->cap);
+	_zp_instrument_put(b);
 	if (tc == NULL) {
 		zp_atomic_add_relaxed(&pool->totals[cls].puts, 1);
 		_zp_store_give(pool, hint, cls, &b, 1, NULL);

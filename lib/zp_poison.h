@@ -53,8 +53,4 @@
 #define _zp_hg_clean(p, n) ((void)0)
 #endif
 
-/* Every get and put goes through the library's slow path in builds that
- * instrument buffers, so that no inline path bypasses the instrumentation. */
-#define _ZP_INSTRUMENTED (ZP_DEBUG_CHECKS || ZP_VALGRIND)
-
 #endif /* ZP_POISON_H */

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "zp_poison.h"
 #include "zp_tcache.h"
 
 pthread_mutex_t _zp_tcache_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -210,13 +209,10 @@ zp_cache *_zp_tcache_attach(zp_pool *pool)
 	zp_buf **slots = (zp_buf **)((char *)tc + slots_off);
 	zp_cache *c = &tc->pub;
 	c->tag = pool->tag;
-	/* Zeroing pools take the slow path for every get: it zeroes.  Debug
-	 * checks and valgrind builds send every get and put there: it poisons
-	 * idle buffers and cleans recycled ones (zp_poison.h). */
-	c->fast_limit =
-	    (pool->cfg.flags & ZP_F_ZERO_ON_GET) || _ZP_INSTRUMENTED ? 0 : pool->cfg.max_size + 1;
+	/* Zeroing pools take the slow path for every get: it zeroes. */
+	c->fast_limit = (pool->cfg.flags & ZP_F_ZERO_ON_GET) ? 0 : pool->cfg.max_size + 1;
 	c->min_size = pool->cfg.min_size;
-	c->depth = _ZP_INSTRUMENTED ? 0 : depth;
+	c->depth = depth;
 	uint32_t sh = pool->spacing_shift;
 	for (unsigned i = sh; i < 64; i++) {
 		c->class_add[i] = (int64_t)(i << sh) - (int64_t)pool->class_base;

@@ -325,6 +325,17 @@ struct zp_cache {
 ZP_EXPORT zp_buf *_zp_cache_get_slow(zp_cache *c, size_t len);
 ZP_EXPORT int _zp_cache_put_slow(zp_cache *c, zp_buf *b);
 
+/* Builds that instrument buffers (debug checks: ASan or memcheck poisoning
+ * of idle buffers; valgrind: helgrind hints) run the same inline path, which
+ * calls into the library to instrument the buffer it hands out or takes. */
+#if ZP_DEBUG_CHECKS || ZP_VALGRIND
+ZP_EXPORT void _zp_instrument_get(zp_buf *b);
+ZP_EXPORT void _zp_instrument_put(zp_buf *b);
+#else
+#define _zp_instrument_get(b) ((void)0)
+#define _zp_instrument_put(b) ((void)0)
+#endif
+
 #define _ZP_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define _ZP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 /* Single-writer counter: a relaxed load and store, no read-modify-write. */
@@ -354,6 +365,7 @@ static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 			_ZP_STORE(&cc->count, n);
 			b->_zp_owner = c->tag;
 			*(size_t *)&b->len = len;
+			_zp_instrument_get(b);
 			return b;
 		}
 	}
@@ -367,6 +379,7 @@ static inline int zp_cache_put(zp_cache *c, zp_buf *b)
 		uint32_t n = _ZP_LOAD(&cc->count);
 		if (ZP_LIKELY(n < c->depth)) {
 			b->_zp_owner = c->tag | _ZP_OWNER_IDLE;
+			_zp_instrument_put(b);
 			cc->slots[n] = b;
 			_ZP_STORE(&cc->count, n + 1);
 			_ZP_COUNT(&cc->puts);
