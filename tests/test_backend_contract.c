@@ -326,7 +326,16 @@ static void test_order_batches(void)
 	model_fini(&m);
 }
 
-/* Single buffers (cache_depth 0, zp_preallocate): last in, first out. */
+/* Single buffers (cache_depth 0, zp_preallocate): last in, first out.
+ *
+ * Not asserted: the order across single gives and batch gives mixed in one
+ * class.  lockfree-ck keeps singles on their own stack and a take of more
+ * than ZP_LF_CK_SINGLE_MAX drains the magazines first and puts the singles
+ * at the cold end of out[] even when they were given last (give {0,1,2},
+ * give {3}, take 4 -> 3 0 1 2), and a take of one prefers a cold single to
+ * a hot magazine.  The front end mixes the two in one class only when
+ * zp_preallocate (single gives) meets caches that drain batches, or on
+ * magazine ENOMEM; the contract's order is checked per kind of give. */
 static void test_order_singles(void)
 {
 	struct model m;
