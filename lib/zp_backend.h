@@ -114,17 +114,29 @@ struct zp_backend_ops {
 	void (*thread_exit)(void *store);
 };
 
-/* The built-in backends, in registry order; each backend folder defines one
- * of these.  The registry (lib/zp_registry.c) lists those compiled in. */
-extern const struct zp_backend_ops _zp_backend_locked;
-#ifdef ZP_HAVE_LOCKFREE_CK
-extern const struct zp_backend_ops _zp_backend_lockfree_ck;
-#endif
-#ifdef ZP_HAVE_LOCKFREE_URCU
-extern const struct zp_backend_ops _zp_backend_lockfree_urcu;
-#endif
+/* ---- the registry (lib/zp_registry.c) ----------------------------------
+ *
+ * Each backend folder defines one `const struct zp_backend_ops` and names it
+ * in its backend.cmake (ZP_BACKEND_NAMES / ZP_BACKEND_SYMBOLS); CMake
+ * generates the registry's table from that list.  The registry checks the
+ * table at every lookup (a handful of comparisons, no shared state): an entry
+ * that fails _zp_backend_check, or whose name another entry also has, is
+ * refused.  A refused backend is not listed by zp_backend_count/zp_backend_at,
+ * _zp_backend_find does not return it, and zp_pool_create naming it fails
+ * with ENOENT like an unknown name.  ZP_DEBUG_CHECKS builds abort instead,
+ * with a message naming the entry. */
 
-/* The registered backend called `name`, or NULL. */
+/* 0 if ops is complete: a non-empty name and every callback but the
+ * optional thread_exit.  Else -1 with errno EINVAL. */
+int _zp_backend_check(const struct zp_backend_ops *ops);
+
+/* The usable entries of tab[0..n) (complete, and named by no other entry),
+ * written to usable[] in table order; returns their number.  Never aborts:
+ * the registry's ZP_DEBUG_CHECKS abort is its caller's. */
+size_t _zp_backend_usable(const struct zp_backend_ops *const *tab, size_t n,
+			  const struct zp_backend_ops **usable);
+
+/* The usable registered backend called `name`, or NULL. */
 const struct zp_backend_ops *_zp_backend_find(const char *name);
 /* name, else $ZP_BACKEND, else the build default; NULL with errno ENOENT
  * when that name is not registered. */
