@@ -36,7 +36,6 @@ static zp_buf *const guard_value = (zp_buf *)(uintptr_t)0x5a5a5a50;
 struct model {
 	const struct zp_backend_ops *ops;
 	struct zp_store_params p;
-	size_t class_size[8];
 	void *store;
 	zp_buf *desc; /* [ndesc]: descriptor i belongs to class i % classes */
 	size_t ndesc;
@@ -73,9 +72,6 @@ static void model_init(struct model *m, struct zp_store_params p, size_t per_cla
 	memset(m, 0, sizeof *m);
 	m->ops = backend();
 	m->p = p;
-	for (unsigned k = 0; k < p.classes; k++)
-		m->class_size[k] = (size_t)64 << k;
-	m->p.class_size = m->class_size;
 	m->ndesc = per_class * p.classes;
 	m->desc = calloc(m->ndesc, sizeof *m->desc);
 	m->where = calloc(m->ndesc, 1);
