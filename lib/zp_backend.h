@@ -48,7 +48,12 @@
  * the store (an evicted cold one).  Thus the store's size changes by
  * n - (returned victims).  take() writes out[] coldest first, hottest last,
  * prefers the buffers most recently given where it can (hot reuse), and
- * must look in every shard before returning fewer than asked.  n is at most
+ * must look in every shard before returning fewer than asked.  The order
+ * holds within each place a backend keeps buffers; one that keeps several
+ * places per class (lockfree-ck: a stack of single buffers beside a stack of
+ * magazines) cannot order them against each other, and may put a single
+ * given after a batch before that batch in out[] (tests/
+ * test_backend_contract.c asserts what every backend guarantees).  n is at most
  * max_batch in both directions.
  */
 #ifndef ZP_BACKEND_H
