@@ -22,7 +22,7 @@ endforeach()
 set(ZP_LF_TSAN_OPTIONS "halt_on_error=1 second_deadlock_stack=1 suppressions=${CMAKE_CURRENT_SOURCE_DIR}/tsan.supp")
 foreach(b ${ZP_BACKEND_NAMES})
   add_test(NAME lockfree_stress/${b} COMMAND test_lockfree_stress ${b} ${ZP_LF_STRESS_ITERS})
-  set_tests_properties(lockfree_stress/${b} PROPERTIES LABELS "unit;stress;${b}" TIMEOUT 300
+  set_tests_properties(lockfree_stress/${b} PROPERTIES LABELS "unit;stress;${b}" TIMEOUT ${ZP_TEST_TIMEOUT}
     ENVIRONMENT "TSAN_OPTIONS=${ZP_LF_TSAN_OPTIONS}")
   # Under valgrind only in an annotated build: without ZP_VALGRIND the
   # lock-free hand-offs are invisible to helgrind/DRD.  Label "race" (and
