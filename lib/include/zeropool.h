@@ -304,9 +304,9 @@ struct _zp_cache_class {
 	uint32_t count; /* buffers in slots[0..count); relaxed atomic accesses
 			 * (zp_stats reads it from other threads) */
 	uint32_t _pad;
-	zp_buf **slots; /* `depth` entries, LIFO: slots[count-1] is hottest */
-	uint64_t puts;  /* written by the owning thread only (relaxed) */
-	uint64_t _reserved;
+	zp_buf **slots;     /* `depth` entries, LIFO: slots[count-1] is hottest */
+	uint64_t puts;      /* written by the owning thread only (relaxed) */
+	uint64_t _reserved; /* 32 bytes a class: the inline path indexes with a shift */
 };
 
 struct zp_cache {
