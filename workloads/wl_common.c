@@ -152,6 +152,17 @@ static unsigned parse_threads(const wl_prog *prog, const char *v)
 	return (unsigned)n;
 }
 
+/* 0 when v is `first`, 1 when it is `second`; a usage error otherwise. */
+static int parse_either(const wl_prog *prog, const char *opt, const char *v, const char *first,
+			const char *second)
+{
+	if (strcmp(v, first) == 0)
+		return 0;
+	if (strcmp(v, second) == 0)
+		return 1;
+	usage_error(prog, "%s wants '%s' or '%s', not '%s'", opt, first, second, v);
+}
+
 /*
  * Match argv[*i] against "--name" (value in the next word) or "--name=value".
  * Returns the value, or NULL if the word is another option.
@@ -201,20 +212,14 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 			   (v = option_value(prog, argc, argv, &i, "--threads")) != NULL) {
 			ctx->opt.threads = parse_threads(prog, v);
 		} else if ((v = option_value(prog, argc, argv, &i, "--api")) != NULL) {
-			if (strcmp(v, "get") == 0)
-				ctx->opt.api = WL_API_GET;
-			else if (strcmp(v, "cache") == 0)
-				ctx->opt.api = WL_API_CACHE;
-			else
-				usage_error(prog, "--api wants 'get' or 'cache', not '%s'", v);
+			ctx->opt.api = parse_either(prog, "--api", v, "get", "cache") == 0
+					   ? WL_API_GET
+					   : WL_API_CACHE;
 		} else if ((v = option_value(prog, argc, argv, &i, "--config")) != NULL) {
-			if (strcmp(v, "zeropool") == 0)
-				ctx->opt.config = WL_CONFIG_ZEROPOOL;
-			else if (strcmp(v, "defaults") == 0)
-				ctx->opt.config = WL_CONFIG_DEFAULTS;
-			else
-				usage_error(prog,
-					    "--config wants 'zeropool' or 'defaults', not '%s'", v);
+			ctx->opt.config =
+			    parse_either(prog, "--config", v, "zeropool", "defaults") == 0
+				? WL_CONFIG_ZEROPOOL
+				: WL_CONFIG_DEFAULTS;
 		} else if (strcmp(a, "--threads") == 0 || strncmp(a, "--threads=", 10) == 0) {
 			usage_error(prog, "this program is single-threaded; it has no --threads");
 		} else {
