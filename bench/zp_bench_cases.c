@@ -199,6 +199,8 @@ enum thread_rule {
 	T_EVEN,        /* the asked counts that are even (pairs of threads) */
 };
 
+/* The keys a row's name has; store:<max_per_class>, the mark of a tuned
+ * variant, comes after them all. */
 enum name_key {
 	N_KEEP = 1u << 0,    /* keep:<keep> */
 	N_DEPTH = 1u << 1,   /* depth:<cache_depth> */
@@ -208,7 +210,6 @@ enum name_key {
 	N_BUDGET = 1u << 5,  /* budget:<max_idle_bytes> */
 	N_WINDOW = 1u << 6,  /* window:<keep> and handoff:<MIXED_HANDOFF> */
 	N_NO_SIZE = 1u << 7, /* no size:<bytes> (the case mixes sizes) */
-	/* store:<max_per_class> ends the name of every tuned variant. */
 };
 
 /* Cases run single-threaded, except the size sweeps at this size, where they
