@@ -391,7 +391,8 @@ def micro_rows(doc, tag):
         rows.append(dict(base, metric="real_time", value=b.get("real_time"), unit=unit))
         rows.append(dict(base, metric="cpu_time", value=b.get("cpu_time"), unit=unit))
         for k in ("hit_rate", "store_hit_rate", "fresh_per_get", "refills_per_get",
-                  "drains_per_put", "evict_per_put", "discard_per_put", "contention_per_op"):
+                  "drains_per_put", "evict_per_put", "discard_per_put", "contention_per_op",
+                  "handoff_per_get"):
             if k in b:
                 rows.append(dict(base, metric=k, value=b[k], unit="ratio"))
     return rows

@@ -611,9 +611,10 @@ struct ring {
 
 struct thread_state {
 	zp_cache *cache;
-	void **held;   /* [keep] for the working-set and mixed bodies */
-	uint64_t seen; /* prodcons: the partner's index last read */
-	uint64_t rng;  /* mixed: this thread's zpp_splitmix64 state */
+	void **held;            /* [keep] for the working-set and mixed bodies */
+	uint64_t seen;          /* prodcons: the partner's index last read */
+	uint64_t rng;           /* mixed: this thread's zpp_splitmix64 state */
+	uint64_t iters, handed; /* mixed: timed iterations, buffers passed on in them */
 	unsigned nthreads;
 	bool tls_ready;
 	bool dpdk_registered;
@@ -835,7 +836,7 @@ body_mixed(const enum server s, zpb_case *c, int tid, struct thread_state *t, ui
 		otail = atomic_load_explicit(&out->tail, memory_order_acquire);
 		itail = atomic_load_explicit(&in->tail, memory_order_relaxed);
 	}
-	uint64_t rng = t->rng;
+	uint64_t rng = t->rng, handed = t->handed;
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t r = zpp_splitmix64(&rng);
 		unsigned j = mixed_slot(r, window);
@@ -848,6 +849,7 @@ body_mixed(const enum server s, zpb_case *c, int tid, struct thread_state *t, ui
 		if (pass) {
 			out->slot[oh % RING_SLOTS] = old;
 			atomic_store_explicit(&out->head, ++oh, memory_order_release);
+			handed++;
 		} else {
 			do_put(s, pool, cache, old);
 		}
@@ -864,6 +866,8 @@ body_mixed(const enum server s, zpb_case *c, int tid, struct thread_state *t, ui
 		}
 	}
 	t->rng = rng;
+	t->handed = handed;
+	t->iters += n;
 }
 
 #define INSTANTIATE(S, tag)                                                                        \
@@ -1115,6 +1119,7 @@ static int thread_init(zpb_case *c, int tid, int nthreads)
 	} else {
 		zpb_run(c, tid, 1);
 	}
+	t->iters = t->handed = 0; /* count the timed loop only */
 	return 0;
 }
 
@@ -1186,6 +1191,16 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 			    (zpb_counter){"contention_per_op",
 					  ratio(s1.contention - s0->contention, gets + puts)};
 		}
+	}
+	if (tid == 0 && c->body == B_MIXED && n < max) {
+		/* 1 in MIXED_HANDOFF with threads to pass to, less what found
+		 * the next thread's mailbox full. */
+		uint64_t iters = 0, handed = 0;
+		for (int i = 0; i < nthreads && i < ZPB_MAX_THREADS; i++) {
+			iters += ts[i].iters;
+			handed += ts[i].handed;
+		}
+		out[n++] = (zpb_counter){"handoff_per_get", ratio(handed, iters)};
 	}
 	barrier_wait(&rt.bar, (unsigned)nthreads, NULL);
 	*wall_s = (double)(atomic_load(&rt.t1) - rt.t0) / 1e9;
