@@ -5,12 +5,13 @@
 
 Checks, against RESULTS_DIR/machine.json (what the run was asked to do):
   - results.csv has rows for every registered backend x micro case (every
-    thread count for the threaded cases, both eviction policies), for the
-    malloc peer under every allocator and for the TLS-stack floor;
+    thread count for the threaded cases, both eviction policies, the
+    default configuration and the tuned store:N variant), for the malloc
+    peer under every allocator and for the TLS-stack floor;
   - hit-path timings and callgrind instruction counts for every backend;
-  - every workload that was built x every backend and malloc/allocator has
-    wall time and peak RSS (skipped, with a note, when no workload driver
-    was built);
+  - every workload that was built x every backend (with every --config the
+    run asked for) and malloc/allocator has wall time and peak RSS (skipped,
+    with a note, when no workload driver was built);
   - errors.json is empty;
   - summarize.py wrote summary.md with its tables and valid PNG plots.
 Exit status 0 when all hold, 1 otherwise (each problem is printed).
@@ -23,9 +24,14 @@ import sys
 from collections import defaultdict
 
 POOL_CASES = ["hit", "handle_hit", "backend", "working_set", "batch", "prodcons", "evict",
-              "idle_budget"]
+              "idle_budget", "mixed_server"]
 THREADED_POOL_CASES = ["hit", "handle_hit", "backend", "working_set"]
-MALLOC_CASES = ["hit", "working_set", "prodcons"]
+# Run at 1 and every asked thread count, except in the smoke matrix (2 only).
+MIXED_CASES = ["mixed_server"]
+# Pool cases run with the default configuration and, as a second row named
+# store:<max_per_class>, with a bigger store.
+TUNED_POOL_CASES = ["working_set", "batch", "prodcons", "idle_budget"]
+MALLOC_CASES = ["hit", "working_set", "prodcons", "mixed_server"]
 HIT_LABELS = ["get", "get_static", "handle", "backend"]
 
 
@@ -61,13 +67,17 @@ def main():
         idx[(r["kind"], r["backend"], r["allocator"], r["case"])].add(
             (int(r["threads"] or 0), r["params"], r["metric"]))
 
-    def have(kind, backend, case, metric, allocator=None, threads=None, param=None):
+    def have(kind, backend, case, metric, allocator=None, threads=None, param=None,
+             no_key=None):
+        """param: a k:v the row's params must have; no_key: a key they must not."""
         for (k, b, a, c), s in idx.items():
             if k != kind or b != backend or c != case or (allocator and a != allocator):
                 continue
             for t, p, m in s:
+                ps = p.split(";")
                 if m == metric and (threads is None or t == threads) and \
-                        (param is None or param in p.split(";")):
+                        (param is None or param in ps) and \
+                        (no_key is None or not any(x.startswith(no_key + ":") for x in ps)):
                     return True
         return False
 
@@ -78,6 +88,16 @@ def main():
                      f"micro: no rows for pool/{be}/{case}")
             for case in THREADED_POOL_CASES:
                 for t in threads:
+                    need(have("micro", be, case, "items_per_second", threads=t),
+                         f"micro: no rows for pool/{be}/{case} at {t} threads")
+            for case in TUNED_POOL_CASES:
+                need(have("micro", be, case, "items_per_second", no_key="store"),
+                     f"micro: no default-configuration rows for pool/{be}/{case}")
+                need(have("micro", be, case, "items_per_second", param="store:4096"),
+                     f"micro: no store:4096 rows for pool/{be}/{case}")
+            mixed_threads = [2] if machine.get("mode") == "smoke" else sorted({1, *threads})
+            for case in MIXED_CASES:
+                for t in mixed_threads:
                     need(have("micro", be, case, "items_per_second", threads=t),
                          f"micro: no rows for pool/{be}/{case} at {t} threads")
             for pol in ("coldest", "newest"):
@@ -106,10 +126,15 @@ def main():
         built = [w for w in machine.get("workloads") or [] if bins.get(w)]
         if not built:
             print("check_results: no workload driver was built; workload checks skipped")
+        # Runs from before the drivers' --config have no config: in params.
+        configs = machine.get("workload_configs") or [None]
         for w in built:
             for be in backends:
-                for m in ("wall_s", "peak_rss_kib"):
-                    need(have("workload", be, w, m), f"workloads: no {m} for {w} on {be}")
+                for cfg in configs:
+                    for m in ("wall_s", "peak_rss_kib"):
+                        need(have("workload", be, w, m, param=cfg and f"config:{cfg}"),
+                             f"workloads: no {m} for {w} on {be}"
+                             + (f" with --config {cfg}" if cfg else ""))
             for a in allocators:
                 for m in ("wall_s", "peak_rss_kib"):
                     need(have("workload", "malloc", w, m, allocator=a),

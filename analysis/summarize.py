@@ -66,7 +66,11 @@ def stats(vals):
 
 
 def column_order(keys, backends):
-    order = [b for b in backends if b in keys]
+    """Each backend, then its variants (<backend>/defaults), then the peers."""
+    order = []
+    for b in backends:
+        order += [b] if b in keys else []
+        order += sorted(k for k in keys if k.startswith(b + "/"))
     order += [p for p in PEER_ORDER if p in keys and p not in order]
     order += sorted(k for k in keys if k not in order)
     return order
@@ -154,7 +158,7 @@ def micro_groups(rows, metric):
 def case_sort_key(k):
     case, size, params, threads = k
     order = ["hit", "handle_hit", "backend", "working_set", "batch", "prodcons", "evict",
-             "idle_budget"]
+             "idle_budget", "mixed_server"]
     ci = order.index(case) if case in order else len(order)
     try:
         sz = int(size)
@@ -187,7 +191,7 @@ def counters_table(rows, backends):
     acc = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["kind"] == "micro" and r["metric"] in metrics and r["case"] in (
-                "working_set", "batch", "prodcons", "evict", "idle_budget"):
+                "working_set", "batch", "prodcons", "evict", "idle_budget", "mixed_server"):
             acc[(r["case"], r["size"], r["params"], r["threads"])][
                 (r["backend"], r["metric"])].append(r["value"])
     if not acc:
@@ -243,11 +247,26 @@ def hitpath_table(rows, backends):
     return header, body
 
 
+def workload_cell(r):
+    """(params without config:, column): a pool run with the drivers'
+    --config defaults is the column <backend>/defaults next to <backend>
+    (the original programs' settings, config:zeropool) and the peers."""
+    params, config = [], "zeropool"
+    for p in r["params"].split(";"):
+        if p.startswith("config:"):
+            config = p[len("config:"):]
+        elif p:
+            params.append(p)
+    col = who(r) if config == "zeropool" else f"{who(r)}/{config}"
+    return ";".join(params), col
+
+
 def workload_groups(rows, metric):
     acc = defaultdict(lambda: defaultdict(list))
     for r in rows:
         if r["kind"] == "workload" and r["metric"] == metric:
-            acc[(r["name"], r["params"])][who(r)].append(r["value"])
+            params, col = workload_cell(r)
+            acc[(r["name"], params)][col].append(r["value"])
     return {k: {c: stats(v) for c, v in d.items()} for k, d in acc.items()}
 
 
@@ -435,7 +454,8 @@ def plots(rows, backends, outdir):
             med = [g[c]["median"] * scale for c in cols]
             lo = [(g[c]["median"] - g[c]["min"]) * scale for c in cols]
             hi = [(g[c]["max"] - g[c]["median"]) * scale for c in cols]
-            colors = ["tab:blue" if not c.startswith("malloc") else "tab:gray" for c in cols]
+            colors = ["tab:gray" if c.startswith("malloc") else
+                      "tab:cyan" if c.endswith("/defaults") else "tab:blue" for c in cols]
             ax.bar(range(len(cols)), med, yerr=[lo, hi], color=colors, capsize=3)
             ax.set_xticks(range(len(cols)))
             ax.set_xticklabels(cols, rotation=60, ha="right", fontsize=7)
@@ -506,17 +526,21 @@ def main():
     h, b = micro_table(rows, backends)
     section("Micro-benchmarks: ns per get+put pair (wall time / pairs, all threads)", h, b,
             "With threads > 1 the value is the inverse of aggregate throughput "
-            "(items_per_second); per-thread latency is threads x this.")
+            "(items_per_second); per-thread latency is threads x this. Pool cases run the "
+            "library's default configuration except for the settings their params name; "
+            "store:N marks a tuned variant (max_per_class N).")
     h, b = micro_table(rows, backends, "cpu_ns_per_pair")
     section("Micro-benchmarks: CPU ns per get+put pair (all threads' CPU time / pairs)", h, b,
             "Less sensitive than wall time to other load on the machine; includes spinning "
             "and lock waiting done on a CPU, excludes time preempted or asleep.")
     h, b = counters_table(rows, backends)
     section("Pool behaviour in the store-bound cases (medians of zp_stats deltas)", h, b)
+    wl_note = ("<backend>: the original programs' pool settings (the drivers' --config "
+               "zeropool); <backend>/defaults: the library's defaults, only the backend set.")
     h, b = workload_table(rows, backends, "wall_s", 1e3)
-    section("Workloads: wall time (ms)", h, b)
+    section("Workloads: wall time (ms)", h, b, wl_note)
     h, b = workload_table(rows, backends, "peak_rss_kib", 1 / 1024)
-    section("Workloads: peak RSS (MiB)", h, b)
+    section("Workloads: peak RSS (MiB)", h, b, wl_note)
     for prog, h, b in profile_tables(d):
         section(f"Profile: {prog}, top symbols by self time (perf, cpu-clock)", h, b)
 

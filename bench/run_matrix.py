@@ -14,7 +14,9 @@ Stages (each can be skipped, see --help):
   4. callgrind  instructions per get+put pair, per backend and path
                 (zp_hitpath --count under callgrind --toggle-collect)
   5. workloads  the four drivers x {every registered backend, malloc with
-                glibc/jemalloc/mimalloc/tcmalloc}, repeated, repetitions
+                glibc/jemalloc/mimalloc/tcmalloc}, the backends with both
+                pool settings (--config zeropool: the original programs';
+                --config defaults: the library's), repeated, repetitions
                 interleaved; wall time from the driver's JSON, peak RSS and
                 CPU time from wait4() in the small bench/zp_rusage wrapper
                 (ru_maxrss of the driver), and the driver's "allocator"
@@ -75,6 +77,9 @@ LIBDIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib6
            "/usr/local/lib"]
 
 WORKLOADS = ["ml_checkpoint_loader", "network_server", "file_pipeline", "stress_test"]
+# The drivers' --config: the original programs' pool settings, and what a
+# user who sets nothing but the backend gets.
+WL_CONFIGS = ["zeropool", "defaults"]
 
 MODES = {
     # micro: --benchmark_min_time, repetitions; hitpath: iters, reps;
@@ -386,7 +391,8 @@ def micro_rows(doc, tag):
         rows.append(dict(base, metric="real_time", value=b.get("real_time"), unit=unit))
         rows.append(dict(base, metric="cpu_time", value=b.get("cpu_time"), unit=unit))
         for k in ("hit_rate", "store_hit_rate", "fresh_per_get", "refills_per_get",
-                  "drains_per_put", "evict_per_put", "discard_per_put", "contention_per_op"):
+                  "drains_per_put", "evict_per_put", "discard_per_put", "contention_per_op",
+                  "handoff_per_get"):
             if k in b:
                 rows.append(dict(base, metric=k, value=b[k], unit="ratio"))
     return rows
@@ -611,9 +617,16 @@ def run_workloads(args, m, bins, backends, errors, rows):
         targets.append(("malloc", alloc))
     reps = args.reps or m["wl_reps"]
     apis = args.apis
-    total = len(progs) * len(targets) * reps * len(apis)
+    # (api, config) per pool target; malloc has one entry point ("get") and
+    # no settings: it runs once, with the first config.
+    variants = [(api, cfg) for api in apis for cfg in args.configs]
+
+    def runs(be, api, cfg):
+        return be != "malloc" or (api == "get" and cfg == args.configs[0])
+    total = len(progs) * reps * sum(runs(be, api, cfg) for be, _ in targets
+                                    for api, cfg in variants)
     log(f"workloads: {len(progs)} programs x {len(targets)} targets x {reps} reps"
-        f" x api {','.join(apis)} = {total} runs")
+        f" x api {','.join(apis)} x config {','.join(args.configs)} (pools) = {total} runs")
     rawdir = os.path.join(args.out, "raw", "workloads")
     os.makedirs(rawdir, exist_ok=True)
     done = 0
@@ -624,14 +637,16 @@ def run_workloads(args, m, bins, backends, errors, rows):
         for prog in progs:
             scale = args.scale if args.scale is not None else m["scale"][prog]
             for be, alloc in targets:
-                for api in apis:
-                    if be == "malloc" and api != "get":
+                for api, cfg in variants:
+                    if not runs(be, api, cfg):
                         continue
                     done += 1
                     cmd = [bins[prog], "--backend", be, "--scale", f"{scale:g}", "--json",
                            "--quiet"]
                     if api != "get":
                         cmd += ["--api", api]
+                    if be != "malloc":
+                        cmd += ["--config", cfg]
                     env = dict(os.environ)
                     env.pop("LD_PRELOAD", None)
                     env.pop("ZP_BACKEND", None)
@@ -639,7 +654,8 @@ def run_workloads(args, m, bins, backends, errors, rows):
                     if alloc and alloc != "glibc":
                         env["LD_PRELOAD"] = find_lib(ALLOCATORS[alloc])
                     tag = f"{prog}.{be}{'-' + alloc if alloc else ''}" \
-                          f"{'' if api == 'get' else '.' + api}.rep{rep}"
+                          f"{'' if api == 'get' else '.' + api}" \
+                          f"{'.' + cfg if be != 'malloc' and cfg != 'zeropool' else ''}.rep{rep}"
                     rc, out, err, ru, wall = run_measured(cmd, bins["zp_rusage"], env=env,
                                                           timeout=m["wl_timeout"])
                     with open(os.path.join(rawdir, tag + ".json"), "w") as f:
@@ -662,9 +678,16 @@ def run_workloads(args, m, bins, backends, errors, rows):
                         continue
                     if be != "malloc" and d.get("backend") not in (be, None):
                         errors.add("workloads", f"{tag}: backend mismatch: {d.get('backend')}")
+                    if be != "malloc" and d.get("config_preset") != cfg:
+                        errors.add("workloads", f"{tag}: config mismatch: wanted {cfg},"
+                                   f" driver reports {d.get('config_preset')}")
+                        continue
+                    params = f"scale:{scale:g};api:{api}"
+                    if be != "malloc":
+                        params += f";config:{cfg}"
                     base = {"kind": "workload", "name": prog, "case": prog, "backend": be,
                             "allocator": got, "threads": d.get("threads", ""), "size": "",
-                            "params": f"scale:{scale:g};api:{api}", "repetition": rep}
+                            "params": params, "repetition": rep}
 
                     def add(metric, value, unit):
                         if value is not None:
@@ -737,6 +760,9 @@ def main():
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--apis", default="get",
                     help="workload pool entry points: get, cache or get,cache")
+    ap.add_argument("--configs", default=",".join(WL_CONFIGS),
+                    help="workload pool settings (the drivers' --config): zeropool, defaults"
+                         " or both (the default)")
     ap.add_argument("--scale", type=float, help="override every workload's --scale")
     ap.add_argument("--reps", type=int, help="override workload repetitions")
     ap.add_argument("--micro-filter", default="", help="--benchmark_filter regex for zp_bench")
@@ -748,6 +774,12 @@ def main():
             ap.error(f"unknown allocator {a}; known: {', '.join(ALLOCATORS)}")
     args.workloads = [w for w in args.workloads.split(",") if w]
     args.apis = [a for a in args.apis.split(",") if a]
+    args.configs = [c for c in args.configs.split(",") if c]
+    for c in args.configs:
+        if c not in WL_CONFIGS:
+            ap.error(f"unknown workload config {c}; known: {', '.join(WL_CONFIGS)}")
+    if not args.configs:
+        ap.error("--configs names no config")
     skip = set(s for s in args.skip.split(",") if s)
     m = MODES[args.mode]
     if args.profile is None:
@@ -806,6 +838,7 @@ def main():
     info["allocators"] = args.allocators
     info["workloads"] = args.workloads
     info["apis"] = args.apis
+    info["workload_configs"] = args.configs
     info["skipped_stages"] = sorted(skip)
     rows = []
     stage_s = {}

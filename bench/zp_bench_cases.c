@@ -49,6 +49,7 @@ enum body {
 	B_PAIR,     /* get, touch, put */
 	B_WORKSET,  /* get `keep` buffers (touching each), then put them in order */
 	B_PRODCONS, /* even threads get and pass through an SPSC ring, odd threads put */
+	B_MIXED,    /* a window of mixed-size buffers, some handed to the next thread */
 };
 
 #define ZPB_MAX_CASE_THREADS 16
@@ -164,11 +165,17 @@ static void pool_cfg(zp_config *cfg, const char *backend)
 /* ---- the matrix as a table -------------------------------------------------
  *
  * Each row is one kind of case, swept over a list of values (one list for
- * the full matrix, one for --zp_smoke).  Pool rows are instantiated once per
- * registered backend, all of them for the first backend before the next;
- * then every peer row once.  A case's name is its owner's prefix, the row's
- * kind, size:<bytes>, then the keys the row names, always in the order of
- * enum name_key.
+ * the full matrix, one for --zp_smoke), and, where its parameter is not the
+ * size, over a list of sizes.  The matrix is walked twice: first every row
+ * with the library's default configuration (what zp_config_init gives, only
+ * the backend chosen, unless the row's own parameter is a setting), then
+ * the tuned variants of the rows that have one (a bigger store, named
+ * store:<max_per_class>), so that the default cases come first.  In each
+ * walk, pool rows are instantiated once per registered backend, all of them
+ * for the first backend before the next; then every peer row once.  A
+ * case's name is its owner's prefix, the row's kind, size:<bytes> (unless
+ * the case mixes sizes), then the keys the row names, always in the order
+ * of enum name_key.
  */
 
 enum owner {
@@ -180,7 +187,7 @@ enum owner {
 
 enum param {
 	P_SIZE,  /* the values are buffer sizes */
-	P_KEEP,  /* working-set sizes */
+	P_KEEP,  /* working-set sizes (the window, for B_MIXED) */
 	P_BATCH, /* zp_config.batch */
 };
 
@@ -188,16 +195,21 @@ enum thread_rule {
 	T_ONE,         /* one thread only */
 	T_AT_THREADED, /* every asked count plus 1 at THREADED_SIZE, else one thread */
 	T_ALL,         /* every asked count plus 1 */
+	T_ALL_SMOKE_2, /* every asked count plus 1; with --zp_smoke, 2 only */
 	T_EVEN,        /* the asked counts that are even (pairs of threads) */
 };
 
+/* The keys a row's name has; store:<max_per_class>, the mark of a tuned
+ * variant, comes after them all. */
 enum name_key {
-	N_KEEP = 1u << 0,   /* keep:<keep> */
-	N_DEPTH = 1u << 1,  /* depth:<cache_depth> */
-	N_MPC = 1u << 2,    /* mpc:<max_per_class> */
-	N_BATCH = 1u << 3,  /* batch:<batch> */
-	N_POLICY = 1u << 4, /* policy:coldest and policy:newest: one case each */
-	N_BUDGET = 1u << 5, /* budget:<max_idle_bytes> */
+	N_KEEP = 1u << 0,    /* keep:<keep> */
+	N_DEPTH = 1u << 1,   /* depth:<cache_depth> */
+	N_MPC = 1u << 2,     /* mpc:<max_per_class> */
+	N_BATCH = 1u << 3,   /* batch:<batch> */
+	N_POLICY = 1u << 4,  /* policy:coldest and policy:newest: one case each */
+	N_BUDGET = 1u << 5,  /* budget:<max_idle_bytes> */
+	N_WINDOW = 1u << 6,  /* window:<keep> and handoff:<MIXED_HANDOFF> */
+	N_NO_SIZE = 1u << 7, /* no size:<bytes> (the case mixes sizes) */
 };
 
 /* Cases run single-threaded, except the size sweeps at this size, where they
@@ -206,6 +218,16 @@ enum name_key {
 
 /* No zp_config field set by the row: the library's default. */
 #define DEFAULT_DEPTH (~0u)
+
+/* The tuned variants' store: large enough to keep every buffer a case
+ * holds, so that what they measure is the transfer between thread caches
+ * and the store, not eviction (and, for prodcons, not how the scheduler
+ * interleaves a pair: a small store evicts whatever a consumer returns
+ * while its producer is descheduled). */
+#define TUNED_MPC 4096u
+
+/* mixed_server hands 1 buffer in MIXED_HANDOFF to the next thread. */
+#define MIXED_HANDOFF 8u
 
 struct values {
 	const size_t *v;
@@ -222,14 +244,16 @@ struct row {
 	enum body body;
 	const char *kind;
 	enum param param;
-	struct values full, smoke;
-	size_t size;       /* unless param is P_SIZE */
-	size_t max_size;   /* sizes above it are left out; 0: none */
-	unsigned keep;     /* unless param is P_KEEP */
-	unsigned depth;    /* cache_depth; DEFAULT_DEPTH: the library's */
-	unsigned mpc;      /* max_per_class; 0: default */
-	unsigned budget_x; /* max_idle_bytes = budget_x * size; 0: default */
-	unsigned named;    /* enum name_key bits */
+	struct values full, smoke;       /* the param's values */
+	struct values at_full, at_smoke; /* unless param is P_SIZE: sizes; none: .size */
+	size_t size;                     /* unless param is P_SIZE or the at_ list has sizes */
+	size_t max_size;                 /* sizes above it are left out; 0: none */
+	unsigned keep;                   /* unless param is P_KEEP */
+	unsigned depth;                  /* cache_depth; DEFAULT_DEPTH: the library's */
+	unsigned mpc;                    /* max_per_class; 0: default */
+	unsigned tuned;                  /* nonzero: also a variant with max_per_class = tuned */
+	unsigned budget_x;               /* max_idle_bytes = budget_x * size; 0: default */
+	unsigned named;                  /* enum name_key bits */
 	enum thread_rule threads;
 	uint64_t iters; /* per zpb_run; 0: pair_batch(size) */
 };
@@ -242,10 +266,15 @@ static const size_t batches_full[] = {1, 2, 4, 8, 16, 32, 64}, batches_smoke[] =
 static const size_t evict_full[] = {4 * KIB, MIB}, evict_smoke[] = {4 * KIB};
 static const size_t budget_full[] = {16 * KIB, MIB}, budget_smoke[] = {16 * KIB};
 static const size_t only_4k[] = {4 * KIB};
+/* The store-bound cases: a small, a page-sized and a large buffer. */
+static const size_t store_sizes_full[] = {64, 4 * KIB, 64 * KIB};
+static const size_t windows[] = {64};
 
 #define SIZES .param = P_SIZE, .full = VALUES(sizes_full), .smoke = VALUES(sizes_smoke)
 #define KEEPS .param = P_KEEP, .full = VALUES(keeps_full), .smoke = VALUES(keeps_smoke)
-#define SIZE_4K .param = P_SIZE, .full = VALUES(only_4k), .smoke = VALUES(only_4k)
+#define STORE_SIZES .full = VALUES(store_sizes_full), .smoke = VALUES(only_4k)
+#define AT_STORE_SIZES .at_full = VALUES(store_sizes_full), .at_smoke = VALUES(only_4k)
+#define WINDOWS .param = P_KEEP, .full = VALUES(windows), .smoke = VALUES(windows)
 
 static const struct row matrix[] = {
     /* The hit path: through zp_get/zp_put, through a zp_cache handle, and
@@ -254,22 +283,18 @@ static const struct row matrix[] = {
     {O_POOL, S_HANDLE, B_PAIR, "handle_hit", SIZES, .depth = DEFAULT_DEPTH,
      .threads = T_AT_THREADED},
     {O_POOL, S_POOL, B_PAIR, "backend", SIZES, .depth = 0, .threads = T_AT_THREADED},
-    /* A working set larger than the cache: refill/drain traffic.  The
-     * store is made large enough to keep every buffer, so what is measured
-     * is the transfer, not eviction. */
-    {O_POOL, S_POOL, B_WORKSET, "working_set", KEEPS, .size = 4 * KIB, .depth = DEFAULT_DEPTH,
-     .mpc = 4096, .named = N_KEEP, .threads = T_ALL, .iters = 1},
+    /* A working set larger than the cache: refill/drain traffic, and with
+     * the default store, eviction and fresh allocation too. */
+    {O_POOL, S_POOL, B_WORKSET, "working_set", KEEPS, AT_STORE_SIZES, .depth = DEFAULT_DEPTH,
+     .tuned = TUNED_MPC, .named = N_KEEP, .threads = T_ALL, .iters = 1},
     /* The same with a deep cache, sweeping the refill/drain batch. */
     {O_POOL, S_POOL, B_WORKSET, "batch", P_BATCH, VALUES(batches_full), VALUES(batches_smoke),
-     .size = 4 * KIB, .keep = 256, .depth = 64, .mpc = 4096, .named = N_KEEP | N_DEPTH | N_BATCH,
-     .threads = T_ONE, .iters = 1},
+     .size = 4 * KIB, .keep = 256, .depth = 64, .tuned = TUNED_MPC,
+     .named = N_KEEP | N_DEPTH | N_BATCH, .threads = T_ONE, .iters = 1},
     /* Buffers got on one thread and put on another.  At most RING_SLOTS
-     * buffers per pair are in flight; a store that keeps them all makes the
-     * result independent of how the scheduler interleaves the pair (a small
-     * store would evict whatever a consumer returns while its producer is
-     * descheduled). */
-    {O_POOL, S_POOL, B_PRODCONS, "prodcons", SIZE_4K, .depth = DEFAULT_DEPTH, .mpc = 4096,
-     .threads = T_EVEN, .iters = 256},
+     * buffers per pair are in flight. */
+    {O_POOL, S_POOL, B_PRODCONS, "prodcons", .param = P_SIZE, STORE_SIZES, .depth = DEFAULT_DEPTH,
+     .tuned = TUNED_MPC, .threads = T_EVEN, .iters = 256},
     /* Eviction pressure: no thread cache, a store of 4 per class, a working
      * set of 8, so half the puts find the store full. */
     {O_POOL, S_POOL, B_WORKSET, "evict", P_SIZE, VALUES(evict_full), VALUES(evict_smoke), .keep = 8,
@@ -277,14 +302,22 @@ static const struct row matrix[] = {
     /* The idle-bytes budget in force: a store that may keep only four
      * buffers' worth of bytes under a working set of 32. */
     {O_POOL, S_POOL, B_WORKSET, "idle_budget", P_SIZE, VALUES(budget_full), VALUES(budget_smoke),
-     .keep = 32, .depth = DEFAULT_DEPTH, .mpc = 4096, .budget_x = 4, .named = N_KEEP | N_BUDGET,
-     .threads = T_ONE, .iters = 1},
+     .keep = 32, .depth = DEFAULT_DEPTH, .tuned = TUNED_MPC, .budget_x = 4,
+     .named = N_KEEP | N_BUDGET, .threads = T_ONE, .iters = 1},
+    /* Shaped like a server: a window of buffers of mixed sizes, a random
+     * one replaced each iteration, 1 in MIXED_HANDOFF put by the next
+     * thread. */
+    {O_POOL, S_POOL, B_MIXED, "mixed_server", WINDOWS, .depth = DEFAULT_DEPTH,
+     .named = N_WINDOW | N_NO_SIZE, .threads = T_ALL_SMOKE_2, .iters = 256},
 
     /* Peers. */
     {O_MALLOC, S_MALLOC, B_PAIR, "hit", SIZES, .threads = T_AT_THREADED},
-    {O_MALLOC, S_MALLOC, B_WORKSET, "working_set", KEEPS, .size = 4 * KIB, .named = N_KEEP,
+    {O_MALLOC, S_MALLOC, B_WORKSET, "working_set", KEEPS, AT_STORE_SIZES, .named = N_KEEP,
      .threads = T_ALL, .iters = 1},
-    {O_MALLOC, S_MALLOC, B_PRODCONS, "prodcons", SIZE_4K, .threads = T_EVEN, .iters = 256},
+    {O_MALLOC, S_MALLOC, B_PRODCONS, "prodcons", .param = P_SIZE, STORE_SIZES, .threads = T_EVEN,
+     .iters = 256},
+    {O_MALLOC, S_MALLOC, B_MIXED, "mixed_server", WINDOWS, .named = N_WINDOW | N_NO_SIZE,
+     .threads = T_ALL_SMOKE_2, .iters = 256},
     {O_TLS, S_TLS, B_PAIR, "hit", SIZES, .threads = T_AT_THREADED, .iters = 256},
 #ifdef ZPB_HAVE_DPDK
     {O_DPDK, S_DPDK, B_PAIR, "hit", SIZES, .max_size = 64 * KIB, .threads = T_AT_THREADED,
@@ -294,13 +327,51 @@ static const struct row matrix[] = {
 
 #undef SIZES
 #undef KEEPS
-#undef SIZE_4K
+#undef STORE_SIZES
+#undef AT_STORE_SIZES
+#undef WINDOWS
+
+/* The network_server workload's packet mix (workloads/network_server.c):
+ * 64 B 50%, 512 B 20%, 1 KiB 10%, 4 KiB 10%, 16 KiB 7%, 32 KiB 2%,
+ * 64 KiB 1%, as a table of 100 entries, so that a draw is one load. */
+static const struct {
+	size_t size;
+	unsigned weight;
+} mixed_sizes[] = {
+    {64, 50}, {512, 20}, {KIB, 10}, {4 * KIB, 10}, {16 * KIB, 7}, {32 * KIB, 2}, {64 * KIB, 1},
+};
+static size_t mixed_size_of[100];
+
+static void mixed_table_init(void)
+{
+	unsigned r = 0;
+	for (size_t i = 0; i < sizeof mixed_sizes / sizeof mixed_sizes[0]; i++)
+		for (unsigned w = 0; w < mixed_sizes[i].weight && r < 100; w++)
+			mixed_size_of[r++] = mixed_sizes[i].size;
+	if (r != 100)
+		die("mixed_server: the weights do not add up to 100");
+}
+
+/* One draw decides everything an iteration of the mixed body needs: the
+ * slot (the low 32 bits, scaled to the window), the new buffer's size (the
+ * high 32 bits, scaled to 100) and whether the old one is handed over (the
+ * low 3 bits). */
+static inline size_t mixed_size(uint64_t r)
+{
+	return mixed_size_of[((r >> 32) * 100) >> 32];
+}
+
+static inline unsigned mixed_slot(uint64_t r, unsigned window)
+{
+	return (unsigned)(((r & 0xffffffffu) * window) >> 32);
+}
 
 struct thread_lists {
 	const unsigned *asked; /* the options' counts, or {1} */
 	size_t nasked;
 	unsigned with1[ZPB_MAX_CASE_THREADS + 1]; /* 1, then the asked counts */
 	size_t nwith1;
+	bool smoke;
 };
 
 static void name_add(zpb_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -313,12 +384,13 @@ static void name_add(zpb_case *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* One case of row r with its swept value v and, for N_POLICY rows, policy
- * pol (0 coldest, 1 newest); be is the backend of pool rows. */
-static int add_row_case(const struct row *r, size_t v, int pol, const char *be,
-			const char *malloc_prov, const struct thread_lists *tl)
+/* One case of row r at size `at` (rows whose param is not the size) with
+ * its swept value v, the tuned variant or not, and, for N_POLICY rows,
+ * policy pol (0 coldest, 1 newest); be is the backend of pool rows. */
+static int add_row_case(const struct row *r, size_t at, size_t v, bool tuned, int pol,
+			const char *be, const char *malloc_prov, const struct thread_lists *tl)
 {
-	size_t size = r->param == P_SIZE ? v : r->size;
+	size_t size = r->param == P_SIZE ? v : at;
 	zpb_case *c = add_case(r->server, r->body, size, r->iters ? r->iters : pair_batch(size));
 	if (c == NULL)
 		return -1;
@@ -331,15 +403,25 @@ static int add_row_case(const struct row *r, size_t v, int pol, const char *be,
 			c->cfg.batch = (unsigned)v;
 		if (r->mpc != 0)
 			c->cfg.max_per_class = r->mpc;
+		if (tuned)
+			c->cfg.max_per_class = r->tuned;
 		if (r->budget_x != 0)
 			c->cfg.max_idle_bytes = r->budget_x * size;
 		if (r->named & N_POLICY)
 			c->cfg.evict = pol ? ZP_EVICT_DROP_NEWEST : ZP_EVICT_DROP_COLDEST;
 	}
+	static const unsigned two = 2;
 	switch (r->threads) {
 	case T_AT_THREADED:
 		if (size == THREADED_SIZE)
 			set_threads(c, tl->with1, tl->nwith1, false);
+		break;
+	case T_ALL_SMOKE_2:
+		if (tl->smoke) {
+			set_threads(c, &two, 1, false);
+			break;
+		}
+		set_threads(c, tl->with1, tl->nwith1, false);
 		break;
 	case T_ALL:
 		set_threads(c, tl->with1, tl->nwith1, false);
@@ -368,7 +450,9 @@ static int add_row_case(const struct row *r, size_t v, int pol, const char *be,
 		name_add(c, "dpdk/mempool");
 		break;
 	}
-	name_add(c, "/%s/size:%zu", r->kind, size);
+	name_add(c, "/%s", r->kind);
+	if (!(r->named & N_NO_SIZE))
+		name_add(c, "/size:%zu", size);
 	if (r->named & N_KEEP)
 		name_add(c, "/keep:%u", c->keep);
 	if (r->named & N_DEPTH)
@@ -381,42 +465,66 @@ static int add_row_case(const struct row *r, size_t v, int pol, const char *be,
 		name_add(c, "/policy:%s", pol ? "newest" : "coldest");
 	if (r->named & N_BUDGET)
 		name_add(c, "/budget:%zu", c->cfg.max_idle_bytes);
+	if (r->named & N_WINDOW)
+		name_add(c, "/window:%u/handoff:%u", c->keep, MIXED_HANDOFF);
+	if (tuned)
+		name_add(c, "/store:%u", c->cfg.max_per_class);
+	return 0;
+}
+
+/* Every case of row r (its tuned variant with `tuned`). */
+static int add_row(const struct row *r, bool tuned, const char *be, const char *malloc_prov,
+		   const struct thread_lists *tl)
+{
+	const struct values *vs = tl->smoke ? &r->smoke : &r->full;
+	const struct values *at = tl->smoke ? &r->at_smoke : &r->at_full;
+	for (size_t a = 0; a < (at->n ? at->n : 1); a++) {
+		size_t size = at->n ? at->v[a] : r->size;
+		for (size_t i = 0; i < vs->n; i++) {
+			if (r->max_size != 0 &&
+			    (r->param == P_SIZE ? vs->v[i] : size) > r->max_size)
+				continue;
+			for (int pol = 0; pol < ((r->named & N_POLICY) ? 2 : 1); pol++)
+				if (add_row_case(r, size, vs->v[i], tuned, pol, be, malloc_prov,
+						 tl) != 0)
+					return -1;
+		}
+	}
 	return 0;
 }
 
 long zpb_cases_build(const zpb_options *opt)
 {
+	mixed_table_init();
 	static const unsigned one = 1;
-	struct thread_lists tl = {
-	    opt->nthreads ? opt->threads : &one, opt->nthreads ? opt->nthreads : 1, {1}, 1};
+	struct thread_lists tl = {opt->nthreads ? opt->threads : &one,
+				  opt->nthreads ? opt->nthreads : 1,
+				  {1},
+				  1,
+				  opt->smoke != 0};
 	for (size_t i = 0; i < tl.nasked && tl.nwith1 < ZPB_MAX_CASE_THREADS; i++)
 		tl.with1[tl.nwith1++] = tl.asked[i];
 	const char *malloc_prov = zpp_malloc_provider();
 	size_t nb = zp_backend_count();
 	ncases = 0;
 
-	/* Owner k < nb is the k-th backend's pool; k == nb, the peers. */
-	for (size_t k = 0; k <= nb; k++) {
-		const char *be = k < nb ? zp_backend_at(k) : NULL;
-		for (size_t ri = 0; ri < sizeof matrix / sizeof matrix[0]; ri++) {
-			const struct row *r = &matrix[ri];
-			if ((r->owner == O_POOL) != (be != NULL))
-				continue;
-			const struct values *vs = opt->smoke ? &r->smoke : &r->full;
-			for (size_t i = 0; i < vs->n; i++) {
-				if (r->max_size != 0 && vs->v[i] > r->max_size)
+	/* Pass 0: the default configurations; pass 1: the tuned variants.
+	 * Owner k < nb is the k-th backend's pool; k == nb, the peers. */
+	for (int tuned = 0; tuned < 2; tuned++) {
+		for (size_t k = 0; k <= nb; k++) {
+			const char *be = k < nb ? zp_backend_at(k) : NULL;
+			for (size_t ri = 0; ri < sizeof matrix / sizeof matrix[0]; ri++) {
+				const struct row *r = &matrix[ri];
+				if ((r->owner == O_POOL) != (be != NULL) || (tuned && !r->tuned))
 					continue;
-				for (int pol = 0; pol < ((r->named & N_POLICY) ? 2 : 1); pol++)
-					if (add_row_case(r, vs->v[i], pol, be, malloc_prov, &tl) !=
-					    0)
-						goto oom;
+				if (add_row(r, tuned, be, malloc_prov, &tl) != 0) {
+					set_error("out of memory building the matrix");
+					return -1;
+				}
 			}
 		}
 	}
 	return (long)ncases;
-oom:
-	set_error("out of memory building the matrix");
-	return -1;
 }
 
 size_t zpb_case_count(void)
@@ -456,6 +564,7 @@ uint64_t zpb_case_items(const zpb_case *c, int tid)
 		return c->keep;
 	case B_PRODCONS:
 		return tid % 2 == 0 ? 1 : 0; /* one pair per buffer passed: count it once */
+	case B_MIXED:                        /* one get, and one put here or on the next thread */
 	case B_PAIR:
 	default:
 		return 1;
@@ -502,8 +611,11 @@ struct ring {
 
 struct thread_state {
 	zp_cache *cache;
-	void **held;   /* [keep] for the working-set body */
-	uint64_t seen; /* prodcons: the partner's index last read */
+	void **held;            /* [keep] for the working-set and mixed bodies */
+	uint64_t seen;          /* prodcons: the partner's index last read */
+	uint64_t rng;           /* mixed: this thread's zpp_splitmix64 state */
+	uint64_t iters, handed; /* mixed: timed iterations, buffers passed on in them */
+	unsigned nthreads;
 	bool tls_ready;
 	bool dpdk_registered;
 } __attribute__((aligned(64)));
@@ -514,7 +626,8 @@ static struct {
 	void *dpdk_mp;
 	_Atomic int failed;
 	struct barrier bar;
-	struct ring *rings; /* [ZPB_MAX_THREADS / 2] */
+	struct ring
+	    *rings; /* [ZPB_MAX_THREADS]: prodcons pair p's is [p], mixed thread t's inbox [t] */
 	struct zp_stats st0;
 	bool have_st0;
 	uint64_t t0;         /* when the last thread was ready (ns) */
@@ -701,6 +814,62 @@ body_prodcons(const enum server s, zpb_case *c, int tid, struct thread_state *t,
 	}
 }
 
+/* A window of c->keep buffers of mixed sizes per thread (filled in
+ * thread_init); each iteration replaces a random one: the old buffer is put,
+ * or, 1 time in MIXED_HANDOFF and when there are other threads, passed
+ * through rings[tid + 1] to the next thread, which puts it; then a new one
+ * is got and touched.  The thread puts what its own inbox, rings[tid], holds
+ * after every iteration.  A full inbox is not waited for: the buffer is put
+ * here instead (no two threads can then wait on each other). */
+static inline __attribute__((always_inline)) void
+body_mixed(const enum server s, zpb_case *c, int tid, struct thread_state *t, uint64_t n)
+{
+	zp_pool *pool = rt.pool;
+	zp_cache *cache = t->cache;
+	void **win = t->held;
+	unsigned window = c->keep, nth = t->nthreads;
+	struct ring *out = nth > 1 ? &rt.rings[((unsigned)tid + 1) % nth] : NULL;
+	struct ring *in = &rt.rings[tid];
+	uint64_t oh = 0, otail = 0, itail = 0;
+	if (out != NULL) {
+		oh = atomic_load_explicit(&out->head, memory_order_relaxed);
+		otail = atomic_load_explicit(&out->tail, memory_order_acquire);
+		itail = atomic_load_explicit(&in->tail, memory_order_relaxed);
+	}
+	uint64_t rng = t->rng, handed = t->handed;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t r = zpp_splitmix64(&rng);
+		unsigned j = mixed_slot(r, window);
+		void *old = win[j];
+		bool pass = out != NULL && (r & (MIXED_HANDOFF - 1)) == 0;
+		if (pass && oh - otail >= RING_SLOTS) {
+			otail = atomic_load_explicit(&out->tail, memory_order_acquire);
+			pass = oh - otail < RING_SLOTS;
+		}
+		if (pass) {
+			out->slot[oh % RING_SLOTS] = old;
+			atomic_store_explicit(&out->head, ++oh, memory_order_release);
+			handed++;
+		} else {
+			do_put(s, pool, cache, old);
+		}
+		item it = do_get(s, pool, cache, mixed_size(r));
+		touch(it.data, i);
+		win[j] = it.h;
+		if (out != NULL) {
+			uint64_t ih = atomic_load_explicit(&in->head, memory_order_acquire);
+			if (ih != itail) {
+				for (; itail != ih; itail++)
+					do_put(s, pool, cache, in->slot[itail % RING_SLOTS]);
+				atomic_store_explicit(&in->tail, itail, memory_order_release);
+			}
+		}
+	}
+	t->rng = rng;
+	t->handed = handed;
+	t->iters += n;
+}
+
 #define INSTANTIATE(S, tag)                                                                        \
 	static __attribute__((noinline)) void pair_##tag(zpb_case *c, struct thread_state *t,      \
 							 uint64_t n)                               \
@@ -716,6 +885,11 @@ body_prodcons(const enum server s, zpb_case *c, int tid, struct thread_state *t,
 							     struct thread_state *t, uint64_t n)   \
 	{                                                                                          \
 		body_prodcons(S, c, tid, t, n);                                                    \
+	}                                                                                          \
+	static __attribute__((noinline)) void mixed_##tag(zpb_case *c, int tid,                    \
+							  struct thread_state *t, uint64_t n)      \
+	{                                                                                          \
+		body_mixed(S, c, tid, t, n);                                                       \
 	}
 
 INSTANTIATE(S_POOL, pool)
@@ -736,6 +910,9 @@ void zpb_run(zpb_case *c, int tid, uint64_t iters)
 		break;                                                                             \
 	case B_PRODCONS:                                                                           \
 		prodcons_##tag(c, tid, t, iters);                                                  \
+		break;                                                                             \
+	case B_MIXED:                                                                              \
+		mixed_##tag(c, tid, t, iters);                                                     \
 		break;                                                                             \
 	}
 	switch (c->server) {
@@ -779,12 +956,12 @@ static void release_current(void)
 static int prepare(zpb_case *c)
 {
 	if (rt.rings == NULL) {
-		rt.rings = aligned_alloc(64, sizeof(struct ring) * (ZPB_MAX_THREADS / 2));
+		rt.rings = aligned_alloc(64, sizeof(struct ring) * ZPB_MAX_THREADS);
 		if (rt.rings == NULL) {
 			set_error("out of memory");
 			return -1;
 		}
-		memset(rt.rings, 0, sizeof(struct ring) * (ZPB_MAX_THREADS / 2));
+		memset(rt.rings, 0, sizeof(struct ring) * ZPB_MAX_THREADS);
 	}
 	if (rt.cur == c)
 		return 0;
@@ -812,10 +989,68 @@ static int prepare(zpb_case *c)
 	return 0;
 }
 
+/* Put h back to whoever serves c, outside the timed loops. */
+static void put_any(zpb_case *c, struct thread_state *t, void *h)
+{
+	switch (c->server) {
+	case S_POOL:
+		do_put(S_POOL, rt.pool, t->cache, h);
+		break;
+	case S_HANDLE:
+		do_put(S_HANDLE, rt.pool, t->cache, h);
+		break;
+	case S_MALLOC:
+		do_put(S_MALLOC, rt.pool, t->cache, h);
+		break;
+	default:
+		die("put_any: not a pool or malloc case");
+	}
+}
+
+/* Fill the mixed body's window: what a server holds when it is running. */
+static void mixed_fill(zpb_case *c, struct thread_state *t)
+{
+	for (unsigned k = 0; k < c->keep; k++) {
+		uint64_t r = zpp_splitmix64(&t->rng);
+		item it;
+		switch (c->server) {
+		case S_POOL:
+			it = do_get(S_POOL, rt.pool, t->cache, mixed_size(r));
+			break;
+		case S_HANDLE:
+			it = do_get(S_HANDLE, rt.pool, t->cache, mixed_size(r));
+			break;
+		case S_MALLOC:
+			it = do_get(S_MALLOC, rt.pool, t->cache, mixed_size(r));
+			break;
+		default:
+			die("mixed_fill: not a pool or malloc case");
+		}
+		touch(it.data, k);
+		t->held[k] = it.h;
+	}
+}
+
+/* Return the mixed body's window and what the inbox still holds (every
+ * thread has left its loop: nothing more arrives). */
+static void mixed_empty(zpb_case *c, int tid, struct thread_state *t)
+{
+	for (unsigned k = 0; k < c->keep; k++)
+		if (t->held[k] != NULL)
+			put_any(c, t, t->held[k]);
+	struct ring *in = &rt.rings[tid];
+	uint64_t head = atomic_load_explicit(&in->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&in->tail, memory_order_relaxed);
+	for (; tail != head; tail++)
+		put_any(c, t, in->slot[tail % RING_SLOTS]);
+	atomic_store_explicit(&in->tail, tail, memory_order_release);
+}
+
 static void thread_fini(zpb_case *c, int tid)
 {
 	struct thread_state *t = &ts[tid];
-	(void)c;
+	if (c->body == B_MIXED && t->held != NULL)
+		mixed_empty(c, tid, t);
 	free(t->held);
 	t->held = NULL;
 	t->cache = NULL;
@@ -831,10 +1066,12 @@ static void thread_fini(zpb_case *c, int tid)
 	t->dpdk_registered = false;
 }
 
-static int thread_init(zpb_case *c, int tid)
+static int thread_init(zpb_case *c, int tid, int nthreads)
 {
 	struct thread_state *t = &ts[tid];
 	memset(t, 0, sizeof *t);
+	t->nthreads = (unsigned)nthreads;
+	t->rng = (uint64_t)tid; /* the same sequence on every run */
 	if (c->server == S_HANDLE) {
 		t->cache = zp_thread_cache(rt.pool);
 		if (t->cache == NULL) {
@@ -842,7 +1079,7 @@ static int thread_init(zpb_case *c, int tid)
 			return -1;
 		}
 	}
-	if (c->body == B_WORKSET) {
+	if (c->body == B_WORKSET || c->body == B_MIXED) {
 		t->held = calloc(c->keep ? c->keep : 1, sizeof *t->held);
 		if (t->held == NULL) {
 			set_error("out of memory");
@@ -867,6 +1104,8 @@ static int thread_init(zpb_case *c, int tid)
 		t->dpdk_registered = true;
 	}
 #endif
+	if (c->body == B_MIXED)
+		mixed_fill(c, t);
 	/* Warm up: one iteration (a local get+put for the split body, whose
 	 * partner is not running yet). */
 	if (c->body == B_PRODCONS) {
@@ -880,6 +1119,7 @@ static int thread_init(zpb_case *c, int tid)
 	} else {
 		zpb_run(c, tid, 1);
 	}
+	t->iters = t->handed = 0; /* count the timed loop only */
 	return 0;
 }
 
@@ -902,7 +1142,7 @@ int zpb_enter(zpb_case *c, int tid, int nthreads)
 	barrier_wait(&rt.bar, (unsigned)nthreads, NULL);
 	if (atomic_load(&rt.failed))
 		return -1;
-	if (tid < ZPB_MAX_THREADS && thread_init(c, tid) != 0)
+	if (tid < ZPB_MAX_THREADS && thread_init(c, tid, nthreads) != 0)
 		atomic_store(&rt.failed, 1);
 	barrier_wait(&rt.bar, (unsigned)nthreads, &rt.t0);
 	if (atomic_load(&rt.failed)) {
@@ -951,6 +1191,16 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 			    (zpb_counter){"contention_per_op",
 					  ratio(s1.contention - s0->contention, gets + puts)};
 		}
+	}
+	if (tid == 0 && c->body == B_MIXED && n < max) {
+		/* 1 in MIXED_HANDOFF with threads to pass to, less what found
+		 * the next thread's mailbox full. */
+		uint64_t iters = 0, handed = 0;
+		for (int i = 0; i < nthreads && i < ZPB_MAX_THREADS; i++) {
+			iters += ts[i].iters;
+			handed += ts[i].handed;
+		}
+		out[n++] = (zpb_counter){"handoff_per_get", ratio(handed, iters)};
 	}
 	barrier_wait(&rt.bar, (unsigned)nthreads, NULL);
 	*wall_s = (double)(atomic_load(&rt.t1) - rt.t0) / 1e9;

@@ -51,7 +51,8 @@ typedef struct zpb_counter {
 } zpb_counter;
 
 /* Build the matrix: pool cases for every registered backend
- * (zp_backend_count/zp_backend_at), then the peers.  Returns the number of
+ * (zp_backend_count/zp_backend_at), then the peers, then the pool cases'
+ * tuned variants.  Returns the number of
  * cases, or -1 (see zpb_error()). */
 long zpb_cases_build(const zpb_options *opt);
 /* Destroy the live pool and free the matrix. */
@@ -60,7 +61,10 @@ size_t zpb_case_count(void);
 zpb_case *zpb_case_at(size_t i);
 
 /* "pool/<backend>/<case>/<key>:<value>/...", "malloc/<allocator>/<case>/...",
- * "tls_stack/floor/<case>/...", "dpdk/mempool/<case>/...". */
+ * "tls_stack/floor/<case>/...", "dpdk/mempool/<case>/...".  Pool cases run
+ * the library's default configuration unless a key names a setting; the
+ * tuned variants end in /store:<max_per_class> and come after every
+ * default case. */
 const char *zpb_case_name(const zpb_case *c);
 /* Thread counts to register this case with. */
 size_t zpb_case_nthreads(const zpb_case *c);

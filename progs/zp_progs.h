@@ -2,8 +2,9 @@
  * zp_progs.h - what the workload drivers, the benchmarks and the by-hand
  * benchmark under tests/ share, and nothing of the library's own: keeping
  * measured work from being optimised away, a monotonic clock, sorting of
- * samples, relaxed counters read across threads, and the name of the
- * allocator that serves malloc in this process.
+ * samples, a deterministic random number generator, relaxed counters read
+ * across threads, and the name of the allocator that serves malloc in this
+ * process.
  *
  * Built as the static library zp_progs (progs/CMakeLists.txt).  C and C++
  * (zp_bench_main.cc) include it alike.
@@ -74,6 +75,20 @@ static inline uint64_t zpp_load_relaxed(const uint64_t *p)
 static inline void zpp_add_relaxed(uint64_t *p, uint64_t n)
 {
 	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+/* ---- deterministic random numbers ------------------------------------------
+ *
+ * splitmix64 (Steele, Lea, Flood 2014): a 64-bit counter through a mixer; a
+ * few cycles per draw, and the same sequence for the same seed on every run.
+ */
+static inline uint64_t zpp_splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
 /* ---- time and samples -------------------------------------------------- */

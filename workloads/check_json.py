@@ -9,6 +9,8 @@ object on stdout.  The object must have the required fields, conserve
 buffers (gets == puts), and its number of gets must equal both the
 driver's own "expected_gets" and the count this script computes from the
 program, --scale and --threads with its own formulas (docs/workloads.md).
+Its "config_preset" must be the --config of the command ("zeropool" when
+the command has none).
 Pool runs must also have statistics that agree with the driver's counts,
 with every field of struct zp_stats as listed by the X-macros
 ZP_STATS_U64_FIELDS and ZP_STATS_UNSIGNED_FIELDS of zeropool.h (read from
@@ -52,6 +54,10 @@ DEFAULT_THREADS = {
     "file_pipeline": 1,
     "stress_test": STRESS_THREADS,
 }
+
+# The drivers' pool settings (--config): the original program's, or the
+# library's defaults with only the backend set.
+CONFIG_PRESETS = ("zeropool", "defaults")
 
 DEFAULT_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
                               "lib", "include", "zeropool.h")
@@ -179,8 +185,13 @@ def check_stats(doc, fields):
 
 def check_doc(doc, args):
     require(isinstance(doc, dict), "the JSON value is not an object")
-    for k in ("program", "backend", "allocator", "api"):
+    for k in ("program", "backend", "allocator", "api", "config_preset"):
         require(isinstance(doc.get(k), str) and doc[k], "%s missing or not a string" % k)
+    require(doc["config_preset"] in CONFIG_PRESETS,
+            "config_preset %r is none of %s" % (doc["config_preset"], ", ".join(CONFIG_PRESETS)))
+    require(doc["config_preset"] == args.config_preset,
+            "config_preset %r, but the command asked for %r"
+            % (doc["config_preset"], args.config_preset))
     for k in ("scale", "wall_s", "setup_s"):
         require(is_num(doc.get(k)) and doc[k] >= 0, "%s missing or not a number" % k)
     for k in ("threads", "gets", "puts", "bytes", "expected_gets"):
@@ -221,6 +232,17 @@ def check_doc(doc, args):
                 "malloc runs must have null stats and hit_rate")
     else:
         check_stats(doc, args.fields)
+
+
+def config_preset(command):
+    """The --config the driver command line asks for ("zeropool" when none)."""
+    want = "zeropool"
+    for i, a in enumerate(command):
+        if a == "--config" and i + 1 < len(command):
+            want = command[i + 1]
+        elif a.startswith("--config="):
+            want = a.split("=", 1)[1]
+    return want
 
 
 def run(args):
@@ -273,6 +295,7 @@ def main():
         return selftest(args.fields)
     if not args.command:
         ap.error("no driver command given")
+    args.config_preset = config_preset(args.command)
     try:
         doc = run(args)
     except Failure as e:

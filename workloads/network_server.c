@@ -10,8 +10,8 @@
  * The original draws each size from the wall clock's nanoseconds (two
  * clock_gettime calls per request, as costly as a pool operation, and not
  * repeatable).  Here each thread has its own splitmix64 stream seeded with
- * its thread id: the same distribution, a few cycles per draw, and the same
- * sequence on every run.  See docs/workloads.md.
+ * its thread id (zpp_splitmix64 of progs/zp_progs.h): the same distribution, a few cycles per draw,
+ * and the same sequence on every run.  See docs/workloads.md.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -56,20 +56,10 @@ static void build_size_table(void)
 		wl_die("packet weights sum to %u, not 100", r);
 }
 
-/* splitmix64 (Steele, Lea, Flood 2014): a 64-bit counter through a mixer. */
-static inline uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /* r uniform in 0..99 (the bias of the modulo is below 1e-17). */
 static inline size_t packet_size(uint64_t *rng)
 {
-	return size_for[splitmix64(rng) % 100];
+	return size_for[zpp_splitmix64(rng) % 100];
 }
 
 struct params {

@@ -106,6 +106,10 @@ static void print_usage(const wl_prog *prog)
 		       prog->default_threads);
 	printf("  --api get|cache  pool entry points: zp_get/zp_put (default), or a per-thread\n"
 	       "                   zp_thread_cache handle with zp_cache_get/zp_cache_put\n"
+	       "  --config zeropool|defaults\n"
+	       "                   the pool's settings: the original program's (zeropool,\n"
+	       "                   the default), or zp_config_init's with only the backend\n"
+	       "                   set (defaults)\n"
 	       "  --json           print one JSON object with the results on stdout\n"
 	       "  --quiet          no human output on stderr\n"
 	       "  --help           print this help and exit\n\n"
@@ -146,6 +150,17 @@ static unsigned parse_threads(const wl_prog *prog, const char *v)
 		usage_error(prog, "--threads wants an integer in 1..%u, not '%s'", WL_MAX_THREADS,
 			    v);
 	return (unsigned)n;
+}
+
+/* 0 when v is `first`, 1 when it is `second`; a usage error otherwise. */
+static int parse_either(const wl_prog *prog, const char *opt, const char *v, const char *first,
+			const char *second)
+{
+	if (strcmp(v, first) == 0)
+		return 0;
+	if (strcmp(v, second) == 0)
+		return 1;
+	usage_error(prog, "%s wants '%s' or '%s', not '%s'", opt, first, second, v);
 }
 
 /*
@@ -197,12 +212,14 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 			   (v = option_value(prog, argc, argv, &i, "--threads")) != NULL) {
 			ctx->opt.threads = parse_threads(prog, v);
 		} else if ((v = option_value(prog, argc, argv, &i, "--api")) != NULL) {
-			if (strcmp(v, "get") == 0)
-				ctx->opt.api = WL_API_GET;
-			else if (strcmp(v, "cache") == 0)
-				ctx->opt.api = WL_API_CACHE;
-			else
-				usage_error(prog, "--api wants 'get' or 'cache', not '%s'", v);
+			ctx->opt.api = parse_either(prog, "--api", v, "get", "cache") == 0
+					   ? WL_API_GET
+					   : WL_API_CACHE;
+		} else if ((v = option_value(prog, argc, argv, &i, "--config")) != NULL) {
+			ctx->opt.config =
+			    parse_either(prog, "--config", v, "zeropool", "defaults") == 0
+				? WL_CONFIG_ZEROPOOL
+				: WL_CONFIG_DEFAULTS;
 		} else if (strcmp(a, "--threads") == 0 || strncmp(a, "--threads=", 10) == 0) {
 			usage_error(prog, "this program is single-threaded; it has no --threads");
 		} else {
@@ -312,14 +329,17 @@ void wl_config_init(const wl_ctx *ctx, zp_config *cfg)
 
 void wl_pool_open(wl_ctx *ctx, const zp_config *cfg)
 {
-	ctx->cfg = *cfg;
+	if (ctx->opt.config == WL_CONFIG_DEFAULTS)
+		wl_config_init(ctx, &ctx->cfg);
+	else
+		ctx->cfg = *cfg;
 	if (ctx->use_malloc)
 		return;
-	ctx->pool = zp_pool_create(cfg);
+	ctx->pool = zp_pool_create(&ctx->cfg);
 	if (ctx->pool == NULL) {
 		if (errno == ENOENT) {
 			fprintf(stderr, "%s: unknown backend '%s'\n", ctx->prog->name,
-				cfg->backend != NULL ? cfg->backend : "(ZP_BACKEND)");
+				ctx->cfg.backend != NULL ? ctx->cfg.backend : "(ZP_BACKEND)");
 			exit(WL_EXIT_USAGE);
 		}
 		wl_die("zp_pool_create failed: %s", strerror(errno));
@@ -496,6 +516,11 @@ uint64_t wl_run_threads(wl_ctx *ctx, unsigned n, void (*fn)(wl_thread *t), void 
 
 /* ---- the report ---------------------------------------------------------- */
 
+static const char *config_label(const wl_ctx *ctx)
+{
+	return ctx->opt.config == WL_CONFIG_DEFAULTS ? "defaults" : "zeropool";
+}
+
 static const char *backend_label(const wl_ctx *ctx)
 {
 	if (ctx->use_malloc)
@@ -599,6 +624,7 @@ static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 	printf(", \"allocator\": ");
 	json_string(zpp_malloc_file());
 	printf(", \"api\": \"%s\"", ctx->opt.api == WL_API_CACHE ? "cache" : "get");
+	printf(", \"config_preset\": \"%s\"", config_label(ctx));
 	printf(", \"scale\": %.17g, \"threads\": %u", ctx->opt.scale, ctx->opt.threads);
 	printf(", \"setup_s\": %.9g, \"wall_s\": %.9g", ctx->setup_s, ctx->wall_s);
 	printf(", \"phases\": [");
@@ -638,9 +664,10 @@ static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 
 static void print_summary(const wl_ctx *ctx, const wl_stats *st)
 {
-	wl_log(ctx, "Backend: %s (malloc from %s), gets: %llu, puts: %llu, bytes: %llu\n",
-	       backend_label(ctx), zpp_malloc_file(), (unsigned long long)ctx->gets,
-	       (unsigned long long)ctx->puts, (unsigned long long)ctx->bytes);
+	wl_log(
+	    ctx, "Backend: %s (config %s, malloc from %s), gets: %llu, puts: %llu, bytes: %llu\n",
+	    backend_label(ctx), config_label(ctx), zpp_malloc_file(), (unsigned long long)ctx->gets,
+	    (unsigned long long)ctx->puts, (unsigned long long)ctx->bytes);
 	if (st != NULL)
 		wl_log(ctx,
 		       "Pool: hit rate %.2f%% (cache %llu, store %llu, fresh %llu, oversize %llu), "

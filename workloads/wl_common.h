@@ -64,6 +64,11 @@ typedef enum wl_api {
 	WL_API_CACHE,   /* zp_thread_cache once per thread, then zp_cache_get / zp_cache_put */
 } wl_api;
 
+typedef enum wl_config {
+	WL_CONFIG_ZEROPOOL = 0, /* the original program's pool settings */
+	WL_CONFIG_DEFAULTS,     /* zp_config_init's, only the backend chosen */
+} wl_config;
+
 typedef struct wl_opts {
 	const char *backend; /* NULL: the library's default; "malloc": no pool */
 	double scale;
@@ -71,6 +76,7 @@ typedef struct wl_opts {
 	bool json;
 	bool quiet;
 	wl_api api;
+	wl_config config;
 } wl_opts;
 
 typedef struct wl_phase {
@@ -194,7 +200,10 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv);
 uint64_t wl_scaled(const wl_ctx *ctx, uint64_t base);
 
 /* zp_config_init() with the chosen backend; the driver then sets its
- * program's fields and calls wl_pool_open (which does nothing for malloc). */
+ * program's fields and calls wl_pool_open (which does nothing for malloc).
+ * With --config defaults, wl_pool_open leaves the program's fields out: the
+ * pool gets wl_config_init's configuration, what a user who sets nothing
+ * but the backend gets. */
 void wl_config_init(const wl_ctx *ctx, zp_config *cfg);
 void wl_pool_open(wl_ctx *ctx, const zp_config *cfg);
 
