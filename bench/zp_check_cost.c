@@ -34,7 +34,7 @@ static inline int put_nochk(zp_cache *c, zp_buf *b)
 	if (ZP_LIKELY(b != NULL)) {
 		struct _zp_cache_class *cc = &c->cls[b->_zp_class];
 		uint32_t n = _ZP_LOAD(&cc->count);
-		if (ZP_LIKELY(n < c->depth)) {
+		if (ZP_LIKELY(n < cc->limit)) {
 			cc->slots[n] = b;
 			_ZP_STORE(&cc->count, n + 1);
 			_ZP_COUNT(&cc->puts);

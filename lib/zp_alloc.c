@@ -63,16 +63,21 @@ static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 	struct _zp_class_counters *ctr = tc != NULL ? tc->ctr : NULL;
 	unsigned hint = _zp_tcache_hint();
 	zp_buf *b;
-	if (tc != NULL && pool->depth > 0) {
+	/* A class without capacity yet gets some on first use. */
+	if (tc != NULL && (tc->pub.cls[cls].limit > 0 || _zp_tcache_grow(tc, cls) > 0)) {
 		struct _zp_cache_class *cc = &tc->pub.cls[cls];
 		uint32_t n = _ZP_LOAD(&cc->count);
 		if (n == 0) {
-			n = _zp_store_take(pool, hint, cls, cc->slots, pool->batch);
+			n = _zp_store_take(pool, hint, cls, cc->slots,
+					   _zp_tcache_transfer(pool, cc->limit));
 			if (n == 0)
 				goto fresh;
 			_ZP_ADD(pool, ctr, cls, refills, 1);
 			_ZP_ADD(pool, ctr, cls, refill_bufs, n - 1);
 			_ZP_ADD(pool, ctr, cls, store_hits, 1);
+			/* The class refills from the store: it is busier than its
+			 * capacity, so the next refill may bring more. */
+			_zp_tcache_grow(tc, cls);
 		} /* else a cache hit of a zeroing pool: counted by the count */
 		_ZP_STORE(&cc->count, n - 1);
 		return hand_out(pool, cc->slots[n - 1], len);
@@ -125,14 +130,16 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 	}
 	struct _zp_cache_class *cc = &tc->pub.cls[cls];
 	_ZP_COUNT(&cc->puts);
-	if (pool->depth == 0) {
+	if (cc->limit == 0 && _zp_tcache_grow(tc, cls) == 0) {
+		/* no cache, or a class too large (or the cache too full) to cache */
 		_zp_store_give(pool, hint, cls, &b, 1, tc->ctr);
 		return 0;
 	}
 	uint32_t n = _ZP_LOAD(&cc->count);
-	if (n == pool->depth) {
-		/* Full: drain the coldest batch (the bottom), keep the hot top. */
-		uint32_t k = pool->batch;
+	if (n >= cc->limit && _zp_tcache_grow(tc, cls) == n) {
+		/* Full and cannot grow: drain the coldest batch (the bottom),
+		 * keep the hot top. */
+		uint32_t k = _zp_tcache_transfer(pool, n);
 		_zp_store_give(pool, hint, cls, cc->slots, k, tc->ctr);
 		memmove(cc->slots, cc->slots + k, (n - k) * sizeof(zp_buf *));
 		n -= k;

@@ -8,22 +8,29 @@
 #include "zp_config.h"
 #include "zp_os.h"
 
-/* zeropool's per-CPU tables (docs/design.md), with the cache depth floored
- * at 4 so that half-depth batches move at least two buffers. */
+/* Idle memory a server author accepts by default: 1/64 of physical memory,
+ * between 64 MiB and 1 GiB (docs/design.md, "Defaults"). */
+static size_t default_idle_bytes(void)
+{
+	size_t b = _zp_os_physical_memory() / 64;
+	size_t lo = (size_t)64 << 20, hi = (size_t)1 << 30;
+	return b < lo ? lo : b > hi ? hi : b;
+}
+
 void zp_config_init(zp_config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	unsigned cpus = _zp_os_cpu_count();
 	memset(cfg, 0, sizeof *cfg);
 	cfg->backend = NULL;
 	cfg->min_size = 64;
 	cfg->max_size = (size_t)1 << 30;
 	cfg->classes_per_doubling = 4;
-	cfg->cache_depth = cpus <= 4 ? 4 : cpus <= 8 ? 6 : 8;
+	cfg->cache_depth = ZP_CACHE_DEPTH_AUTO;
 	cfg->batch = 0;
-	cfg->max_per_class = 32u * (cpus < 16 ? 1 : cpus < 32 ? 2 : cpus < 64 ? 3 : 4);
-	cfg->max_idle_bytes = _zp_os_physical_memory() / 8;
+	cfg->cache_bytes = (size_t)4 << 20;
+	cfg->max_per_class = ZP_UNBOUNDED;
+	cfg->max_idle_bytes = default_idle_bytes();
 	cfg->evict = ZP_EVICT_DROP_COLDEST;
 	cfg->shards = 0;
 	cfg->flags = 0;
@@ -36,17 +43,18 @@ static bool is_pow2(size_t x)
 
 int _zp_config_check(const zp_config *cfg)
 {
-	bool ok = cfg->min_size >= 1 && is_pow2(cfg->min_size) && cfg->classes_per_doubling >= 1 &&
-		  cfg->classes_per_doubling <= ZP_MAX_CLASSES_PER_DOUBLING &&
-		  is_pow2(cfg->classes_per_doubling) &&
-		  cfg->min_size >= 2 * (size_t)cfg->classes_per_doubling &&
-		  cfg->max_size >= cfg->min_size && cfg->max_size <= ((size_t)1 << 62) &&
-		  cfg->cache_depth <= ZP_MAX_CACHE_DEPTH &&
-		  (cfg->cache_depth == 0 || cfg->batch <= cfg->cache_depth) &&
-		  cfg->batch <= ZP_MAX_CACHE_DEPTH && cfg->max_per_class >= 1 &&
-		  (cfg->evict == ZP_EVICT_DROP_COLDEST || cfg->evict == ZP_EVICT_DROP_NEWEST) &&
-		  (cfg->shards == 0 || (is_pow2(cfg->shards) && cfg->shards <= 256)) &&
-		  (cfg->flags & ~(unsigned)ZP_F_ALL_) == 0;
+	bool ok =
+	    cfg->min_size >= 1 && is_pow2(cfg->min_size) && cfg->classes_per_doubling >= 1 &&
+	    cfg->classes_per_doubling <= ZP_MAX_CLASSES_PER_DOUBLING &&
+	    is_pow2(cfg->classes_per_doubling) &&
+	    cfg->min_size >= 2 * (size_t)cfg->classes_per_doubling &&
+	    cfg->max_size >= cfg->min_size && cfg->max_size <= ((size_t)1 << 62) &&
+	    (cfg->cache_depth <= ZP_MAX_CACHE_DEPTH || cfg->cache_depth == ZP_CACHE_DEPTH_AUTO) &&
+	    (cfg->cache_depth == 0 || cfg->batch <= cfg->cache_depth) &&
+	    cfg->batch <= ZP_MAX_CACHE_DEPTH && cfg->max_per_class >= 1 &&
+	    (cfg->evict == ZP_EVICT_DROP_COLDEST || cfg->evict == ZP_EVICT_DROP_NEWEST) &&
+	    (cfg->shards == 0 || (is_pow2(cfg->shards) && cfg->shards <= 256)) &&
+	    (cfg->flags & ~(unsigned)ZP_F_ALL_) == 0;
 	if (ok) {
 		uint32_t s = (uint32_t)__builtin_ctzll(cfg->classes_per_doubling);
 		uint32_t m = (uint32_t)__builtin_ctzll(cfg->min_size);

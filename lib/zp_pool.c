@@ -49,8 +49,12 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 	pool->cfg.backend = ops->name;
 	pool->ops = ops;
 	pool->slot = ZP_MAX_POOLS;
-	pool->depth = cfg->cache_depth;
-	pool->batch = cfg->batch ? cfg->batch : (cfg->cache_depth / 2 ? cfg->cache_depth / 2 : 1);
+	pool->depth =
+	    cfg->cache_bytes == 0 && cfg->cache_depth == ZP_CACHE_DEPTH_AUTO ? 0 : cfg->cache_depth;
+	if (pool->depth == ZP_CACHE_DEPTH_AUTO) /* the most one transfer moves */
+		pool->batch = cfg->batch ? cfg->batch : ZP_MAX_CACHE_DEPTH / 2;
+	else
+		pool->batch = cfg->batch ? cfg->batch : (pool->depth / 2 ? pool->depth / 2 : 1);
 	if (pool->cfg.shards == 0)
 		pool->cfg.shards = default_shards();
 	if (_zp_store_init(pool) != 0) {

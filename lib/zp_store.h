@@ -60,7 +60,8 @@ struct zp_pool {
 	void *store;
 	unsigned classes;
 	uint32_t spacing_shift, class_base; /* see _zp_class_index */
-	unsigned depth, batch;
+	unsigned depth;                     /* cfg.cache_depth: 0, fixed, or ZP_CACHE_DEPTH_AUTO */
+	unsigned batch;                     /* the most buffers one refill or drain moves */
 	size_t *class_size;
 
 	/* Descriptors: slabs, never freed before the pool; a free list. */

@@ -99,6 +99,20 @@ static void unlink_cache(zp_pool *pool, struct _zp_tcache *tc)
 	pool->ncaches--;
 }
 
+static bool slots_inline(const struct _zp_tcache *tc, unsigned k)
+{
+	return tc->pub.cls[k].slots == tc->inline_slots + (size_t)k * tc->init;
+}
+
+/* Free a cache and the slot arrays its classes grew into. */
+static void free_cache(struct _zp_tcache *tc)
+{
+	for (unsigned k = 0; k < tc->pool->classes; k++)
+		if (!slots_inline(tc, k))
+			_zp_meta_free(tc->pub.cls[k].slots);
+	_zp_meta_free(tc);
+}
+
 /* Give a cache's buffers back to its pool's store (hottest last, so they
  * stay hot there) and free the cache. */
 static void retire_cache(struct _zp_tcache *tc)
@@ -119,7 +133,7 @@ static void retire_cache(struct _zp_tcache *tc)
 	unlink_cache(pool, tc);
 	if (pool->ops->thread_exit != NULL)
 		pool->ops->thread_exit(pool->store);
-	_zp_meta_free(tc);
+	free_cache(tc);
 }
 
 static void thread_exit(void *arg)
@@ -143,7 +157,7 @@ void _zp_tcache_detach_all(zp_pool *pool)
 	while (tc != NULL) {
 		struct _zp_tcache *next = tc->next;
 		tc->thread->caches[pool->slot] = NULL;
-		_zp_meta_free(tc);
+		free_cache(tc);
 		tc = next;
 	}
 	pool->caches = NULL;
@@ -195,31 +209,39 @@ zp_cache *_zp_tcache_attach(zp_pool *pool)
 	}
 	if (t->caches[pool->slot] != NULL)
 		return t->caches[pool->slot];
-	unsigned k = pool->classes, depth = pool->depth;
+	unsigned k = pool->classes;
+	/* Every class starts with `init` slots in the cache's own block; an
+	 * adaptive class that grows past them gets an array of its own. */
+	uint32_t init = pool->depth == ZP_CACHE_DEPTH_AUTO ? ZP_CACHE_INIT : pool->depth;
 	size_t head = offsetof(struct _zp_tcache, pub) + sizeof(zp_cache) +
 		      k * sizeof(struct _zp_cache_class);
 	size_t ctr_off = (head + 7) & ~(size_t)7;
 	size_t slots_off = ctr_off + k * sizeof(struct _zp_class_counters);
-	struct _zp_tcache *tc = _zp_meta_alloc(slots_off + (size_t)k * depth * sizeof(zp_buf *));
+	struct _zp_tcache *tc = _zp_meta_alloc(slots_off + (size_t)k * init * sizeof(zp_buf *));
 	if (tc == NULL)
 		return NULL;
 	tc->thread = t;
 	tc->pool = pool;
 	tc->ctr = (struct _zp_class_counters *)((char *)tc + ctr_off);
-	zp_buf **slots = (zp_buf **)((char *)tc + slots_off);
+	tc->inline_slots = (zp_buf **)((char *)tc + slots_off);
+	tc->init = init;
 	zp_cache *c = &tc->pub;
 	c->tag = pool->tag;
 	/* Zeroing pools take the slow path for every get: it zeroes. */
 	c->fast_limit = (pool->cfg.flags & ZP_F_ZERO_ON_GET) ? 0 : pool->cfg.max_size + 1;
 	c->min_size = pool->cfg.min_size;
-	c->depth = depth;
 	uint32_t sh = pool->spacing_shift;
 	for (unsigned i = sh; i < 64; i++) {
 		c->class_add[i] = (int64_t)(i << sh) - (int64_t)pool->class_base;
 		c->class_shift[i] = (uint8_t)(i - sh);
 	}
-	for (unsigned i = 0; i < k; i++)
-		c->cls[i].slots = slots + (size_t)i * depth;
+	/* A fixed cache has its capacity from the start; an adaptive one gives
+	 * a class capacity when it is first used (_zp_tcache_grow), so that
+	 * cache_bytes goes to the classes this thread uses. */
+	for (unsigned i = 0; i < k; i++) {
+		c->cls[i].slots = tc->inline_slots + (size_t)i * init;
+		c->cls[i].limit = pool->depth == ZP_CACHE_DEPTH_AUTO ? 0 : pool->depth;
+	}
 	pthread_mutex_lock(&_zp_tcache_lock);
 	tc->next = pool->caches;
 	if (tc->next != NULL)
@@ -229,6 +251,51 @@ zp_cache *_zp_tcache_attach(zp_pool *pool)
 	t->caches[pool->slot] = c;
 	pthread_mutex_unlock(&_zp_tcache_lock);
 	return c;
+}
+
+/* ---- adaptive capacity ----------------------------------------------------- */
+
+uint32_t _zp_tcache_class_max(const zp_pool *pool, unsigned k)
+{
+	if (pool->depth != ZP_CACHE_DEPTH_AUTO)
+		return pool->depth;
+	size_t n = pool->cfg.cache_bytes / 2 / _zp_store_class_size(pool, k);
+	return n < ZP_MAX_CACHE_DEPTH ? (uint32_t)n : ZP_MAX_CACHE_DEPTH;
+}
+
+/* Slow start: give a class ZP_CACHE_INIT slots on first use, then double
+ * its capacity each time, as far as its own bound and the room left in the
+ * cache's byte capacity allow.  A failed allocation leaves
+ * the capacity as it was (the caller then drains, which is always correct). */
+uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
+{
+	zp_pool *pool = tc->pool;
+	struct _zp_cache_class *cc = &tc->pub.cls[k];
+	uint32_t lim = cc->limit, max = _zp_tcache_class_max(pool, k);
+	if (pool->depth != ZP_CACHE_DEPTH_AUTO || lim >= max)
+		return lim;
+	size_t size = _zp_store_class_size(pool, k);
+	size_t room =
+	    pool->cfg.cache_bytes > tc->cap_bytes ? pool->cfg.cache_bytes - tc->cap_bytes : 0;
+	uint64_t want = lim ? 2 * (uint64_t)lim : ZP_CACHE_INIT;
+	if (want > max)
+		want = max;
+	if ((want - lim) * size > room)
+		want = lim + room / size;
+	if (want <= lim)
+		return lim;
+	if (want > tc->init) { /* past the slots in the cache's own block */
+		zp_buf **s = _zp_meta_alloc((size_t)want * sizeof *s);
+		if (s == NULL)
+			return lim;
+		memcpy(s, cc->slots, (size_t)_ZP_LOAD(&cc->count) * sizeof *s);
+		if (!slots_inline(tc, k))
+			_zp_meta_free(cc->slots);
+		cc->slots = s;
+	}
+	cc->limit = (uint32_t)want;
+	tc->cap_bytes += (size_t)(want - lim) * size;
+	return cc->limit;
 }
 
 /* ---- trim ---------------------------------------------------------------- */

@@ -46,8 +46,15 @@ struct _zp_tcache {
 	struct _zp_thread *thread;
 	zp_pool *pool;
 	struct _zp_class_counters *ctr; /* [classes] */
+	zp_buf **inline_slots;          /* [classes][init], in this block */
+	uint32_t init;                  /* slots per class in this block */
+	size_t cap_bytes;               /* sum of limit x class size */
 	zp_cache pub;                   /* must be last: flexible array */
 };
+
+/* Capacity a class gets on first use in an adaptive cache
+ * (ZP_CACHE_DEPTH_AUTO); it has none before. */
+#define ZP_CACHE_INIT 4u
 
 static inline struct _zp_tcache *_zp_tcache_of(zp_cache *c)
 {
@@ -64,6 +71,24 @@ static inline zp_cache *_zp_tcache_peek(const zp_pool *pool)
  * EAGAIN (the thread is exiting, the pool has no slot, the process has no
  * pthread key left) or ENOMEM. */
 zp_cache *_zp_tcache_attach(zp_pool *pool);
+
+/* The most buffers class k of a cache of pool may hold: the fixed depth,
+ * or for an adaptive cache min(ZP_MAX_CACHE_DEPTH, cache_bytes / 2 / size)
+ * (0: the class is not cached). */
+uint32_t _zp_tcache_class_max(const zp_pool *pool, unsigned k);
+
+/* Grow class k of the calling thread's cache tc (adaptive caches only);
+ * returns its capacity, unchanged when it cannot grow. */
+uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k);
+
+/* Buffers one refill or drain of a class with capacity lim moves. */
+static inline uint32_t _zp_tcache_transfer(const zp_pool *pool, uint32_t lim)
+{
+	if (pool->depth != ZP_CACHE_DEPTH_AUTO)
+		return pool->batch;
+	uint32_t half = lim / 2 ? lim / 2 : 1;
+	return half < pool->batch ? half : pool->batch;
+}
 
 /* A free slot for a new pool, or ZP_MAX_POOLS when all are taken; and its
  * release when the pool is gone. */

@@ -261,9 +261,11 @@ static void test_defaults(void)
 	CHECK_EQ(c.min_size, 64);
 	CHECK_EQ(c.max_size, (size_t)1 << 30);
 	CHECK_EQ(c.classes_per_doubling, 4);
-	CHECK(c.cache_depth >= 4 && c.cache_depth <= 8);
-	CHECK(c.max_per_class >= 32 && c.max_per_class <= 128);
-	CHECK(c.max_idle_bytes > 0);
+	CHECK_EQ(c.cache_depth, ZP_CACHE_DEPTH_AUTO);
+	CHECK_EQ(c.batch, 0);
+	CHECK_EQ(c.cache_bytes, (size_t)4 << 20);
+	CHECK_EQ(c.max_per_class, ZP_UNBOUNDED);
+	CHECK(c.max_idle_bytes >= (size_t)64 << 20 && c.max_idle_bytes <= (size_t)1 << 30);
 	CHECK_EQ(c.evict, ZP_EVICT_DROP_COLDEST);
 	zp_pool *p = zp_pool_create(NULL);
 	REQUIRE(p != NULL);
@@ -275,6 +277,66 @@ static void test_defaults(void)
 	for (size_t i = 0; i < zp_backend_count(); i++)
 		found += strcmp(zp_backend_at(i), zp_default_backend()) == 0;
 	CHECK_EQ(found, 1);
+}
+
+/* The default cache adapts: a class gets capacity on first use, doubles it on
+ * every overflow up to cache_bytes / 2 / size, and the thread's classes
+ * together stay within cache_bytes. */
+static void test_adaptive_cache(void)
+{
+	zp_config c = zp_test_config();
+	c.cache_bytes = 64 << 10; /* 4 KiB class: 8 buffers; 8 KiB: 4; 64 KiB: none */
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	zp_buf *b[20];
+	for (int i = 0; i < 20; i++)
+		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
+	for (int i = 0; i < 20; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.cached_buffers, 8); /* grew 4 -> 8, then drained the rest */
+	CHECK_EQ(st.idle_buffers, 12);
+	for (int i = 0; i < 8; i++)
+		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
+	zp_stats(p, &st);
+	CHECK_EQ(st.cache_hits, 8);
+	CHECK_EQ(st.store_hits, 0);
+	REQUIRE((b[8] = zp_get(p, 4096)) != NULL); /* a refill from the store */
+	zp_stats(p, &st);
+	CHECK_EQ(st.store_hits, 1);
+	CHECK_EQ(st.refills, 1);
+	for (int i = 0; i < 9; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	/* 8 KiB: 4 buffers fit the half of cache_bytes a class may have, and
+	 * the 32 KiB left of the thread's capacity. */
+	for (int i = 0; i < 6; i++)
+		REQUIRE((b[i] = zp_get(p, 8192)) != NULL);
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	zp_stats(p, &st);
+	CHECK_EQ(st.cached_buffers, 8 + 4);
+	/* The thread's capacity is spent: another class is served by the store
+	 * directly, and so is one whose buffers pass half of cache_bytes. */
+	for (size_t len = 2048; len <= 65536; len *= 32) {
+		REQUIRE((b[0] = zp_get(p, len)) != NULL);
+		CHECK_EQ(zp_put(p, b[0]), 0);
+		zp_stats(p, &st);
+		CHECK_EQ(st.cached_buffers, 8 + 4);
+	}
+	CHECK_EQ(st.outstanding, 0);
+	CHECK_EQ(st.cached_buffers + st.idle_buffers, st.live_buffers);
+	zp_pool_destroy(p);
+	/* cache_bytes 0 turns caching off, as cache_depth 0 does. */
+	c.cache_bytes = 0;
+	p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	REQUIRE((b[0] = zp_get(p, 100)) != NULL);
+	CHECK_EQ(zp_put(p, b[0]), 0);
+	zp_stats(p, &st);
+	CHECK_EQ(st.cached_buffers, 0);
+	CHECK_EQ(st.idle_buffers, 1);
+	zp_pool_destroy(p);
 }
 
 static void test_cache_refill_drain(void)
@@ -611,6 +673,7 @@ int main(int argc, char **argv)
 	    {"classes", test_classes},
 	    {"bad_configs", test_bad_configs},
 	    {"defaults", test_defaults},
+	    {"adaptive_cache", test_adaptive_cache},
 	    {"cache_refill_drain", test_cache_refill_drain},
 	    {"backend_path", test_backend_path},
 	    {"eviction_policies", test_eviction_policies},

@@ -118,6 +118,116 @@ static void test_destroy_with_idle_caches(void)
 	pthread_barrier_destroy(&r.checked);
 }
 
+/* ---- adaptive caches (ZP_CACHE_DEPTH_AUTO, the default) ------------------ */
+
+enum { GROWN = 300 }; /* buffers a thread keeps: its cache grows to hold them */
+
+static zp_pool *make_auto(void)
+{
+	zp_config c = zp_test_config(); /* defaults: adaptive cache, byte-bound store */
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	return p;
+}
+
+/* Get GROWN buffers of 1000 bytes and put them back: the class's capacity
+ * doubles on every overflow until it holds all of them. */
+static void grow_cache(zp_pool *p)
+{
+	static _Thread_local zp_buf *b[GROWN];
+	for (int i = 0; i < GROWN; i++) {
+		b[i] = zp_get(p, 1000);
+		REQUIRE(b[i] != NULL);
+		memset(b[i]->data, 0x3c, b[i]->len);
+	}
+	for (int i = 0; i < GROWN; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+}
+
+static void *grow_thread(void *arg)
+{
+	zp_pool *p = arg;
+	grow_cache(p);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.cached_buffers, GROWN); /* all in this thread's cache */
+	CHECK_EQ(st.idle_buffers, 0);
+	grow_cache(p); /* the second round is served by the cache alone */
+	zp_stats(p, &st);
+	CHECK_EQ(st.fresh, GROWN);
+	CHECK_EQ(st.cache_hits, GROWN);
+	return NULL;
+}
+
+static void test_grown_cache_thread_exit(void)
+{
+	zp_pool *p = make_auto();
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, grow_thread, p) == 0);
+	pthread_join(t, NULL);
+	struct zp_stats st;
+	zp_stats(p, &st);
+	CHECK_EQ(st.threads, 0);
+	CHECK_EQ(st.cached_buffers, 0);
+	CHECK_EQ(st.idle_buffers, GROWN); /* the grown cache came back whole */
+	CHECK_EQ(st.live_buffers, GROWN);
+	grow_cache(p); /* this thread refills from the store: nothing fresh */
+	zp_stats(p, &st);
+	CHECK_EQ(st.fresh, GROWN);
+	CHECK_EQ(st.outstanding, 0);
+	CHECK_EQ(st.cached_buffers + st.idle_buffers, st.live_buffers);
+	zp_pool_destroy(p);
+}
+
+static void *grown_idle_thread(void *arg)
+{
+	struct idle_run *r = arg;
+	grow_cache(r->a);
+	pthread_barrier_wait(&r->cached);
+	pthread_barrier_wait(&r->destroyed); /* main destroyed a and its large caches */
+	grow_cache(r->b);
+	pthread_barrier_wait(&r->done);
+	pthread_barrier_wait(&r->checked);
+	return NULL;
+}
+
+static void test_destroy_with_grown_caches(void)
+{
+	enum { N = 3 };
+	struct idle_run r;
+	r.a = make_auto();
+	pthread_barrier_init(&r.cached, NULL, N + 1);
+	pthread_barrier_init(&r.destroyed, NULL, N + 1);
+	pthread_barrier_init(&r.done, NULL, N + 1);
+	pthread_barrier_init(&r.checked, NULL, N + 1);
+	pthread_t t[N];
+	for (int i = 0; i < N; i++)
+		REQUIRE(pthread_create(&t[i], NULL, grown_idle_thread, &r) == 0);
+	pthread_barrier_wait(&r.cached);
+	struct zp_stats st;
+	zp_stats(r.a, &st);
+	CHECK_EQ(st.threads, N);
+	CHECK_EQ(st.cached_buffers, N * GROWN);
+	zp_pool_destroy(r.a); /* frees the buffers and the grown slot arrays */
+	r.b = make_auto();
+	pthread_barrier_wait(&r.destroyed);
+	pthread_barrier_wait(&r.done);
+	zp_stats(r.b, &st);
+	CHECK_EQ(st.gets, N * GROWN);
+	CHECK_EQ(st.cached_buffers, N * GROWN);
+	pthread_barrier_wait(&r.checked);
+	for (int i = 0; i < N; i++)
+		pthread_join(t[i], NULL);
+	zp_stats(r.b, &st);
+	CHECK_EQ(st.threads, 0);
+	CHECK_EQ(st.idle_buffers, N * GROWN);
+	zp_pool_destroy(r.b);
+	pthread_barrier_destroy(&r.cached);
+	pthread_barrier_destroy(&r.destroyed);
+	pthread_barrier_destroy(&r.done);
+	pthread_barrier_destroy(&r.checked);
+}
+
 static void test_pools_keep_separate_caches(void)
 {
 	zp_pool *p[3] = {make(4), make(4), make(4)};
@@ -213,6 +323,8 @@ int main(int argc, char **argv)
 	    {"destroy_with_idle_caches", test_destroy_with_idle_caches},
 	    {"pools_keep_separate_caches", test_pools_keep_separate_caches},
 	    {"put_by_other_thread", test_put_by_other_thread},
+	    {"grown_cache_thread_exit", test_grown_cache_thread_exit},
+	    {"destroy_with_grown_caches", test_destroy_with_grown_caches},
 	    {"thread_churn", test_thread_churn},
 	};
 	return zp_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);

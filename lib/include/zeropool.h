@@ -5,7 +5,9 @@
  * Requests are rounded up to a geometric size class (N classes per doubling,
  * so at most 1/N internal waste), served LIFO from a per-thread, per-pool,
  * per-class cache, and refilled from / drained to a shared store (the
- * "backend") in batches of half the cache depth.  Requests larger than the
+ * "backend") in batches of half the class's cache capacity.  A class's
+ * capacity is sized in bytes and grows while the class keeps missing (see
+ * zp_config.cache_depth).  Requests larger than the
  * largest class are "oversize": allocated and freed directly, and counted.
  *
  * Errors: every function that can fail returns NULL or -1 and sets errno.
@@ -87,6 +89,10 @@ enum {
 
 /* Upper bounds accepted by zp_pool_create(). */
 #define ZP_MAX_CACHE_DEPTH 512u
+/* zp_config.cache_depth: adaptive, sized in bytes (the default). */
+#define ZP_CACHE_DEPTH_AUTO 0xffffffffu
+/* zp_config.max_per_class: no count bound (the default: bytes bound it). */
+#define ZP_UNBOUNDED 0xffffffffu
 #define ZP_MAX_CLASSES_PER_DOUBLING 16u
 #define ZP_MAX_CLASSES 512u
 
@@ -102,20 +108,38 @@ typedef struct zp_config {
 	size_t max_size;
 	/* Classes per doubling: 1, 2, 4, 8 or 16.  Default 4 (<= 25% waste). */
 	unsigned classes_per_doubling;
-	/* Buffers each thread caches per class; 0 disables thread caching
-	 * (every get/put goes to the backend).  <= ZP_MAX_CACHE_DEPTH.
-	 * Default by CPU count: <=4 -> 4, 5..8 -> 6, >=9 -> 8. */
+	/* Buffers each thread caches per class.
+	 * ZP_CACHE_DEPTH_AUTO (default): adaptive.  A class gets a capacity of
+	 *   4 buffers when this thread first uses it, which doubles each time
+	 *   the class overflows or refills from the store, up to
+	 *   ZP_MAX_CACHE_DEPTH buffers and half of cache_bytes; capacity is
+	 *   given only while the capacities of all classes of this thread's
+	 *   cache stay within cache_bytes (a class that finds none left is
+	 *   served by the store directly).  Classes whose buffers are larger
+	 *   than cache_bytes / 2 are not cached.
+	 * 0: no thread caching (every get/put goes to the backend).
+	 * 1..ZP_MAX_CACHE_DEPTH: a fixed capacity for every class (the cache
+	 *   never grows; zeropool's behaviour). */
 	unsigned cache_depth;
-	/* Buffers moved per refill or drain, 1..cache_depth.  0: half the
-	 * depth (at least 1). */
+	/* Buffers moved per refill or drain.  0 (default): half the class's
+	 * current capacity (at least 1).  With a fixed cache_depth,
+	 * 1..cache_depth; with ZP_CACHE_DEPTH_AUTO, at most half the capacity
+	 * of the class is moved whatever this says. */
 	unsigned batch;
-	/* Buffers the shared store keeps per class (all shards together).
-	 * >= 1.  Default 32 x {<16 CPUs: 1, 16..31: 2, 32..63: 3, >=64: 4}. */
+	/* Capacity of one thread's cache for this pool, in bytes, summed over
+	 * its classes, when cache_depth is ZP_CACHE_DEPTH_AUTO (ignored
+	 * otherwise).  The memory a pool holds idle is at most max_idle_bytes
+	 * plus this for every thread that uses it.  Default 4 MiB; 0 disables
+	 * caching like cache_depth 0. */
+	size_t cache_bytes;
+	/* Buffers the shared store keeps per class (all shards together), an
+	 * optional bound beside max_idle_bytes.  >= 1.  Default ZP_UNBOUNDED. */
 	unsigned max_per_class;
 	/* Bytes the shared store may keep idle, all classes together; a give
 	 * beyond it frees buffers ("discards").  Memory idle in the pool stays
-	 * under this plus what the thread caches hold.  SIZE_MAX: unlimited.
-	 * Default: 1/8 of physical memory. */
+	 * under this plus what the thread caches hold (cache_bytes each).
+	 * SIZE_MAX: unlimited.  Default: physical memory / 64, at least
+	 * 64 MiB and at most 1 GiB (384 MiB on a 24 GiB machine). */
 	size_t max_idle_bytes;
 	zp_evict_policy evict; /* default ZP_EVICT_DROP_COLDEST */
 	/* Locked backend: number of shards, a power of two <= 256.  0: CPU
@@ -301,10 +325,10 @@ ZP_EXPORT zp_cache *zp_thread_cache(zp_pool *pool);
 #define _ZP_CLASS_OVERSIZE UINT32_MAX
 
 struct _zp_cache_class {
-	uint32_t count; /* buffers in slots[0..count); relaxed atomic accesses
-			 * (zp_stats reads it from other threads) */
-	uint32_t _pad;
-	zp_buf **slots;     /* `depth` entries, LIFO: slots[count-1] is hottest */
+	uint32_t count;     /* buffers in slots[0..count); relaxed atomic accesses
+			     * (zp_stats reads it from other threads) */
+	uint32_t limit;     /* capacity: slots has `limit` entries */
+	zp_buf **slots;     /* LIFO: slots[count-1] is hottest */
 	uint64_t puts;      /* written by the owning thread only (relaxed) */
 	uint64_t _reserved; /* 32 bytes a class: the inline path indexes with a shift */
 };
@@ -314,8 +338,6 @@ struct zp_cache {
 	size_t fast_limit; /* gets with len < fast_limit are served inline:
 			    * max_size + 1, or 0 to send all to the slow path */
 	size_t min_size;
-	uint32_t depth;
-	uint32_t _pad;
 	/* _zp_class_index as tables over k = floor(log2 y) */
 	int64_t class_add[64];   /* (k << s) - base */
 	uint8_t class_shift[64]; /* k - s */
@@ -377,7 +399,7 @@ static inline int zp_cache_put(zp_cache *c, zp_buf *b)
 	if (ZP_LIKELY(b != NULL && b->_zp_owner == c->tag)) {
 		struct _zp_cache_class *cc = &c->cls[b->_zp_class];
 		uint32_t n = _ZP_LOAD(&cc->count);
-		if (ZP_LIKELY(n < c->depth)) {
+		if (ZP_LIKELY(n < cc->limit)) {
 			b->_zp_owner = c->tag | _ZP_OWNER_IDLE;
 			_zp_instrument_put(b);
 			cc->slots[n] = b;
