@@ -99,14 +99,14 @@ static bool grow(struct ring *r)
 	if (cap > r->max)
 		cap = r->max;
 	int saved = errno; /* a refused buffer is no error of the caller's */
-	zp_buf **slot = _zp_meta_alloc((size_t)cap * sizeof *slot);
+	zp_buf **slot = _zp_meta_alloc((size_t)cap * sizeof(zp_buf *));
 	errno = saved;
 	if (slot == NULL)
 		return false;
 	if (r->count > 0) {
 		uint32_t first = r->cap - r->bottom < r->count ? r->cap - r->bottom : r->count;
-		memcpy(slot, r->slot + r->bottom, first * sizeof *slot);
-		memcpy(slot + first, r->slot, (r->count - first) * sizeof *slot);
+		memcpy(slot, r->slot + r->bottom, first * sizeof(zp_buf *));
+		memcpy(slot + first, r->slot, (r->count - first) * sizeof(zp_buf *));
 	}
 	_zp_meta_free(r->slot);
 	r->slot = slot;
