@@ -5,7 +5,16 @@
  * pthread mutex over one ring per class.  A ring is a bounded deque: gives
  * push at the top and takes pop from the top (LIFO, so the hottest buffer
  * is reused first); drop-coldest evicts from the bottom (the least recently
- * returned).  The class bound max_per_class is split across the shards.
+ * returned).  The class bound max_per_class is split across the shards: a
+ * ring's `max` is its shard's share.
+ *
+ * Rings grow on demand, so that a large bound (UINT_MAX: no count bound)
+ * costs nothing up front: a ring starts empty (no slot array) and a push
+ * into a full ring below its max doubles it (RING_MIN_CAP first, at most
+ * max), under the shard lock.  A failed growth leaves the ring as it was
+ * and it counts as full: the buffer is refused (a victim), never an
+ * eviction, which happens only at max.  Rings never shrink; destroy frees
+ * their slot arrays.
  *
  * A thread works in its home shard (hint & mask).  take() then looks in
  * every other shard before giving up; give() tries the others only with
@@ -28,9 +37,13 @@
 
 #include "zp_backend.h"
 
+/* The first slot array a ring allocates. */
+#define RING_MIN_CAP 8u
+
 struct ring {
-	zp_buf **slot;
-	uint32_t cap;
+	zp_buf **slot; /* [cap], NULL while cap is 0 */
+	uint32_t cap;  /* slots allocated, at most max */
+	uint32_t max;  /* this shard's share of max_per_class; set at create */
 	uint32_t bottom;
 	uint32_t count;
 };
@@ -47,29 +60,59 @@ struct store {
 	struct shard shard[];
 };
 
-static uint32_t wrap(const struct ring *r, uint32_t i)
+/* The slot k places above the bottom (k <= cap; bottom + k may not fit in
+ * uint32_t when cap is near max_per_class = UINT_MAX). */
+static uint32_t at(const struct ring *r, uint32_t k)
 {
-	return i >= r->cap ? i - r->cap : i;
+	uint32_t room = r->cap - r->bottom;
+	return k < room ? r->bottom + k : k - room;
 }
 
 static void push_top(struct ring *r, zp_buf *b)
 {
-	r->slot[wrap(r, r->bottom + r->count)] = b;
+	r->slot[at(r, r->count)] = b;
 	r->count++;
 }
 
 static zp_buf *pop_top(struct ring *r)
 {
 	r->count--;
-	return r->slot[wrap(r, r->bottom + r->count)];
+	return r->slot[at(r, r->count)];
 }
 
 static zp_buf *pop_bottom(struct ring *r)
 {
 	zp_buf *b = r->slot[r->bottom];
-	r->bottom = wrap(r, r->bottom + 1);
+	r->bottom = at(r, 1);
 	r->count--;
 	return b;
+}
+
+/* Double the ring's slot array (RING_MIN_CAP the first time, at most
+ * max), the buffers unwrapped to its start.  Under the shard lock.  False,
+ * the ring unchanged, when it is at max or the allocation fails. */
+static bool grow(struct ring *r)
+{
+	if (r->cap >= r->max)
+		return false;
+	uint32_t cap = r->cap == 0 ? RING_MIN_CAP : r->cap > r->max / 2 ? r->max : 2 * r->cap;
+	if (cap > r->max)
+		cap = r->max;
+	int saved = errno; /* a refused buffer is no error of the caller's */
+	zp_buf **slot = _zp_meta_alloc((size_t)cap * sizeof(zp_buf *));
+	errno = saved;
+	if (slot == NULL)
+		return false;
+	if (r->count > 0) {
+		uint32_t first = r->cap - r->bottom < r->count ? r->cap - r->bottom : r->count;
+		memcpy(slot, r->slot + r->bottom, first * sizeof(zp_buf *));
+		memcpy(slot + first, r->slot, (r->count - first) * sizeof(zp_buf *));
+	}
+	_zp_meta_free(r->slot);
+	r->slot = slot;
+	r->cap = cap;
+	r->bottom = 0;
+	return true;
 }
 
 static void lock_shard(struct shard *sh)
@@ -93,9 +136,8 @@ static void *locked_create(const struct zp_store_params *p)
 	unsigned shards = p->shards ? p->shards : 1;
 	size_t head = sizeof(struct store) + shards * sizeof(struct shard);
 	size_t rings = (size_t)shards * p->classes * sizeof(struct ring);
-	/* Each shard's class ring holds its share of max_per_class. */
-	size_t slots = (size_t)p->classes * ((size_t)p->max_per_class + shards) * sizeof(zp_buf *);
-	struct store *s = _zp_meta_alloc(head + rings + slots);
+	/* The rings' slot arrays are allocated as they grow. */
+	struct store *s = _zp_meta_alloc(head + rings);
 	if (s == NULL)
 		return NULL;
 	s->shards = shards;
@@ -103,17 +145,17 @@ static void *locked_create(const struct zp_store_params *p)
 	s->classes = p->classes;
 	s->evict = p->evict;
 	struct ring *r = (struct ring *)((char *)s + head);
-	zp_buf **slot = (zp_buf **)((char *)r + rings);
 	for (unsigned i = 0; i < shards; i++) {
 		struct shard *sh = &s->shard[i];
 		pthread_mutex_init(&sh->lock, NULL);
 		sh->rings = r;
-		uint32_t cap = p->max_per_class / shards + (i < p->max_per_class % shards);
-		for (unsigned k = 0; k < p->classes; k++, r++) {
-			r->slot = slot;
-			r->cap = cap;
-			slot += cap;
-		}
+		/* Each shard's class ring holds its share of max_per_class. */
+		uint64_t max =
+		    (uint64_t)p->max_per_class / shards + (i < p->max_per_class % shards);
+		if (max > UINT32_MAX)
+			max = UINT32_MAX;
+		for (unsigned k = 0; k < p->classes; k++, r++)
+			r->max = (uint32_t)max; /* slot NULL, cap 0 (zeroed) */
 	}
 	return s;
 }
@@ -121,8 +163,11 @@ static void *locked_create(const struct zp_store_params *p)
 static void locked_destroy(void *store)
 {
 	struct store *s = store;
-	for (unsigned i = 0; i < s->shards; i++)
+	for (unsigned i = 0; i < s->shards; i++) {
 		pthread_mutex_destroy(&s->shard[i].lock);
+		for (unsigned k = 0; k < s->classes; k++)
+			_zp_meta_free(s->shard[i].rings[k].slot);
+	}
 	_zp_meta_free(s);
 }
 
@@ -159,7 +204,7 @@ static unsigned locked_give(void *store, unsigned hint, unsigned cls, zp_buf *co
 			lock_shard(sh);
 		else if (!trylock_shard(sh))
 			continue;
-		while (i < n && r->count < r->cap)
+		while (i < n && (r->count < r->cap || grow(r)))
 			push_top(r, in[i++]);
 		pthread_mutex_unlock(&sh->lock);
 	}
@@ -167,17 +212,21 @@ static unsigned locked_give(void *store, unsigned hint, unsigned cls, zp_buf *co
 		return 0;
 	if (s->evict == ZP_EVICT_DROP_COLDEST) {
 		/* Evict in the home shard, or in the first one after it that
-		 * has room for this class at all (max_per_class < shards). */
+		 * has room for this class at all (max_per_class < shards).
+		 * max is set at create: read without the lock. */
 		struct shard *sh = NULL;
 		for (unsigned j = 0; j < s->shards && sh == NULL; j++)
-			if (s->shard[(hint + j) & s->mask].rings[cls].cap > 0)
+			if (s->shard[(hint + j) & s->mask].rings[cls].max > 0)
 				sh = &s->shard[(hint + j) & s->mask];
 		if (sh != NULL) {
 			struct ring *r = &sh->rings[cls];
 			lock_shard(sh);
 			for (; i < n; i++) {
-				if (r->count == r->cap)
+				if (r->count == r->cap && !grow(r)) {
+					if (r->count < r->max)
+						break; /* growth failed: refuse the rest */
 					victims[nv++] = pop_bottom(r);
+				}
 				push_top(r, in[i]);
 			}
 			pthread_mutex_unlock(&sh->lock);

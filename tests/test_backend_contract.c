@@ -17,12 +17,14 @@
  * returns min(n, count) (it looks in every shard), and nothing contends.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "zp_backend.h"
+#include "zp_os.h"
 #include "zp_test.h"
 
 /* Where a descriptor is. */
@@ -138,9 +140,12 @@ static void check_count(const struct model *m, unsigned cls)
 
 /* Give descriptors idx[0..n) (coldest first) to class cls.  Checks the
  * victims against the model and the contract; returns their number and,
- * when vidx is not NULL, their indices. */
-static unsigned give(struct model *m, unsigned hint, unsigned cls, const size_t *idx, unsigned n,
-		     size_t *vidx)
+ * when vidx is not NULL, their indices.  `may_refuse`: an allocation may
+ * fail in this give (failure injection), and a store that cannot grow may
+ * refuse buffers below its bound: the store then holds at most, not
+ * exactly, what fits, and every buffer is still stored or a victim. */
+static unsigned give_ex(struct model *m, unsigned hint, unsigned cls, const size_t *idx, unsigned n,
+			size_t *vidx, int may_refuse)
 {
 	REQUIRE(n <= m->p.max_batch);
 	size_t before = m->stored[cls];
@@ -194,9 +199,18 @@ static unsigned give(struct model *m, unsigned hint, unsigned cls, const size_t 
 	/* Single-threaded the bound is exact: the store grows by n - victims
 	 * up to max_per_class, no further, and admits whatever fits. */
 	size_t want = before + n < m->p.max_per_class ? before + n : m->p.max_per_class;
-	CHECK_EQ(m->stored[cls], want);
+	if (may_refuse)
+		CHECK(m->stored[cls] <= want);
+	else
+		CHECK_EQ(m->stored[cls], want);
 	check_count(m, cls);
 	return nv;
+}
+
+static unsigned give(struct model *m, unsigned hint, unsigned cls, const size_t *idx, unsigned n,
+		     size_t *vidx)
+{
+	return give_ex(m, hint, cls, idx, n, vidx, 0);
 }
 
 /* Take up to n of class cls; checks them against the model and returns
@@ -417,6 +431,110 @@ static void test_shards(void)
 	model_fini(&m);
 }
 
+/* ---- growth ---------------------------------------------------------------- */
+
+/* max_per_class = UINT_MAX: no count bound, so a store may allocate nothing
+ * per buffer up front (the locked backend grows its rings on demand).  3000
+ * buffers of one class in batches of 64 (one lock-free magazine each) all
+ * stay, and come back batch by batch, the hottest batch first, each in the
+ * order given. */
+static void run_unbounded(unsigned shards)
+{
+	enum { TOTAL = 3000, BATCH = 64, BATCHES = (TOTAL + BATCH - 1) / BATCH };
+	struct model m;
+	static size_t idx[BATCHES][BATCH];
+	size_t got[BATCH];
+	unsigned len[BATCHES];
+	model_init(&m, params(2, UINT_MAX, BATCH, shards, ZP_EVICT_DROP_NEWEST), TOTAL);
+	for (unsigned b = 0; b < BATCHES && !broken(&m); b++) {
+		len[b] = TOTAL - b * BATCH < BATCH ? TOTAL - b * BATCH : BATCH;
+		REQUIRE(pick(&m, 1, len[b], idx[b]) == len[b]);
+		CHECK_EQ(give(&m, 0, 1, idx[b], len[b], NULL), 0);
+	}
+	CHECK_EQ(m.stored[1], TOTAL);
+	CHECK_EQ(m.ops->count(m.store, 0), 0);
+	for (unsigned b = BATCHES; b-- > 0 && !broken(&m);) {
+		CHECK_EQ(take(&m, 0, 1, len[b], got), len[b]);
+		check_same(got, idx[b], len[b]);
+	}
+	CHECK_EQ(m.stored[1], 0);
+	/* Again, filled and drained in one go: the store is as good as new. */
+	for (unsigned b = 0; b < BATCHES && !broken(&m); b++)
+		give(&m, 0, 1, idx[b], len[b], NULL);
+	check_contention_zero(&m);
+	drain(&m);
+	model_fini(&m);
+}
+
+static void test_unbounded(void)
+{
+	run_unbounded(1);
+}
+
+static void test_unbounded_sharded(void)
+{
+	run_unbounded(4);
+}
+
+/* A store that must allocate to take more buffers (the locked backend
+ * growing a ring, a lock-free one carving magazines) and cannot: the n-th
+ * allocation of one give fails, for every n the give reaches.  The give
+ * refuses what it cannot keep (or keeps it some other way): nothing is lost
+ * or duplicated, count() agrees, everything comes back, and the store works
+ * afterwards.  `first` buffers are stored before, without failure: the
+ * store has whatever room that took (none for 0; a lock-free store's
+ * first magazine chunk has room for the big batch too). */
+static void run_growth_failure(zp_evict_policy evict, unsigned shards, unsigned first)
+{
+	enum { BIG = 64 };
+	size_t a[BIG], got[BIG];
+	REQUIRE(first <= BIG);
+	for (long i = 1;; i++) {
+		struct model m;
+		model_init(&m, params(1, 1000, BIG, shards, evict), 3 * BIG);
+		REQUIRE(pick(&m, 0, first, a) == first);
+		if (first > 0)
+			give(&m, 0, 0, a, first, NULL);
+		/* More than that room, with the i-th allocation failing. */
+		REQUIRE(pick(&m, 0, BIG, a) == BIG);
+		_zp_test_fail_alloc_after(i);
+		give_ex(&m, 0, 0, a, BIG, NULL, 1);
+		long calls = _zp_test_alloc_calls();
+		_zp_test_fail_alloc_after(0);
+		/* Everything stored comes back, once. */
+		unsigned k, total = 0;
+		while (!broken(&m) && (k = take(&m, 0, 0, BIG, got)) > 0)
+			total += k;
+		CHECK(total <= first + BIG);
+		/* Still usable: a full batch fits now. */
+		REQUIRE(pick(&m, 0, BIG, a) == BIG);
+		CHECK_EQ(give(&m, 0, 0, a, BIG, NULL), 0);
+		drain(&m);
+		int stop = calls < i || broken(&m); /* the i-th allocation was never reached */
+		model_fini(&m);
+		if (stop)
+			break;
+	}
+}
+
+static void test_growth_failure(zp_evict_policy evict)
+{
+	for (unsigned shards = 1; shards <= 2; shards++) {
+		run_growth_failure(evict, shards, 0);
+		run_growth_failure(evict, shards, 5);
+	}
+}
+
+static void test_growth_failure_drop_newest(void)
+{
+	test_growth_failure(ZP_EVICT_DROP_NEWEST);
+}
+
+static void test_growth_failure_drop_coldest(void)
+{
+	test_growth_failure(ZP_EVICT_DROP_COLDEST);
+}
+
 /* ---- conservation ------------------------------------------------------- */
 
 static uint64_t rng_state;
@@ -592,6 +710,10 @@ int main(int argc, char **argv)
 	    {"random_drop_coldest", test_random_drop_coldest},
 	    {"random_big_batches", test_random_big_batches},
 	    {"random_sharded", test_random_sharded},
+	    {"unbounded", test_unbounded},
+	    {"unbounded_sharded", test_unbounded_sharded},
+	    {"growth_failure_drop_newest", test_growth_failure_drop_newest},
+	    {"growth_failure_drop_coldest", test_growth_failure_drop_coldest},
 	    {"thread_exit", test_thread_exit},
 	};
 	return zp_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
