@@ -76,7 +76,9 @@ static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 			_ZP_ADD(pool, ctr, cls, refill_bufs, n - 1);
 			_ZP_ADD(pool, ctr, cls, store_hits, 1);
 			/* The class refills from the store: it is busier than its
-			 * capacity, so the next refill may bring more. */
+			 * capacity, so the next refill may bring more.  (Growing
+			 * copies the `count` buffers the class holds.) */
+			_ZP_STORE(&cc->count, n);
 			_zp_tcache_grow(tc, cls);
 		} /* else a cache hit of a zeroing pool: counted by the count */
 		_ZP_STORE(&cc->count, n - 1);
