@@ -84,7 +84,7 @@ long zp_preallocate(zp_pool *pool, size_t count, size_t size)
 	long placed = 0;
 	for (size_t i = 0; i < count; i++) {
 		if ((size_t)pool->ops->count(pool->store, cls) >= pool->cfg.max_per_class ||
-		    zp_atomic_load_relaxed(&pool->idle_bytes) + cap > pool->cfg.max_idle_bytes)
+		    _zp_store_idle_bytes(pool) + cap > pool->cfg.max_idle_bytes)
 			break;
 		zp_buf *b = _zp_store_buf_new(pool, cls, 0);
 		if (b == NULL)

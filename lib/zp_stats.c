@@ -83,9 +83,8 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	struct zp_backend_stats bs = {0};
 	pool->ops->stats(pool->store, &bs);
 	out->contention = bs.contention;
-	out->idle_bytes = zp_atomic_load_relaxed(&pool->idle_bytes);
-	out->live_buffers = zp_atomic_load_relaxed(&pool->live_buffers);
-	out->live_bytes = zp_atomic_load_relaxed(&pool->live_bytes);
+	out->idle_bytes = _zp_store_idle_bytes(pool);
+	_zp_store_live(pool, &out->live_buffers, &out->live_bytes);
 	uint64_t held = out->idle_buffers + pooled_out;
 	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;
 	out->classes = pool->classes;

@@ -31,6 +31,23 @@ struct _zp_slab {
 
 /* ---- classes ------------------------------------------------------------ */
 
+/* Budget bytes a class reserves at a time: 256 KiB or 64 buffers, but no
+ * more than budget / (4 x classes) (small budgets stay shared fairly), and
+ * at least one buffer. */
+#define CHUNK_MIN ((uint64_t)256 << 10)
+#define CHUNK_BUFS 64
+
+static uint64_t budget_chunk(const zp_pool *pool, size_t size)
+{
+	uint64_t chunk = (uint64_t)size * CHUNK_BUFS;
+	if (chunk < CHUNK_MIN)
+		chunk = CHUNK_MIN;
+	uint64_t share = (uint64_t)pool->cfg.max_idle_bytes / (4 * (uint64_t)pool->classes);
+	if (chunk > share)
+		chunk = share;
+	return chunk < size ? size : chunk;
+}
+
 static int build_classes(zp_pool *pool)
 {
 	const zp_config *c = &pool->cfg;
@@ -41,7 +58,8 @@ static int build_classes(zp_pool *pool)
 	pool->classes = _zp_store_class_of(pool, c->max_size) + 1;
 	pool->class_size = _zp_meta_alloc(pool->classes * sizeof(size_t));
 	pool->totals = _zp_meta_alloc(pool->classes * sizeof(struct _zp_class_counters));
-	if (pool->class_size == NULL || pool->totals == NULL)
+	pool->sc = _zp_meta_alloc(pool->classes * sizeof(struct _zp_store_class));
+	if (pool->class_size == NULL || pool->totals == NULL || pool->sc == NULL)
 		return -1;
 	pool->class_size[0] = c->min_size;
 	for (unsigned k = 1; k < pool->classes; k++) {
@@ -50,6 +68,8 @@ static int build_classes(zp_pool *pool)
 		size_t base = (size_t)1 << (m + g);
 		pool->class_size[k] = base + i * (base >> s);
 	}
+	for (unsigned k = 0; k < pool->classes; k++)
+		pool->sc[k].chunk = budget_chunk(pool, pool->class_size[k]);
 	return 0;
 }
 
@@ -102,6 +122,7 @@ void _zp_store_fini(zp_pool *pool)
 	pthread_mutex_destroy(&pool->desc_lock);
 	_zp_meta_free(pool->class_size);
 	_zp_meta_free(pool->totals);
+	_zp_meta_free(pool->sc);
 }
 
 /* ---- descriptors and buffers --------------------------------------------- */
@@ -166,8 +187,8 @@ zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len)
 	SET_SIZE(b->len, len);
 	b->_zp_class = cls;
 	if (cls != _ZP_CLASS_OVERSIZE) {
-		zp_atomic_add_relaxed(&pool->live_buffers, 1);
-		zp_atomic_add_relaxed(&pool->live_bytes, cap);
+		zp_atomic_add_relaxed(&pool->sc[cls].live_buffers, 1);
+		zp_atomic_add_relaxed(&pool->sc[cls].live_bytes, cap);
 	}
 	return b;
 }
@@ -175,12 +196,135 @@ zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len)
 void _zp_store_buf_free(zp_pool *pool, zp_buf *b)
 {
 	if (b->_zp_class != _ZP_CLASS_OVERSIZE) {
-		zp_atomic_sub_relaxed(&pool->live_buffers, 1);
-		zp_atomic_sub_relaxed(&pool->live_bytes, b->cap);
+		zp_atomic_sub_relaxed(&pool->sc[b->_zp_class].live_buffers, 1);
+		zp_atomic_sub_relaxed(&pool->sc[b->_zp_class].live_bytes, b->cap);
 	}
 	_zp_os_free(b->data, b->cap);
 	SET_DATA(b, NULL);
 	desc_free(pool, b);
+}
+
+/* ---- the idle-bytes budget ----------------------------------------------- */
+
+/* Budget flows (zp_store.h, struct _zp_store_class): the pool's
+ * idle_reserved -> a class's avail -> its idle_bytes and back.  Each step
+ * takes from its source before adding to its destination, so that
+ * sum(idle_bytes + avail) <= idle_reserved <= max_idle_bytes holds at every
+ * instant. */
+
+static bool budget_unlimited(const zp_pool *pool)
+{
+	return pool->cfg.max_idle_bytes == SIZE_MAX;
+}
+
+/* Grant a class max(need, chunk) bytes of the pool's budget, or what is
+ * left of it if less; returns the bytes granted. */
+static uint64_t budget_reserve(zp_pool *pool, uint64_t need, uint64_t chunk)
+{
+	uint64_t budget = pool->cfg.max_idle_bytes;
+	uint64_t want = need > chunk ? need : chunk;
+	uint64_t cur = zp_atomic_load_relaxed(&pool->idle_reserved);
+	for (;;) {
+		uint64_t left = cur < budget ? budget - cur : 0;
+		uint64_t g = want < left ? want : left;
+		if (g == 0)
+			return 0;
+		if (zp_atomic_cas_weak_relaxed(&pool->idle_reserved, &cur, cur + g))
+			return g;
+	}
+}
+
+/* Take up to `need` unused bytes from the other classes (the budget is
+ * spent); returns the bytes taken. */
+static uint64_t budget_reclaim(zp_pool *pool, unsigned cls, uint64_t need)
+{
+	uint64_t got = 0;
+	for (unsigned k = 0; k < pool->classes && got < need; k++) {
+		if (k == cls)
+			continue;
+		_Atomic uint64_t *a = &pool->sc[k].avail;
+		uint64_t x = zp_atomic_load_relaxed(a);
+		while (x > 0 && !zp_atomic_cas_weak_relaxed(a, &x, 0))
+			;
+		got += x;
+	}
+	return got;
+}
+
+/* Admit up to n buffers of class cls into the store's budget; returns how
+ * many fit (their bytes are added to the class's idle_bytes). */
+static unsigned budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t size)
+{
+	struct _zp_store_class *sc = &pool->sc[cls];
+	if (budget_unlimited(pool)) {
+		zp_atomic_add_relaxed(&sc->idle_bytes, (uint64_t)n * size);
+		return n;
+	}
+	uint64_t want = (uint64_t)n * size;
+	uint64_t avail = zp_atomic_load_relaxed(&sc->avail);
+	unsigned fit = n, rounds = 0;
+	for (;;) {
+		if (avail >= want) {
+			if (zp_atomic_cas_weak_relaxed(&sc->avail, &avail, avail - want))
+				break;
+			continue;
+		}
+		/* Short: reserve more (a few rounds: other threads of this
+		 * class may use it first), then admit what fits. */
+		uint64_t g = 0;
+		if (rounds++ < 4) {
+			g = budget_reserve(pool, want - avail, sc->chunk);
+			if (g == 0)
+				g = budget_reclaim(pool, cls, want - avail);
+		}
+		if (g > 0) {
+			avail = zp_atomic_add_relaxed(&sc->avail, g) + g;
+			continue;
+		}
+		fit = (unsigned)(avail / size);
+		want = (uint64_t)fit * size;
+		if (fit == 0 || zp_atomic_cas_weak_relaxed(&sc->avail, &avail, avail - want))
+			break;
+		want = (uint64_t)n * size;
+	}
+	if (fit > 0)
+		zp_atomic_add_relaxed(&sc->idle_bytes, (uint64_t)fit * size);
+	return fit;
+}
+
+/* Bytes of class cls left the store: back to its unused reservation, and
+ * what exceeds 2 chunks of it back to the pool. */
+static void budget_release(zp_pool *pool, unsigned cls, uint64_t bytes)
+{
+	struct _zp_store_class *sc = &pool->sc[cls];
+	zp_atomic_sub_relaxed(&sc->idle_bytes, bytes);
+	if (budget_unlimited(pool))
+		return;
+	uint64_t avail = zp_atomic_add_relaxed(&sc->avail, bytes) + bytes;
+	while (avail > 2 * sc->chunk) {
+		if (zp_atomic_cas_weak_relaxed(&sc->avail, &avail, sc->chunk)) {
+			zp_atomic_sub_relaxed(&pool->idle_reserved, avail - sc->chunk);
+			break;
+		}
+	}
+}
+
+uint64_t _zp_store_idle_bytes(zp_pool *pool)
+{
+	uint64_t sum = 0;
+	for (unsigned k = 0; k < pool->classes; k++)
+		sum += zp_atomic_load_relaxed(&pool->sc[k].idle_bytes);
+	uint64_t budget = pool->cfg.max_idle_bytes;
+	return sum < budget ? sum : budget;
+}
+
+void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
+{
+	*buffers = *bytes = 0;
+	for (unsigned k = 0; k < pool->classes; k++) {
+		*buffers += zp_atomic_load_relaxed(&pool->sc[k].live_buffers);
+		*bytes += zp_atomic_load_relaxed(&pool->sc[k].live_bytes);
+	}
 }
 
 /* ---- give and take --------------------------------------------------------- */
@@ -189,23 +333,14 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 			struct _zp_class_counters *ctr)
 {
 	size_t size = _zp_store_class_size(pool, cls);
-	uint64_t want = (uint64_t)n * size;
-	uint64_t before = zp_atomic_add_relaxed(&pool->idle_bytes, want);
-	uint64_t budget = pool->cfg.max_idle_bytes;
-	unsigned fit = n;
-	if (before + want > budget) {
-		fit = before >= budget ? 0 : (unsigned)((budget - before) / size);
-		if (fit > n)
-			fit = n;
-		zp_atomic_sub_relaxed(&pool->idle_bytes, (uint64_t)(n - fit) * size);
-	}
+	unsigned fit = budget_admit(pool, cls, n, size);
 	zp_buf *victims[ZP_MAX_CACHE_DEPTH];
 	unsigned nv = 0;
 	if (fit > 0) {
 		nv = pool->ops->give(pool->store, hint, cls, in, fit, victims);
 		zp_assert(nv <= fit);
 		if (nv > 0)
-			zp_atomic_sub_relaxed(&pool->idle_bytes, (uint64_t)nv * size);
+			budget_release(pool, cls, (uint64_t)nv * size);
 	}
 	for (unsigned i = 0; i < nv; i++)
 		_zp_store_buf_free(pool, victims[i]);
@@ -225,8 +360,7 @@ unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out
 	unsigned got = pool->ops->take(pool->store, hint, cls, out, n);
 	zp_assert(got <= n);
 	if (got > 0)
-		zp_atomic_sub_relaxed(&pool->idle_bytes,
-				      (uint64_t)got * _zp_store_class_size(pool, cls));
+		budget_release(pool, cls, (uint64_t)got * _zp_store_class_size(pool, cls));
 	return got;
 }
 

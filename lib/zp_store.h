@@ -50,6 +50,27 @@ _Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t), "counters are plain
 	((ctr) != NULL ? zp_atomic_bump_single_writer(&(ctr)[cls].field, (n))                      \
 		       : (void)zp_atomic_add_relaxed(&(pool)->totals[cls].field, (n)))
 
+/* The store's gauges of one class and its share of the idle-bytes budget,
+ * one cache line per class so that transfers and fresh allocations of
+ * different classes write no common line (zp_store.c, "give and take").
+ *
+ * With a finite max_idle_bytes, the budget is handed out in chunks: the
+ * pool's idle_reserved counts the bytes granted to classes (never above
+ * max_idle_bytes), and each class keeps the granted bytes it does not use
+ * in `avail`.  Always sum(idle_bytes + avail) <= idle_reserved <=
+ * max_idle_bytes, so the store's idle bytes never exceed the budget.  A
+ * class holds at most 2 chunks unused at rest; a give that finds the pool's
+ * budget spent first reclaims other classes' unused bytes, so it is refused
+ * early only by bytes that concurrent gives hold between their reservation
+ * and their backend call.  With SIZE_MAX (no budget) avail and
+ * idle_reserved are not used. */
+struct _zp_store_class {
+	_Atomic uint64_t idle_bytes; /* capacity of this class's buffers in the store */
+	_Atomic uint64_t avail;      /* budget bytes reserved by this class, not in use */
+	_Atomic uint64_t live_buffers, live_bytes;
+	uint64_t chunk; /* bytes reserved at a time; set at init */
+} ZP_ALIGNED_CL;
+
 struct _zp_slab; /* a block of descriptors */
 struct _zp_tcache;
 
@@ -63,7 +84,10 @@ struct zp_pool {
 	unsigned depth, batch;
 	size_t *class_size;
 
-	/* Descriptors: slabs, never freed before the pool; a free list. */
+	/* Descriptors: slabs, never freed before the pool; a free list.  One
+	 * mutex for the pool: it is taken only when a buffer is allocated or
+	 * freed, next to a malloc/mmap and free/munmap that cost far more than
+	 * an uncontended lock (docs/design.md, "The shared-store budget"). */
 	pthread_mutex_t desc_lock;
 	struct _zp_slab *slabs;
 	zp_buf *desc_free;
@@ -75,8 +99,8 @@ struct zp_pool {
 	struct _zp_tcache *caches;
 	unsigned ncaches;
 
-	_Atomic uint64_t idle_bytes; /* capacity of buffers in the store */
-	_Atomic uint64_t live_buffers, live_bytes;
+	struct _zp_store_class *sc;     /* [classes]: gauges and budget shares */
+	_Atomic uint64_t idle_reserved; /* budget granted to classes, <= max_idle_bytes */
 	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
 	struct _zp_class_counters *totals; /* [classes] */
 };
@@ -90,6 +114,13 @@ static inline unsigned _zp_store_class_of(const zp_pool *pool, size_t len)
 {
 	return _zp_class_index(len, pool->cfg.min_size, pool->spacing_shift, pool->class_base);
 }
+
+/* Sums over the classes of the store's gauges (relaxed loads: exact when
+ * the pool is quiescent).  The idle bytes are capped at max_idle_bytes,
+ * which the store never exceeds: a sum read while budget moves between
+ * classes could count the moving bytes twice. */
+uint64_t _zp_store_idle_bytes(zp_pool *pool);
+void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes);
 
 /* Set up the classes, the descriptor slabs and the backend's store of a
  * pool whose cfg, ops, depth and batch are set.  Returns 0, or -1 with errno
