@@ -68,6 +68,7 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 		out->refills += rf;
 		out->drains += dr;
 		out->idle_buffers += c.idle_buffers;
+		out->idle_bytes += c.idle_buffers * c.size;
 	}
 	out->threads = pool->ncaches;
 	pthread_mutex_unlock(&_zp_tcache_lock);
@@ -83,7 +84,7 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	struct zp_backend_stats bs = {0};
 	pool->ops->stats(pool->store, &bs);
 	out->contention = bs.contention;
-	out->idle_bytes = _zp_store_idle_bytes(pool);
+	out->idle_bytes = _zp_store_cap_idle(pool, out->idle_bytes);
 	_zp_store_live(pool, &out->live_buffers, &out->live_bytes);
 	uint64_t held = out->idle_buffers + pooled_out;
 	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;

@@ -186,19 +186,15 @@ zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len)
 	SET_SIZE(b->cap, cap);
 	SET_SIZE(b->len, len);
 	b->_zp_class = cls;
-	if (cls != _ZP_CLASS_OVERSIZE) {
+	if (cls != _ZP_CLASS_OVERSIZE)
 		zp_atomic_add_relaxed(&pool->sc[cls].live_buffers, 1);
-		zp_atomic_add_relaxed(&pool->sc[cls].live_bytes, cap);
-	}
 	return b;
 }
 
 void _zp_store_buf_free(zp_pool *pool, zp_buf *b)
 {
-	if (b->_zp_class != _ZP_CLASS_OVERSIZE) {
+	if (b->_zp_class != _ZP_CLASS_OVERSIZE)
 		zp_atomic_sub_relaxed(&pool->sc[b->_zp_class].live_buffers, 1);
-		zp_atomic_sub_relaxed(&pool->sc[b->_zp_class].live_bytes, b->cap);
-	}
 	_zp_os_free(b->data, b->cap);
 	SET_DATA(b, NULL);
 	desc_free(pool, b);
@@ -207,10 +203,10 @@ void _zp_store_buf_free(zp_pool *pool, zp_buf *b)
 /* ---- the idle-bytes budget ----------------------------------------------- */
 
 /* Budget flows (zp_store.h, struct _zp_store_class): the pool's
- * idle_reserved -> a class's avail -> its idle_bytes and back.  Each step
- * takes from its source before adding to its destination, so that
- * sum(idle_bytes + avail) <= idle_reserved <= max_idle_bytes holds at every
- * instant. */
+ * idle_reserved -> a class's avail -> buffers in the store, and back.  Each
+ * step takes from its source before adding to its destination, so that
+ * (bytes in the store) + sum(avail) <= idle_reserved <= max_idle_bytes
+ * holds at every instant. */
 
 static bool budget_unlimited(const zp_pool *pool)
 {
@@ -252,14 +248,12 @@ static uint64_t budget_reclaim(zp_pool *pool, unsigned cls, uint64_t need)
 }
 
 /* Admit up to n buffers of class cls into the store's budget; returns how
- * many fit (their bytes are added to the class's idle_bytes). */
+ * many fit (their bytes are taken from the class's avail). */
 static unsigned budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t size)
 {
 	struct _zp_store_class *sc = &pool->sc[cls];
-	if (budget_unlimited(pool)) {
-		zp_atomic_add_relaxed(&sc->idle_bytes, (uint64_t)n * size);
+	if (budget_unlimited(pool))
 		return n;
-	}
 	uint64_t want = (uint64_t)n * size;
 	uint64_t avail = zp_atomic_load_relaxed(&sc->avail);
 	unsigned fit = n, rounds = 0;
@@ -287,8 +281,6 @@ static unsigned budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t s
 			break;
 		want = (uint64_t)n * size;
 	}
-	if (fit > 0)
-		zp_atomic_add_relaxed(&sc->idle_bytes, (uint64_t)fit * size);
 	return fit;
 }
 
@@ -297,7 +289,6 @@ static unsigned budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t s
 static void budget_release(zp_pool *pool, unsigned cls, uint64_t bytes)
 {
 	struct _zp_store_class *sc = &pool->sc[cls];
-	zp_atomic_sub_relaxed(&sc->idle_bytes, bytes);
 	if (budget_unlimited(pool))
 		return;
 	uint64_t avail = zp_atomic_add_relaxed(&sc->avail, bytes) + bytes;
@@ -309,21 +300,27 @@ static void budget_release(zp_pool *pool, unsigned cls, uint64_t bytes)
 	}
 }
 
+uint64_t _zp_store_cap_idle(const zp_pool *pool, uint64_t idle_bytes)
+{
+	uint64_t budget = pool->cfg.max_idle_bytes;
+	return idle_bytes < budget ? idle_bytes : budget;
+}
+
 uint64_t _zp_store_idle_bytes(zp_pool *pool)
 {
 	uint64_t sum = 0;
 	for (unsigned k = 0; k < pool->classes; k++)
-		sum += zp_atomic_load_relaxed(&pool->sc[k].idle_bytes);
-	uint64_t budget = pool->cfg.max_idle_bytes;
-	return sum < budget ? sum : budget;
+		sum += (uint64_t)pool->ops->count(pool->store, k) * _zp_store_class_size(pool, k);
+	return _zp_store_cap_idle(pool, sum);
 }
 
 void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
 {
 	*buffers = *bytes = 0;
 	for (unsigned k = 0; k < pool->classes; k++) {
-		*buffers += zp_atomic_load_relaxed(&pool->sc[k].live_buffers);
-		*bytes += zp_atomic_load_relaxed(&pool->sc[k].live_bytes);
+		uint64_t n = zp_atomic_load_relaxed(&pool->sc[k].live_buffers);
+		*buffers += n;
+		*bytes += n * _zp_store_class_size(pool, k);
 	}
 }
 
