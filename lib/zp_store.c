@@ -37,6 +37,8 @@ struct _zp_slab {
 #define CHUNK_MIN ((uint64_t)256 << 10)
 #define CHUNK_BUFS 64
 
+#define MASK_WORDS(classes) (((classes) + 63) / 64)
+
 static uint64_t budget_chunk(const zp_pool *pool, size_t size)
 {
 	uint64_t chunk = (uint64_t)size * CHUNK_BUFS;
@@ -59,7 +61,9 @@ static int build_classes(zp_pool *pool)
 	pool->class_size = _zp_meta_alloc(pool->classes * sizeof(size_t));
 	pool->totals = _zp_meta_alloc(pool->classes * sizeof(struct _zp_class_counters));
 	pool->sc = _zp_meta_alloc(pool->classes * sizeof(struct _zp_store_class));
-	if (pool->class_size == NULL || pool->totals == NULL || pool->sc == NULL)
+	pool->reserving = _zp_meta_alloc(MASK_WORDS(pool->classes) * sizeof(uint64_t));
+	if (pool->class_size == NULL || pool->totals == NULL || pool->sc == NULL ||
+	    pool->reserving == NULL)
 		return -1;
 	pool->class_size[0] = c->min_size;
 	for (unsigned k = 1; k < pool->classes; k++) {
@@ -123,6 +127,7 @@ void _zp_store_fini(zp_pool *pool)
 	_zp_meta_free(pool->class_size);
 	_zp_meta_free(pool->totals);
 	_zp_meta_free(pool->sc);
+	_zp_meta_free(pool->reserving);
 }
 
 /* ---- descriptors and buffers --------------------------------------------- */
@@ -230,19 +235,36 @@ static uint64_t budget_reserve(zp_pool *pool, uint64_t need, uint64_t chunk)
 	}
 }
 
-/* Take up to `need` unused bytes from the other classes (the budget is
- * spent); returns the bytes taken. */
+/* Class cls got budget (reserved or reclaimed): mark it for
+ * budget_reclaim (once; the bit stays, so the word is written at most once
+ * per class). */
+static void budget_mark(zp_pool *pool, unsigned cls)
+{
+	_Atomic uint64_t *w = &pool->reserving[cls / 64];
+	uint64_t bit = (uint64_t)1 << (cls % 64);
+	uint64_t x = zp_atomic_load_relaxed(w);
+	while (!(x & bit) && !zp_atomic_cas_weak_relaxed(w, &x, x | bit))
+		;
+}
+
+/* Take up to `need` unused bytes from the other classes that ever reserved
+ * (the budget is spent); returns the bytes taken. */
 static uint64_t budget_reclaim(zp_pool *pool, unsigned cls, uint64_t need)
 {
 	uint64_t got = 0;
-	for (unsigned k = 0; k < pool->classes && got < need; k++) {
-		if (k == cls)
-			continue;
-		_Atomic uint64_t *a = &pool->sc[k].avail;
-		uint64_t x = zp_atomic_load_relaxed(a);
-		while (x > 0 && !zp_atomic_cas_weak_relaxed(a, &x, 0))
-			;
-		got += x;
+	for (unsigned w = 0; w < MASK_WORDS(pool->classes) && got < need; w++) {
+		uint64_t bits = zp_atomic_load_relaxed(&pool->reserving[w]);
+		while (bits != 0 && got < need) {
+			unsigned k = w * 64 + (unsigned)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			if (k == cls)
+				continue;
+			_Atomic uint64_t *a = &pool->sc[k].avail;
+			uint64_t x = zp_atomic_load_relaxed(a);
+			while (x > 0 && !zp_atomic_cas_weak_relaxed(a, &x, 0))
+				;
+			got += x;
+		}
 	}
 	return got;
 }
@@ -270,6 +292,8 @@ static unsigned budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t s
 			g = budget_reserve(pool, want - avail, sc->chunk);
 			if (g == 0)
 				g = budget_reclaim(pool, cls, want - avail);
+			if (g > 0)
+				budget_mark(pool, cls);
 		}
 		if (g > 0) {
 			avail = zp_atomic_add_relaxed(&sc->avail, g) + g;

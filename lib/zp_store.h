@@ -62,9 +62,10 @@ _Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t), "counters are plain
  * come back after it left.  So the bytes in the store (and on their way in
  * or out) plus every avail never exceed idle_reserved.  A class holds at
  * most 2 chunks unused at rest; a give that finds the pool's budget spent
- * first reclaims other classes' unused bytes, so it is refused early only
- * by bytes that concurrent transfers hold on their way.  With SIZE_MAX (no
- * budget) avail and idle_reserved are not used.
+ * first reclaims the unused bytes of the other classes that ever held
+ * budget (`reserving`), so it is refused early only by bytes that
+ * concurrent transfers hold on their way.  With SIZE_MAX (no budget) avail,
+ * idle_reserved and reserving are not used.
  *
  * Idle bytes are not counted: they are the backend's count() times the
  * class size.  Pooled buffers have the capacity of their class, so live
@@ -105,6 +106,7 @@ struct zp_pool {
 
 	struct _zp_store_class *sc;     /* [classes]: gauges and budget shares */
 	_Atomic uint64_t idle_reserved; /* budget granted to classes, <= max_idle_bytes */
+	_Atomic uint64_t *reserving;    /* bit per class that ever reserved budget */
 	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
 	struct _zp_class_counters *totals; /* [classes] */
 };
