@@ -10,6 +10,9 @@
  * Gauges that would need another thread's private state (the number of
  * buffers in its cache) are derived from counters instead:
  *   cached = live - idle - (pooled gets - pooled puts).
+ * The store's gauges are per class (zp_store.h, struct _zp_store_class):
+ * idle bytes are the backend's count times the class size, live bytes
+ * live_buffers times it.
  */
 #include <errno.h>
 #include <string.h>
