@@ -448,7 +448,7 @@ static void test_idle_budget(void)
  * reserved in chunks, zp_store.h), the gauges add up when quiescent, and a
  * class can use budget that other classes reserved and left unused. */
 #define SB_THREADS 4
-#define SB_BUDGET (64 * 1024)
+#define SB_BUDGET (16 * 1024)
 static const size_t sb_sizes[] = {1024, 1536, 2048, 4096};
 
 struct sb_arg {
