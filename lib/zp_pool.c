@@ -86,9 +86,10 @@ long zp_preallocate(zp_pool *pool, size_t count, size_t size)
 	unsigned cls = _zp_store_class_of(pool, size);
 	size_t cap = _zp_store_class_size(pool, cls);
 	long placed = 0;
-	for (size_t i = 0; i < count; i++) {
+	uint64_t idle = _zp_store_idle_bytes(pool); /* a sum over the classes: once */
+	for (size_t i = 0; i < count; i++, idle += cap) {
 		if ((size_t)pool->ops->count(pool->store, cls) >= pool->cfg.max_per_class ||
-		    zp_atomic_load_relaxed(&pool->idle_bytes) + cap > pool->cfg.max_idle_bytes)
+		    idle + cap > pool->cfg.max_idle_bytes)
 			break;
 		zp_buf *b = _zp_store_buf_new(pool, cls, 0);
 		if (b == NULL)

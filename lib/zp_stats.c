@@ -10,6 +10,9 @@
  * Gauges that would need another thread's private state (the number of
  * buffers in its cache) are derived from counters instead:
  *   cached = live - idle - (pooled gets - pooled puts).
+ * The store's gauges are per class (zp_store.h, struct _zp_store_class):
+ * idle bytes are the backend's count times the class size, live bytes
+ * live_buffers times it.
  */
 #include <errno.h>
 #include <string.h>
@@ -68,6 +71,7 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 		out->refills += rf;
 		out->drains += dr;
 		out->idle_buffers += c.idle_buffers;
+		out->idle_bytes += c.idle_buffers * c.size;
 	}
 	out->threads = pool->ncaches;
 	pthread_mutex_unlock(&_zp_tcache_lock);
@@ -83,9 +87,8 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	struct zp_backend_stats bs = {0};
 	pool->ops->stats(pool->store, &bs);
 	out->contention = bs.contention;
-	out->idle_bytes = zp_atomic_load_relaxed(&pool->idle_bytes);
-	out->live_buffers = zp_atomic_load_relaxed(&pool->live_buffers);
-	out->live_bytes = zp_atomic_load_relaxed(&pool->live_bytes);
+	out->idle_bytes = _zp_store_cap_idle(pool, out->idle_bytes);
+	_zp_store_live(pool, &out->live_buffers, &out->live_bytes);
 	uint64_t held = out->idle_buffers + pooled_out;
 	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;
 	out->classes = pool->classes;

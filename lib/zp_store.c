@@ -31,6 +31,25 @@ struct _zp_slab {
 
 /* ---- classes ------------------------------------------------------------ */
 
+/* Budget bytes a class reserves at a time: 256 KiB or 64 buffers, but no
+ * more than budget / (4 x classes) (small budgets stay shared fairly), and
+ * at least one buffer. */
+#define CHUNK_MIN ((uint64_t)256 << 10)
+#define CHUNK_BUFS 64
+
+#define MASK_WORDS(classes) (((classes) + 63) / 64)
+
+static uint64_t budget_chunk(const zp_pool *pool, size_t size)
+{
+	uint64_t chunk = (uint64_t)size * CHUNK_BUFS;
+	if (chunk < CHUNK_MIN)
+		chunk = CHUNK_MIN;
+	uint64_t share = (uint64_t)pool->cfg.max_idle_bytes / (4 * (uint64_t)pool->classes);
+	if (chunk > share)
+		chunk = share;
+	return chunk < size ? size : chunk;
+}
+
 static int build_classes(zp_pool *pool)
 {
 	const zp_config *c = &pool->cfg;
@@ -41,7 +60,10 @@ static int build_classes(zp_pool *pool)
 	pool->classes = _zp_store_class_of(pool, c->max_size) + 1;
 	pool->class_size = _zp_meta_alloc(pool->classes * sizeof(size_t));
 	pool->totals = _zp_meta_alloc(pool->classes * sizeof(struct _zp_class_counters));
-	if (pool->class_size == NULL || pool->totals == NULL)
+	pool->sc = _zp_meta_alloc(pool->classes * sizeof(struct _zp_store_class));
+	pool->reserving = _zp_meta_alloc(MASK_WORDS(pool->classes) * sizeof(uint64_t));
+	if (pool->class_size == NULL || pool->totals == NULL || pool->sc == NULL ||
+	    pool->reserving == NULL)
 		return -1;
 	pool->class_size[0] = c->min_size;
 	for (unsigned k = 1; k < pool->classes; k++) {
@@ -50,6 +72,8 @@ static int build_classes(zp_pool *pool)
 		size_t base = (size_t)1 << (m + g);
 		pool->class_size[k] = base + i * (base >> s);
 	}
+	for (unsigned k = 0; k < pool->classes; k++)
+		pool->sc[k].chunk = budget_chunk(pool, pool->class_size[k]);
 	return 0;
 }
 
@@ -102,6 +126,8 @@ void _zp_store_fini(zp_pool *pool)
 	pthread_mutex_destroy(&pool->desc_lock);
 	_zp_meta_free(pool->class_size);
 	_zp_meta_free(pool->totals);
+	_zp_meta_free(pool->sc);
+	_zp_meta_free(pool->reserving);
 }
 
 /* ---- descriptors and buffers --------------------------------------------- */
@@ -165,22 +191,161 @@ zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len)
 	SET_SIZE(b->cap, cap);
 	SET_SIZE(b->len, len);
 	b->_zp_class = cls;
-	if (cls != _ZP_CLASS_OVERSIZE) {
-		zp_atomic_add_relaxed(&pool->live_buffers, 1);
-		zp_atomic_add_relaxed(&pool->live_bytes, cap);
-	}
+	if (cls != _ZP_CLASS_OVERSIZE)
+		zp_atomic_add_relaxed(&pool->sc[cls].live_buffers, 1);
 	return b;
 }
 
 void _zp_store_buf_free(zp_pool *pool, zp_buf *b)
 {
-	if (b->_zp_class != _ZP_CLASS_OVERSIZE) {
-		zp_atomic_sub_relaxed(&pool->live_buffers, 1);
-		zp_atomic_sub_relaxed(&pool->live_bytes, b->cap);
-	}
+	if (b->_zp_class != _ZP_CLASS_OVERSIZE)
+		zp_atomic_sub_relaxed(&pool->sc[b->_zp_class].live_buffers, 1);
 	_zp_os_free(b->data, b->cap);
 	SET_DATA(b, NULL);
 	desc_free(pool, b);
+}
+
+/* ---- the idle-bytes budget ----------------------------------------------- */
+
+/* Budget flows (zp_store.h, struct _zp_store_class): the pool's
+ * idle_reserved -> a class's avail -> buffers in the store, and back.  Each
+ * step takes from its source before adding to its destination, so that
+ * (bytes in the store) + sum(avail) <= idle_reserved <= max_idle_bytes
+ * holds at every instant. */
+
+static bool budget_unlimited(const zp_pool *pool)
+{
+	return pool->cfg.max_idle_bytes == SIZE_MAX;
+}
+
+/* Grant a class max(need, chunk) bytes of the pool's budget, or what is
+ * left of it if less; returns the bytes granted. */
+static uint64_t budget_reserve(zp_pool *pool, uint64_t need, uint64_t chunk)
+{
+	uint64_t budget = pool->cfg.max_idle_bytes;
+	uint64_t want = need > chunk ? need : chunk;
+	uint64_t cur = zp_atomic_load_relaxed(&pool->idle_reserved);
+	for (;;) {
+		uint64_t left = cur < budget ? budget - cur : 0;
+		uint64_t g = want < left ? want : left;
+		if (g == 0)
+			return 0;
+		if (zp_atomic_cas_weak_relaxed(&pool->idle_reserved, &cur, cur + g))
+			return g;
+	}
+}
+
+/* Class cls got budget (reserved or reclaimed): mark it for
+ * budget_reclaim (once; the bit stays, so the word is written at most once
+ * per class). */
+static void budget_mark(zp_pool *pool, unsigned cls)
+{
+	_Atomic uint64_t *w = &pool->reserving[cls / 64];
+	uint64_t bit = (uint64_t)1 << (cls % 64);
+	uint64_t x = zp_atomic_load_relaxed(w);
+	while (!(x & bit) && !zp_atomic_cas_weak_relaxed(w, &x, x | bit))
+		;
+}
+
+/* Take up to `need` unused bytes from the other classes that ever reserved
+ * (the budget is spent); returns the bytes taken. */
+static uint64_t budget_reclaim(zp_pool *pool, unsigned cls, uint64_t need)
+{
+	uint64_t got = 0;
+	for (unsigned w = 0; w < MASK_WORDS(pool->classes) && got < need; w++) {
+		uint64_t bits = zp_atomic_load_relaxed(&pool->reserving[w]);
+		while (bits != 0 && got < need) {
+			unsigned k = w * 64 + (unsigned)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			if (k == cls)
+				continue;
+			_Atomic uint64_t *a = &pool->sc[k].avail;
+			uint64_t x = zp_atomic_load_relaxed(a);
+			while (x > 0 && !zp_atomic_cas_weak_relaxed(a, &x, 0))
+				;
+			got += x;
+		}
+	}
+	return got;
+}
+
+/* Admit up to n buffers of class cls into the store's budget; returns how
+ * many fit (their bytes are taken from the class's avail). */
+static unsigned budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t size)
+{
+	struct _zp_store_class *sc = &pool->sc[cls];
+	if (budget_unlimited(pool))
+		return n;
+	uint64_t want = (uint64_t)n * size;
+	uint64_t avail = zp_atomic_load_relaxed(&sc->avail);
+	unsigned fit = n, rounds = 0;
+	for (;;) {
+		if (avail >= want) {
+			if (zp_atomic_cas_weak_relaxed(&sc->avail, &avail, avail - want))
+				break;
+			continue;
+		}
+		/* Short: reserve more (a few rounds: other threads of this
+		 * class may use it first), then admit what fits. */
+		uint64_t g = 0;
+		if (rounds++ < 4) {
+			g = budget_reserve(pool, want - avail, sc->chunk);
+			if (g == 0)
+				g = budget_reclaim(pool, cls, want - avail);
+			if (g > 0)
+				budget_mark(pool, cls);
+		}
+		if (g > 0) {
+			avail = zp_atomic_add_relaxed(&sc->avail, g) + g;
+			continue;
+		}
+		fit = (unsigned)(avail / size);
+		want = (uint64_t)fit * size;
+		if (fit == 0 || zp_atomic_cas_weak_relaxed(&sc->avail, &avail, avail - want))
+			break;
+		want = (uint64_t)n * size;
+	}
+	return fit;
+}
+
+/* Bytes of class cls left the store: back to its unused reservation, and
+ * what exceeds 2 chunks of it back to the pool. */
+static void budget_release(zp_pool *pool, unsigned cls, uint64_t bytes)
+{
+	struct _zp_store_class *sc = &pool->sc[cls];
+	if (budget_unlimited(pool))
+		return;
+	uint64_t avail = zp_atomic_add_relaxed(&sc->avail, bytes) + bytes;
+	while (avail > 2 * sc->chunk) {
+		if (zp_atomic_cas_weak_relaxed(&sc->avail, &avail, sc->chunk)) {
+			zp_atomic_sub_relaxed(&pool->idle_reserved, avail - sc->chunk);
+			break;
+		}
+	}
+}
+
+uint64_t _zp_store_cap_idle(const zp_pool *pool, uint64_t idle_bytes)
+{
+	uint64_t budget = pool->cfg.max_idle_bytes;
+	return idle_bytes < budget ? idle_bytes : budget;
+}
+
+uint64_t _zp_store_idle_bytes(zp_pool *pool)
+{
+	uint64_t sum = 0;
+	for (unsigned k = 0; k < pool->classes; k++)
+		sum += (uint64_t)pool->ops->count(pool->store, k) * _zp_store_class_size(pool, k);
+	return _zp_store_cap_idle(pool, sum);
+}
+
+void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
+{
+	*buffers = *bytes = 0;
+	for (unsigned k = 0; k < pool->classes; k++) {
+		uint64_t n = zp_atomic_load_relaxed(&pool->sc[k].live_buffers);
+		*buffers += n;
+		*bytes += n * _zp_store_class_size(pool, k);
+	}
 }
 
 /* ---- give and take --------------------------------------------------------- */
@@ -189,23 +354,14 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 			struct _zp_class_counters *ctr)
 {
 	size_t size = _zp_store_class_size(pool, cls);
-	uint64_t want = (uint64_t)n * size;
-	uint64_t before = zp_atomic_add_relaxed(&pool->idle_bytes, want);
-	uint64_t budget = pool->cfg.max_idle_bytes;
-	unsigned fit = n;
-	if (before + want > budget) {
-		fit = before >= budget ? 0 : (unsigned)((budget - before) / size);
-		if (fit > n)
-			fit = n;
-		zp_atomic_sub_relaxed(&pool->idle_bytes, (uint64_t)(n - fit) * size);
-	}
+	unsigned fit = budget_admit(pool, cls, n, size);
 	zp_buf *victims[ZP_MAX_CACHE_DEPTH];
 	unsigned nv = 0;
 	if (fit > 0) {
 		nv = pool->ops->give(pool->store, hint, cls, in, fit, victims);
 		zp_assert(nv <= fit);
 		if (nv > 0)
-			zp_atomic_sub_relaxed(&pool->idle_bytes, (uint64_t)nv * size);
+			budget_release(pool, cls, (uint64_t)nv * size);
 	}
 	for (unsigned i = 0; i < nv; i++)
 		_zp_store_buf_free(pool, victims[i]);
@@ -225,8 +381,7 @@ unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out
 	unsigned got = pool->ops->take(pool->store, hint, cls, out, n);
 	zp_assert(got <= n);
 	if (got > 0)
-		zp_atomic_sub_relaxed(&pool->idle_bytes,
-				      (uint64_t)got * _zp_store_class_size(pool, cls));
+		budget_release(pool, cls, (uint64_t)got * _zp_store_class_size(pool, cls));
 	return got;
 }
 

@@ -50,6 +50,32 @@ _Static_assert(sizeof(_Atomic uint64_t) == sizeof(uint64_t), "counters are plain
 	((ctr) != NULL ? zp_atomic_bump_single_writer(&(ctr)[cls].field, (n))                      \
 		       : (void)zp_atomic_add_relaxed(&(pool)->totals[cls].field, (n)))
 
+/* The store's gauge of one class and its share of the idle-bytes budget,
+ * one cache line per class so that transfers and fresh allocations of
+ * different classes write no common line (zp_store.c, "the idle-bytes
+ * budget").
+ *
+ * With a finite max_idle_bytes, the budget is handed out in chunks: the
+ * pool's idle_reserved counts the bytes granted to classes (never above
+ * max_idle_bytes), and each class keeps the granted bytes it does not use
+ * in `avail`; a buffer's bytes leave avail before it enters the store and
+ * come back after it left.  So the bytes in the store (and on their way in
+ * or out) plus every avail never exceed idle_reserved.  A class holds at
+ * most 2 chunks unused at rest; a give that finds the pool's budget spent
+ * first reclaims the unused bytes of the other classes that ever held
+ * budget (`reserving`), so it is refused early only by bytes that
+ * concurrent transfers hold on their way.  With SIZE_MAX (no budget) avail,
+ * idle_reserved and reserving are not used.
+ *
+ * Idle bytes are not counted: they are the backend's count() times the
+ * class size.  Pooled buffers have the capacity of their class, so live
+ * bytes are live_buffers times the class size. */
+struct _zp_store_class {
+	_Atomic uint64_t avail;        /* budget bytes reserved by this class, not in use */
+	_Atomic uint64_t live_buffers; /* allocated, not freed */
+	uint64_t chunk;                /* bytes reserved at a time; set at init */
+} ZP_ALIGNED_CL;
+
 struct _zp_slab; /* a block of descriptors */
 struct _zp_tcache;
 
@@ -64,7 +90,10 @@ struct zp_pool {
 	unsigned batch;                     /* the most buffers one refill or drain moves */
 	size_t *class_size;
 
-	/* Descriptors: slabs, never freed before the pool; a free list. */
+	/* Descriptors: slabs, never freed before the pool; a free list.  One
+	 * mutex for the pool: it is taken only when a buffer is allocated or
+	 * freed, next to a malloc/mmap and free/munmap that cost far more than
+	 * an uncontended lock (docs/design.md, "The shared-store budget"). */
 	pthread_mutex_t desc_lock;
 	struct _zp_slab *slabs;
 	zp_buf *desc_free;
@@ -76,8 +105,9 @@ struct zp_pool {
 	struct _zp_tcache *caches;
 	unsigned ncaches;
 
-	_Atomic uint64_t idle_bytes; /* capacity of buffers in the store */
-	_Atomic uint64_t live_buffers, live_bytes;
+	struct _zp_store_class *sc;     /* [classes]: gauges and budget shares */
+	_Atomic uint64_t idle_reserved; /* budget granted to classes, <= max_idle_bytes */
+	_Atomic uint64_t *reserving;    /* bit per class that ever reserved budget */
 	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
 	struct _zp_class_counters *totals; /* [classes] */
 };
@@ -91,6 +121,14 @@ static inline unsigned _zp_store_class_of(const zp_pool *pool, size_t len)
 {
 	return _zp_class_index(len, pool->cfg.min_size, pool->spacing_shift, pool->class_base);
 }
+
+/* Sums over the classes of the store's gauges (snapshots: exact when the
+ * pool is quiescent).  The idle bytes are capped at max_idle_bytes, which
+ * the store never exceeds: a sum read while budget moves between classes
+ * could count the moving bytes twice. */
+uint64_t _zp_store_idle_bytes(zp_pool *pool);
+uint64_t _zp_store_cap_idle(const zp_pool *pool, uint64_t idle_bytes);
+void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes);
 
 /* Set up the classes, the descriptor slabs and the backend's store of a
  * pool whose cfg, ops, depth and batch are set.  Returns 0, or -1 with errno

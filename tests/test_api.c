@@ -505,6 +505,111 @@ static void test_idle_budget(void)
 	zp_pool_destroy(p);
 }
 
+/* Several threads give and take several classes under a small budget: the
+ * store never holds more than max_idle_bytes (each class's budget share is
+ * reserved in chunks, zp_store.h), the gauges add up when quiescent, and a
+ * class can use budget that other classes reserved and left unused. */
+#define SB_THREADS 4
+#define SB_BUDGET (16 * 1024)
+static const size_t sb_sizes[] = {1024, 1536, 2048, 4096};
+
+struct sb_arg {
+	zp_pool *p;
+	unsigned seed;
+	int failures; /* the worker's own: CHECK is not thread-safe */
+};
+
+static void *sb_worker(void *arg)
+{
+	struct sb_arg *a = arg;
+	unsigned x = a->seed;
+	long rounds = (long)(2000 * zp_test_scale);
+	for (long r = 0; r < rounds; r++) {
+		zp_buf *b[12];
+		unsigned n = 1 + (x >> 8) % 12;
+		for (unsigned i = 0; i < n; i++) {
+			x = x * 1103515245u + 12345u;
+			b[i] = zp_get(a->p, sb_sizes[(x >> 16) % 4]);
+			if (b[i] == NULL) {
+				a->failures++;
+				n = i;
+				break;
+			}
+		}
+		for (unsigned i = 0; i < n; i++)
+			if (zp_put(a->p, b[i]) != 0)
+				a->failures++;
+	}
+	return NULL;
+}
+
+static uint64_t sb_class_idle_bytes(zp_pool *p, const struct zp_stats *st)
+{
+	uint64_t sum = 0;
+	for (unsigned k = 0; k < st->classes; k++) {
+		struct zp_class_stats cs;
+		REQUIRE(zp_class_stats(p, k, &cs) == 0);
+		sum += cs.idle_buffers * cs.size;
+	}
+	return sum;
+}
+
+static void test_idle_budget_threads(void)
+{
+	zp_config c = zp_test_config();
+	c.cache_depth = 4;
+	c.batch = 2;
+	c.max_per_class = 256;
+	c.max_idle_bytes = SB_BUDGET;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	pthread_t t[SB_THREADS];
+	struct sb_arg a[SB_THREADS];
+	for (int i = 0; i < SB_THREADS; i++) {
+		a[i] = (struct sb_arg){.p = p, .seed = 7u + 31u * (unsigned)i};
+		REQUIRE(pthread_create(&t[i], NULL, sb_worker, &a[i]) == 0);
+	}
+	struct zp_stats st;
+	for (int i = 0; i < 200; i++) {
+		REQUIRE(zp_stats(p, &st) == 0);
+		CHECK(st.idle_bytes <= c.max_idle_bytes);
+		for (unsigned k = 0; k < st.classes; k++) {
+			struct zp_class_stats cs;
+			REQUIRE(zp_class_stats(p, k, &cs) == 0);
+			CHECK(cs.idle_buffers * cs.size <= c.max_idle_bytes);
+		}
+	}
+	for (int i = 0; i < SB_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(a[i].failures, 0);
+	}
+
+	/* quiescent: every worker's cache went back to the store */
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK_EQ(st.gets, st.puts + st.outstanding);
+	CHECK_EQ(st.outstanding, 0);
+	CHECK_EQ(st.cached_buffers, 0);
+	CHECK_EQ(st.live_buffers, st.idle_buffers + st.cached_buffers + st.outstanding);
+	CHECK_EQ(st.idle_bytes, sb_class_idle_bytes(p, &st));
+	CHECK(sb_class_idle_bytes(p, &st) <= c.max_idle_bytes);
+	CHECK_EQ(st.live_bytes, st.idle_bytes);
+	CHECK(st.discards > 0); /* the budget was in force */
+
+	/* empty store: one class gets the whole budget back, even though the
+	 * other classes still hold some of it reserved */
+	zp_trim(p);
+	zp_buf *b[40];
+	for (int i = 0; i < 40; i++)
+		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
+	for (int i = 0; i < 40; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK_EQ(st.idle_bytes, SB_BUDGET);
+	CHECK_EQ(st.idle_buffers, SB_BUDGET / 4096);
+	CHECK_EQ(st.live_buffers, st.idle_buffers + st.cached_buffers);
+	zp_pool_destroy(p);
+}
+
 static void test_preallocate(void)
 {
 	zp_pool *p = make(4, 16);
@@ -678,6 +783,7 @@ int main(int argc, char **argv)
 	    {"backend_path", test_backend_path},
 	    {"eviction_policies", test_eviction_policies},
 	    {"idle_budget", test_idle_budget},
+	    {"idle_budget_threads", test_idle_budget_threads},
 	    {"preallocate", test_preallocate},
 	    {"trim", test_trim},
 	    {"zero_on_get", test_zero_on_get},
