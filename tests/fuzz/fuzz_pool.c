@@ -69,8 +69,12 @@ static zp_pool *create(struct cursor *c, const char *backend)
 	zp_config cfg;
 	zp_config_init(&cfg);
 	cfg.backend = backend;
-	cfg.cache_depth = next(c) % 9;
-	cfg.batch = cfg.cache_depth ? next(c) % (cfg.cache_depth + 1) : 0;
+	/* 0-8: a fixed depth; 9: the adaptive cache, with a byte capacity small
+	 * enough that classes run out of room. */
+	unsigned depth = next(c) % 10;
+	cfg.cache_depth = depth < 9 ? depth : ZP_CACHE_DEPTH_AUTO;
+	cfg.cache_bytes = depth < 9 ? cfg.cache_bytes : (size_t)(next(c) % 8) << 12;
+	cfg.batch = depth == 9 ? next(c) % 5 : depth ? next(c) % (depth + 1) : 0;
 	cfg.max_per_class = 1 + next(c) % 16;
 	cfg.max_size = (size_t)1 << (10 + next(c) % 12);
 	cfg.max_idle_bytes = (size_t)(next(c) % 8) << 14;
