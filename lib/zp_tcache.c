@@ -285,10 +285,10 @@ uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 	if (want <= lim)
 		return lim;
 	if (want > tc->init) { /* past the slots in the cache's own block */
-		zp_buf **s = _zp_meta_alloc((size_t)want * sizeof *s);
+		zp_buf **s = _zp_meta_alloc((size_t)want * sizeof(zp_buf *));
 		if (s == NULL)
 			return lim;
-		memcpy(s, cc->slots, (size_t)_ZP_LOAD(&cc->count) * sizeof *s);
+		memcpy(s, cc->slots, (size_t)_ZP_LOAD(&cc->count) * sizeof(zp_buf *));
 		if (!slots_inline(tc, k))
 			_zp_meta_free(cc->slots);
 		cc->slots = s;
