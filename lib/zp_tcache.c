@@ -263,9 +263,52 @@ uint32_t _zp_tcache_class_max(const zp_pool *pool, unsigned k)
 	return n < ZP_MAX_CACHE_DEPTH ? (uint32_t)n : ZP_MAX_CACHE_DEPTH;
 }
 
+static size_t cache_room(const struct _zp_tcache *tc)
+{
+	size_t cap = tc->pool->cfg.cache_bytes;
+	return cap > tc->cap_bytes ? cap - tc->cap_bytes : 0;
+}
+
+/* The cache's byte capacity is spent and class k wants to grow to `wanted`
+ * bytes: halve the capacity of the class that holds the most, if it holds
+ * more than k would after growing (so capacity flows from the largest class
+ * to the others and two busy classes do not trade it back and forth).  The
+ * coldest buffers beyond the new capacity go to the store. */
+static void steal(struct _zp_tcache *tc, unsigned k, uint64_t wanted)
+{
+	zp_pool *pool = tc->pool;
+	unsigned v = pool->classes;
+	uint64_t most = wanted;
+	for (unsigned i = 0; i < pool->classes; i++) {
+		uint64_t bytes = (uint64_t)tc->pub.cls[i].limit * _zp_store_class_size(pool, i);
+		if (i != k && bytes > most) {
+			most = bytes;
+			v = i;
+		}
+	}
+	if (v == pool->classes)
+		return;
+	struct _zp_cache_class *cv = &tc->pub.cls[v];
+	uint32_t lim = cv->limit / 2 >= ZP_CACHE_INIT ? cv->limit / 2 : 0;
+	uint32_t n = _ZP_LOAD(&cv->count);
+	if (n > lim) {
+		uint32_t out = n - lim;
+		for (uint32_t done = 0; done < out;) {
+			uint32_t m = out - done < pool->batch ? out - done : pool->batch;
+			_zp_store_give(pool, tc->thread->hint, v, cv->slots + done, m, tc->ctr);
+			done += m;
+		}
+		memmove(cv->slots, cv->slots + out, (size_t)lim * sizeof(zp_buf *));
+		_ZP_STORE(&cv->count, lim);
+	}
+	tc->cap_bytes -= (size_t)(cv->limit - lim) * _zp_store_class_size(pool, v);
+	cv->limit = lim;
+}
+
 /* Slow start: give a class ZP_CACHE_INIT slots on first use, then double
  * its capacity each time, as far as its own bound and the room left in the
- * cache's byte capacity allow.  A failed allocation leaves
+ * cache's byte capacity allow, taking room from the largest class when
+ * there is none left.  A failed allocation leaves
  * the capacity as it was (the caller then drains, which is always correct). */
 uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 {
@@ -275,13 +318,13 @@ uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 	if (pool->depth != ZP_CACHE_DEPTH_AUTO || lim >= max)
 		return lim;
 	size_t size = _zp_store_class_size(pool, k);
-	size_t room =
-	    pool->cfg.cache_bytes > tc->cap_bytes ? pool->cfg.cache_bytes - tc->cap_bytes : 0;
 	uint64_t want = lim ? 2 * (uint64_t)lim : ZP_CACHE_INIT;
 	if (want > max)
 		want = max;
-	if ((want - lim) * size > room)
-		want = lim + room / size;
+	if ((want - lim) * size > cache_room(tc))
+		steal(tc, k, want * size);
+	if ((want - lim) * size > cache_room(tc))
+		want = lim + cache_room(tc) / size;
 	if (want <= lim)
 		return lim;
 	if (want > tc->init) { /* past the slots in the cache's own block */
