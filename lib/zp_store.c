@@ -303,6 +303,9 @@ static unsigned budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t s
 		want = (uint64_t)fit * size;
 		if (fit == 0 || zp_atomic_cas_weak_relaxed(&sc->avail, &avail, avail - want))
 			break;
+		/* avail moved: start over for all n (a later success takes
+		 * n * size bytes, so it must admit n) */
+		fit = n;
 		want = (uint64_t)n * size;
 	}
 	return fit;
