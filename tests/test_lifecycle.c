@@ -67,6 +67,18 @@ struct idle_run {
 	pthread_barrier_t cached, destroyed, done, checked;
 };
 
+/* Set up the run's barriers for n threads, or (n == 0) tear them down. */
+static void idle_run_barriers(struct idle_run *r, unsigned n)
+{
+	pthread_barrier_t *b[] = {&r->cached, &r->destroyed, &r->done, &r->checked};
+	for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
+		if (n > 0)
+			pthread_barrier_init(b[i], NULL, n);
+		else
+			pthread_barrier_destroy(b[i]);
+	}
+}
+
 static void *idle_thread(void *arg)
 {
 	struct idle_run *r = arg;
@@ -84,10 +96,7 @@ static void test_destroy_with_idle_caches(void)
 	enum { N = 3 };
 	struct idle_run r;
 	r.a = make(8);
-	pthread_barrier_init(&r.cached, NULL, N + 1);
-	pthread_barrier_init(&r.destroyed, NULL, N + 1);
-	pthread_barrier_init(&r.done, NULL, N + 1);
-	pthread_barrier_init(&r.checked, NULL, N + 1);
+	idle_run_barriers(&r, N + 1);
 	pthread_t t[N];
 	for (int i = 0; i < N; i++)
 		REQUIRE(pthread_create(&t[i], NULL, idle_thread, &r) == 0);
@@ -112,10 +121,7 @@ static void test_destroy_with_idle_caches(void)
 	CHECK_EQ(st.threads, 0);
 	CHECK_EQ(st.outstanding, 0);
 	zp_pool_destroy(r.b);
-	pthread_barrier_destroy(&r.cached);
-	pthread_barrier_destroy(&r.destroyed);
-	pthread_barrier_destroy(&r.done);
-	pthread_barrier_destroy(&r.checked);
+	idle_run_barriers(&r, 0);
 }
 
 /* ---- adaptive caches (ZP_CACHE_DEPTH_AUTO, the default) ------------------ */
@@ -196,10 +202,7 @@ static void test_destroy_with_grown_caches(void)
 	enum { N = 3 };
 	struct idle_run r;
 	r.a = make_auto();
-	pthread_barrier_init(&r.cached, NULL, N + 1);
-	pthread_barrier_init(&r.destroyed, NULL, N + 1);
-	pthread_barrier_init(&r.done, NULL, N + 1);
-	pthread_barrier_init(&r.checked, NULL, N + 1);
+	idle_run_barriers(&r, N + 1);
 	pthread_t t[N];
 	for (int i = 0; i < N; i++)
 		REQUIRE(pthread_create(&t[i], NULL, grown_idle_thread, &r) == 0);
@@ -222,10 +225,7 @@ static void test_destroy_with_grown_caches(void)
 	CHECK_EQ(st.threads, 0);
 	CHECK_EQ(st.idle_buffers, N * GROWN);
 	zp_pool_destroy(r.b);
-	pthread_barrier_destroy(&r.cached);
-	pthread_barrier_destroy(&r.destroyed);
-	pthread_barrier_destroy(&r.done);
-	pthread_barrier_destroy(&r.checked);
+	idle_run_barriers(&r, 0);
 }
 
 static void test_pools_keep_separate_caches(void)
