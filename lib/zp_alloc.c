@@ -142,8 +142,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		/* Full and cannot grow: drain the coldest batch (the bottom),
 		 * keep the hot top. */
 		uint32_t k = _zp_tcache_transfer(pool, n);
-		_zp_store_give(pool, hint, cls, cc->slots, k, tc->ctr);
-		memmove(cc->slots, cc->slots + k, (n - k) * sizeof(zp_buf *));
+		_zp_tcache_drain(tc, cls, k);
 		n -= k;
 	}
 	cc->slots[n] = b;

@@ -113,22 +113,27 @@ static void free_cache(struct _zp_tcache *tc)
 	_zp_meta_free(tc);
 }
 
+void _zp_tcache_drain(struct _zp_tcache *tc, unsigned k, uint32_t n)
+{
+	zp_pool *pool = tc->pool;
+	struct _zp_cache_class *cc = &tc->pub.cls[k];
+	uint32_t count = _ZP_LOAD(&cc->count);
+	for (uint32_t done = 0; done < n;) {
+		uint32_t m = n - done < pool->batch ? n - done : pool->batch;
+		_zp_store_give(pool, tc->thread->hint, k, cc->slots + done, m, tc->ctr);
+		done += m;
+	}
+	memmove(cc->slots, cc->slots + n, (size_t)(count - n) * sizeof(zp_buf *));
+	_ZP_STORE(&cc->count, count - n);
+}
+
 /* Give a cache's buffers back to its pool's store (hottest last, so they
  * stay hot there) and free the cache. */
 static void retire_cache(struct _zp_tcache *tc)
 {
 	zp_pool *pool = tc->pool;
-	unsigned hint = tc->thread->hint;
-	for (unsigned k = 0; k < pool->classes; k++) {
-		struct _zp_cache_class *cc = &tc->pub.cls[k];
-		uint32_t count = _ZP_LOAD(&cc->count);
-		for (uint32_t done = 0; done < count;) {
-			uint32_t n = count - done < pool->batch ? count - done : pool->batch;
-			_zp_store_give(pool, hint, k, cc->slots + done, n, tc->ctr);
-			done += n;
-		}
-		_ZP_STORE(&cc->count, 0);
-	}
+	for (unsigned k = 0; k < pool->classes; k++)
+		_zp_tcache_drain(tc, k, _ZP_LOAD(&tc->pub.cls[k].count));
 	fold_counters(pool, tc);
 	unlink_cache(pool, tc);
 	if (pool->ops->thread_exit != NULL)
@@ -291,16 +296,8 @@ static void steal(struct _zp_tcache *tc, unsigned k, uint64_t wanted)
 	struct _zp_cache_class *cv = &tc->pub.cls[v];
 	uint32_t lim = cv->limit / 2 >= ZP_CACHE_INIT ? cv->limit / 2 : 0;
 	uint32_t n = _ZP_LOAD(&cv->count);
-	if (n > lim) {
-		uint32_t out = n - lim;
-		for (uint32_t done = 0; done < out;) {
-			uint32_t m = out - done < pool->batch ? out - done : pool->batch;
-			_zp_store_give(pool, tc->thread->hint, v, cv->slots + done, m, tc->ctr);
-			done += m;
-		}
-		memmove(cv->slots, cv->slots + out, (size_t)lim * sizeof(zp_buf *));
-		_ZP_STORE(&cv->count, lim);
-	}
+	if (n > lim)
+		_zp_tcache_drain(tc, v, n - lim);
 	tc->cap_bytes -= (size_t)(cv->limit - lim) * _zp_store_class_size(pool, v);
 	cv->limit = lim;
 }

@@ -81,6 +81,11 @@ uint32_t _zp_tcache_class_max(const zp_pool *pool, unsigned k);
  * returns its capacity, unchanged when it cannot grow. */
 uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k);
 
+/* Give the n coldest buffers of class k of tc (the bottom of its LIFO) to
+ * the store, at most pool->batch per transfer, and move the rest down.  On
+ * the cache's own thread (or, at its exit, the exiting thread). */
+void _zp_tcache_drain(struct _zp_tcache *tc, unsigned k, uint32_t n);
+
 /* Buffers one refill or drain of a class with capacity lim moves. */
 static inline uint32_t _zp_tcache_transfer(const zp_pool *pool, uint32_t lim)
 {
