@@ -17,6 +17,19 @@ static zp_pool *make(unsigned depth, unsigned max_per_class)
 	return p;
 }
 
+/* Get n buffers of len into b[] / put b[0..n) back, each checked. */
+static void get_n(zp_pool *p, zp_buf **b, int n, size_t len)
+{
+	for (int i = 0; i < n; i++)
+		REQUIRE((b[i] = zp_get(p, len)) != NULL);
+}
+
+static void put_n(zp_pool *p, zp_buf **b, int n)
+{
+	for (int i = 0; i < n; i++)
+		CHECK_EQ(zp_put(p, b[i]), 0);
+}
+
 static void test_get_put_basic(void)
 {
 	zp_pool *p = make(4, 32);
@@ -289,16 +302,13 @@ static void test_adaptive_cache(void)
 	zp_pool *p = zp_pool_create(&c);
 	REQUIRE(p != NULL);
 	zp_buf *b[20];
-	for (int i = 0; i < 20; i++)
-		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
-	for (int i = 0; i < 20; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	get_n(p, b, 20, 4096);
+	put_n(p, b, 20);
 	struct zp_stats st;
 	zp_stats(p, &st);
 	CHECK_EQ(st.cached_buffers, 8); /* grew 4 -> 8, then drained the rest */
 	CHECK_EQ(st.idle_buffers, 12);
-	for (int i = 0; i < 8; i++)
-		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
+	get_n(p, b, 8, 4096);
 	zp_stats(p, &st);
 	CHECK_EQ(st.cache_hits, 8);
 	CHECK_EQ(st.store_hits, 0);
@@ -306,14 +316,11 @@ static void test_adaptive_cache(void)
 	zp_stats(p, &st);
 	CHECK_EQ(st.store_hits, 1);
 	CHECK_EQ(st.refills, 1);
-	for (int i = 0; i < 9; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	put_n(p, b, 9);
 	/* 8 KiB: 4 buffers fit the half of cache_bytes a class may have, and
 	 * the 32 KiB left of the thread's capacity. */
-	for (int i = 0; i < 6; i++)
-		REQUIRE((b[i] = zp_get(p, 8192)) != NULL);
-	for (int i = 0; i < 6; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	get_n(p, b, 6, 8192);
+	put_n(p, b, 6);
 	zp_stats(p, &st);
 	CHECK_EQ(st.cached_buffers, 8 + 4);
 	/* The thread's capacity is spent: a new class takes it from the class
@@ -325,12 +332,10 @@ static void test_adaptive_cache(void)
 	zp_stats(p, &st);
 	CHECK_EQ(st.cached_buffers, 4 + 4 + 1);
 	CHECK_EQ(st.idle_buffers, idle + 4);
-	for (int i = 0; i < 4; i++) /* the 4 KiB class keeps its hottest four */
-		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
+	get_n(p, b, 4, 4096); /* the 4 KiB class keeps its hottest four */
 	zp_stats(p, &st);
 	CHECK_EQ(st.cache_hits, 8 + 4);
-	for (int i = 0; i < 4; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	put_n(p, b, 4);
 	/* A class whose buffers pass half of cache_bytes is never cached. */
 	REQUIRE((b[0] = zp_get(p, 65536)) != NULL);
 	CHECK_EQ(zp_put(p, b[0]), 0);
@@ -356,10 +361,8 @@ static void test_cache_refill_drain(void)
 	/* depth 4, batch 2: the 5th put drains the 2 coldest */
 	zp_pool *p = make(4, 32);
 	zp_buf *b[8];
-	for (int i = 0; i < 8; i++)
-		REQUIRE((b[i] = zp_get(p, 200)) != NULL);
-	for (int i = 0; i < 8; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	get_n(p, b, 8, 200);
+	put_n(p, b, 8);
 	struct zp_stats st;
 	zp_stats(p, &st);
 	CHECK_EQ(st.fresh, 8);
@@ -370,15 +373,13 @@ static void test_cache_refill_drain(void)
 	zp_buf *x = zp_get(p, 200);
 	CHECK(x == b[7]);
 	CHECK_EQ(zp_put(p, x), 0);
-	for (int i = 0; i < 8; i++)
-		REQUIRE((b[i] = zp_get(p, 200)) != NULL);
+	get_n(p, b, 8, 200);
 	zp_stats(p, &st);
 	CHECK_EQ(st.fresh, 8);
 	CHECK_EQ(st.cache_hits, 1 + 4 + 2); /* a refill of 2 serves one get from the cache */
 	CHECK_EQ(st.store_hits, 2);         /* two refills of 2 */
 	CHECK_EQ(st.refills, 2);
-	for (int i = 0; i < 8; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	put_n(p, b, 8);
 	zp_pool_destroy(p);
 }
 
@@ -386,23 +387,19 @@ static void test_backend_path(void)
 {
 	zp_pool *p = make(0, 8);
 	zp_buf *b[10];
-	for (int i = 0; i < 10; i++)
-		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
-	for (int i = 0; i < 10; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	get_n(p, b, 10, 4096);
+	put_n(p, b, 10);
 	struct zp_stats st;
 	zp_stats(p, &st);
 	CHECK_EQ(st.idle_buffers, 8);
 	CHECK_EQ(st.evictions, 2);
 	CHECK_EQ(st.live_buffers, 8);
 	CHECK_EQ(st.cache_hits, 0);
-	for (int i = 0; i < 8; i++)
-		REQUIRE((b[i] = zp_get(p, 4000)) != NULL);
+	get_n(p, b, 8, 4000);
 	zp_stats(p, &st);
 	CHECK_EQ(st.store_hits, 8);
 	CHECK_EQ(st.idle_buffers, 0);
-	for (int i = 0; i < 8; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	put_n(p, b, 8);
 	zp_pool_destroy(p);
 }
 
@@ -417,11 +414,9 @@ static void check_policy(zp_evict_policy pol)
 	zp_pool *p = zp_pool_create(&c);
 	REQUIRE(p != NULL);
 	zp_buf *b[3];
-	for (int i = 0; i < 3; i++)
-		REQUIRE((b[i] = zp_get(p, 100)) != NULL);
+	get_n(p, b, 3, 100);
 	unsigned char *data[3] = {b[0]->data, b[1]->data, b[2]->data};
-	for (int i = 0; i < 3; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	put_n(p, b, 3);
 	struct zp_stats st;
 	zp_stats(p, &st);
 	CHECK_EQ(st.evictions, 1);
@@ -487,10 +482,8 @@ static void test_idle_budget(void)
 	zp_pool *p = zp_pool_create(&c);
 	REQUIRE(p != NULL);
 	zp_buf *b[20];
-	for (int i = 0; i < 20; i++)
-		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
-	for (int i = 0; i < 20; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	get_n(p, b, 20, 4096);
+	put_n(p, b, 20);
 	struct zp_stats st;
 	zp_stats(p, &st);
 	CHECK_EQ(st.idle_buffers, 10);
@@ -611,10 +604,8 @@ static void test_idle_budget_threads(void)
 	 * other classes still hold some of it reserved */
 	zp_trim(p);
 	zp_buf *b[40];
-	for (int i = 0; i < 40; i++)
-		REQUIRE((b[i] = zp_get(p, 4096)) != NULL);
-	for (int i = 0; i < 40; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	get_n(p, b, 40, 4096);
+	put_n(p, b, 40);
 	REQUIRE(zp_stats(p, &st) == 0);
 	CHECK_EQ(st.idle_bytes, SB_BUDGET);
 	CHECK_EQ(st.idle_buffers, SB_BUDGET / 4096);
@@ -652,11 +643,9 @@ static void test_trim(void)
 {
 	zp_pool *p = make(4, 32);
 	zp_buf *b[12];
-	for (int i = 0; i < 12; i++)
-		REQUIRE((b[i] = zp_get(p, 1000)) != NULL);
+	get_n(p, b, 12, 1000);
 	size_t cap = b[0]->cap;
-	for (int i = 0; i < 12; i++)
-		CHECK_EQ(zp_put(p, b[i]), 0);
+	put_n(p, b, 12);
 	CHECK_EQ(zp_trim(p), 12 * cap);
 	struct zp_stats st;
 	zp_stats(p, &st);
