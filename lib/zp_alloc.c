@@ -73,14 +73,15 @@ static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 			if (n == 0)
 				goto fresh;
 			_ZP_ADD(pool, ctr, cls, refills, 1);
-			_ZP_ADD(pool, ctr, cls, refill_bufs, n - 1);
 			_ZP_ADD(pool, ctr, cls, store_hits, 1);
 			/* The class refills from the store: it is busier than its
 			 * capacity, so the next refill may bring more.  (Growing
 			 * copies the `count` buffers the class holds.) */
 			_ZP_STORE(&cc->count, n);
 			_zp_tcache_grow(tc, cls);
-		} /* else a cache hit of a zeroing pool: counted by the count */
+		} else {
+			_ZP_COUNT(&cc->hits); /* a cache hit the inline path left */
+		}
 		_ZP_STORE(&cc->count, n - 1);
 		return hand_out(pool, cc->slots[n - 1], len);
 	}
@@ -108,7 +109,7 @@ static int put_check(zp_pool *pool, zp_buf *b)
 	if (owner == pool->tag)
 		return 1;
 	if (owner == (pool->tag | _ZP_OWNER_OVERSIZE)) {
-		zp_atomic_add_relaxed(&pool->oversize_puts, 1);
+		zp_atomic_add_release(&pool->oversize_puts, 1);
 		_zp_store_buf_free(pool, b);
 		return 0;
 	}
@@ -126,12 +127,12 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 	b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
 	_zp_instrument_put(b);
 	if (tc == NULL) {
-		zp_atomic_add_relaxed(&pool->totals[cls].puts, 1);
+		zp_atomic_add_release(&pool->totals[cls].puts, 1);
 		_zp_store_give(pool, hint, cls, &b, 1, NULL);
 		return 0;
 	}
 	struct _zp_cache_class *cc = &tc->pub.cls[cls];
-	_ZP_COUNT(&cc->puts);
+	_ZP_COUNT_RELEASE(&cc->puts);
 	if (cc->limit == 0 && _zp_tcache_grow(tc, cls) == 0) {
 		/* no cache, or a class too large (or the cache too full) to cache */
 		_zp_store_give(pool, hint, cls, &b, 1, tc->ctr);

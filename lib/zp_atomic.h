@@ -26,6 +26,7 @@
 
 /* Read-modify-write; each returns the value before the operation. */
 #define zp_atomic_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
+#define zp_atomic_add_release(p, v) atomic_fetch_add_explicit((p), (v), memory_order_release)
 #define zp_atomic_sub_relaxed(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
 #define zp_atomic_sub_release(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_release)
 

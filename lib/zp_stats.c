@@ -2,13 +2,20 @@
  * zp_stats.c - summing per-thread counters into zp_stats.
  *
  * Counters of live caches are read under _zp_tcache_lock (so no cache is
- * freed meanwhile) with relaxed loads, matching the owners' relaxed
- * stores; counters of caches that are gone were folded into pool->totals.
- * Cache hits are derived from each cache's flows (zp_store.h): exact
- * when the pool is quiescent, off by at most a cache's depth while its
- * owner runs.
+ * freed meanwhile); counters of caches that are gone were folded into
+ * pool->totals under the same lock.  Every counter has one writer (or is
+ * an RMW), so each sum is at least every value its terms had before the
+ * call.
+ *
+ * gets - puts must never go below zero while other threads run.  A
+ * buffer's get happens before its put (on one thread, or through the
+ * hand-off that passed the buffer), put counters are stored with release,
+ * and a class's puts are all loaded (acquire) before any of its gets: so
+ * for every put counted here its get is counted too.  Oversize buffers
+ * follow the same order.
+ *
  * Gauges that would need another thread's private state (the number of
- * buffers in its cache) are derived from counters instead:
+ * buffers in its cache) are derived instead, clamped at zero:
  *   cached = live - idle - (pooled gets - pooled puts).
  * The store's gauges are per class (zp_store.h, struct _zp_store_class):
  * idle bytes are the backend's count times the class size, live bytes
@@ -22,9 +29,18 @@
 /* Sums of one class's counters, indexed like struct _zp_class_counters. */
 #define SUM(v, field) (v)[offsetof(struct _zp_class_counters, field) / sizeof(uint64_t)]
 
+static uint64_t class_puts(zp_pool *pool, unsigned k)
+{
+	uint64_t puts = zp_atomic_load_acquire(&pool->totals[k].puts);
+	for (const struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next)
+		puts += __atomic_load_n(&tc->pub.cls[k].puts, __ATOMIC_ACQUIRE);
+	return puts;
+}
+
 static void sum_class(zp_pool *pool, unsigned k, struct zp_class_stats *o, uint64_t *refills,
 		      uint64_t *drains)
 {
+	o->puts = class_puts(pool, k); /* first: see the comment at the top */
 	uint64_t v[_ZP_NCOUNTERS];
 	_Atomic uint64_t *t = (_Atomic uint64_t *)&pool->totals[k];
 	for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
@@ -33,15 +49,13 @@ static void sum_class(zp_pool *pool, unsigned k, struct zp_class_stats *o, uint6
 		_Atomic uint64_t *from = (_Atomic uint64_t *)&tc->ctr[k];
 		for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
 			v[i] += zp_atomic_load_relaxed(&from[i]);
-		SUM(v, hits) += _zp_tcache_hits(tc, k);
-		SUM(v, puts) += _ZP_LOAD(&tc->pub.cls[k].puts);
+		SUM(v, hits) += _ZP_LOAD(&tc->pub.cls[k].hits);
 	}
 	o->size = pool->class_size[k];
 	o->cache_hits = SUM(v, hits);
 	o->store_hits = SUM(v, store_hits);
 	o->fresh = SUM(v, fresh);
 	o->gets = o->cache_hits + o->store_hits + o->fresh;
-	o->puts = SUM(v, puts);
 	o->evictions = SUM(v, evictions);
 	o->discards = SUM(v, discards);
 	o->idle_buffers = pool->ops->count(pool->store, k);
@@ -76,8 +90,8 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	out->threads = pool->ncaches;
 	pthread_mutex_unlock(&_zp_tcache_lock);
 
+	uint64_t ovp = zp_atomic_load_acquire(&pool->oversize_puts);
 	uint64_t ovg = zp_atomic_load_relaxed(&pool->oversize_gets);
-	uint64_t ovp = zp_atomic_load_relaxed(&pool->oversize_puts);
 	uint64_t pooled_out = out->gets - out->puts;
 	out->oversize = ovg;
 	out->gets += ovg;

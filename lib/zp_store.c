@@ -371,7 +371,6 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 	for (unsigned i = fit; i < n; i++)
 		_zp_store_buf_free(pool, in[i]);
 	_ZP_ADD(pool, ctr, cls, drains, 1);
-	_ZP_ADD(pool, ctr, cls, drain_bufs, n);
 	if (nv)
 		_ZP_ADD(pool, ctr, cls, evictions, nv);
 	if (fit < n)

@@ -25,19 +25,14 @@
  * load and store) and per pool (folded totals of caches that are gone, and
  * operations made without a cache: relaxed RMW, off the hot path).
  *
- * Cache hits are not counted on the hot path: they are derived from what
- * entered and left the cache,
- *   hits = puts + refill_bufs - drain_bufs - trim_bufs - count
- * (a put with cache depth 0 counts as a put and a one-buffer drain),
- * where puts lives in the public _zp_cache_class (its field here is used
- * only in pool totals, like hits). */
+ * A cache's hits and puts live in the public _zp_cache_class, where the
+ * inline path counts them; the fields here are used only in pool totals.
+ * Puts are counted with release and read before gets (zp_stats.c). */
 struct _zp_class_counters {
 	_Atomic uint64_t hits, puts;
 	_Atomic uint64_t store_hits, fresh;
-	_Atomic uint64_t refills, refill_bufs; /* transfers, and buffers left in the cache */
-	_Atomic uint64_t drains, drain_bufs;
+	_Atomic uint64_t refills, drains; /* batch transfers */
 	_Atomic uint64_t evictions, discards;
-	_Atomic uint64_t trim_bufs;
 };
 
 /* Folding and summing walk the counters as an array of words. */

@@ -62,16 +62,6 @@ unsigned _zp_tcache_hint(void)
 
 /* ---- counters ---------------------------------------------------------- */
 
-/* Cache hits of one class of one cache, derived (see zp_store.h). */
-uint64_t _zp_tcache_hits(const struct _zp_tcache *tc, unsigned k)
-{
-	const struct _zp_class_counters *c = &tc->ctr[k];
-	const struct _zp_cache_class *cc = &tc->pub.cls[k];
-	return _ZP_LOAD(&cc->puts) + zp_atomic_load_relaxed(&c->refill_bufs) -
-	       zp_atomic_load_relaxed(&c->drain_bufs) - zp_atomic_load_relaxed(&c->trim_bufs) -
-	       _ZP_LOAD(&cc->count);
-}
-
 /* Fold a cache's counters into the pool's totals (under _zp_tcache_lock,
  * when the cache goes away). */
 static void fold_counters(zp_pool *pool, const struct _zp_tcache *tc)
@@ -81,7 +71,7 @@ static void fold_counters(zp_pool *pool, const struct _zp_tcache *tc)
 		_Atomic uint64_t *from = (_Atomic uint64_t *)&tc->ctr[k];
 		for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
 			zp_atomic_add_relaxed(&to[i], zp_atomic_load_relaxed(&from[i]));
-		zp_atomic_add_relaxed(&pool->totals[k].hits, _zp_tcache_hits(tc, k));
+		zp_atomic_add_relaxed(&pool->totals[k].hits, _ZP_LOAD(&tc->pub.cls[k].hits));
 		zp_atomic_add_relaxed(&pool->totals[k].puts, _ZP_LOAD(&tc->pub.cls[k].puts));
 	}
 }
@@ -354,7 +344,6 @@ size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs)
 			_zp_store_buf_free(pool, cc->slots[i]);
 		}
 		*nbufs += count;
-		_ZP_ADD(pool, _zp_tcache_of(c)->ctr, cls, trim_bufs, count);
 		_ZP_STORE(&cc->count, 0);
 	}
 	return freed;

@@ -108,9 +108,6 @@ void _zp_tcache_detach_all(zp_pool *pool);
  * adds their number to *nbufs and returns their bytes. */
 size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs);
 
-/* Derived cache hits of class k of a live cache (under _zp_tcache_lock). */
-uint64_t _zp_tcache_hits(const struct _zp_tcache *tc, unsigned k);
-
 /* The calling thread's small id (shard hint). */
 unsigned _zp_tcache_hint(void);
 

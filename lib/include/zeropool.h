@@ -227,8 +227,12 @@ ZP_EXPORT const char *zp_default_backend(void);
 /* ------------------------------------------------------------------------ */
 
 /* Counters are monotonic since creation; gauges are a snapshot.  Per-thread
- * counters are summed on read: exact when the pool is quiescent, otherwise
- * each counter is at least every value it had before the call. */
+ * counters are summed on read: exact when the pool is quiescent.  While
+ * other threads run, each counter is at least every value it had before the
+ * call (a value the caller learned from another thread included), gauges
+ * never go below zero, and outstanding counts every buffer held throughout
+ * the call but may also count buffers got and put during it (puts are read
+ * before gets, so gets - puts cannot wrap). */
 struct zp_stats {
 	uint64_t gets;           /* zp_get calls that returned a buffer */
 	uint64_t puts;           /* zp_put calls that succeeded */
@@ -325,12 +329,16 @@ ZP_EXPORT zp_cache *zp_thread_cache(zp_pool *pool);
 #define _ZP_CLASS_OVERSIZE UINT32_MAX
 
 struct _zp_cache_class {
-	uint32_t count;     /* buffers in slots[0..count); relaxed atomic accesses
-			     * (zp_stats reads it from other threads) */
-	uint32_t limit;     /* capacity: slots has `limit` entries */
-	zp_buf **slots;     /* LIFO: slots[count-1] is hottest */
-	uint64_t puts;      /* written by the owning thread only (relaxed) */
-	uint64_t _reserved; /* 32 bytes a class: the inline path indexes with a shift */
+	uint32_t count; /* buffers in slots[0..count); relaxed atomic accesses
+			 * (zp_stats reads it from other threads) */
+	uint32_t limit; /* capacity: slots has `limit` entries */
+	zp_buf **slots; /* LIFO: slots[count-1] is hottest */
+	/* Counters written by the owning thread only (a load and a store).
+	 * A put's counter is stored with release, and zp_stats reads a
+	 * class's puts before its gets: every put it counts has its get
+	 * counted too, so gets - puts never goes below zero. */
+	uint64_t hits; /* gets served from slots (relaxed) */
+	uint64_t puts; /* puts into this cache (release) */
 };
 
 struct zp_cache {
@@ -360,8 +368,11 @@ ZP_EXPORT void _zp_instrument_put(zp_buf *b);
 
 #define _ZP_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define _ZP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-/* Single-writer counter: a relaxed load and store, no read-modify-write. */
+/* Single-writer counters: a load and a store, no read-modify-write; the
+ * release form orders what the thread did before (its gets, and gets of
+ * other threads it synchronized with) before the new value. */
 #define _ZP_COUNT(p) _ZP_STORE((p), _ZP_LOAD(p) + 1)
+#define _ZP_COUNT_RELEASE(p) __atomic_store_n((p), _ZP_LOAD(p) + 1, __ATOMIC_RELEASE)
 
 /* The size class of len: classes are min_size, then 2^s per doubling.
  * With y = max(len, min_size) - 1 and k = floor(log2 y), the class is
@@ -385,6 +396,7 @@ static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 		if (ZP_LIKELY(n != 0)) {
 			zp_buf *b = cc->slots[--n];
 			_ZP_STORE(&cc->count, n);
+			_ZP_COUNT(&cc->hits);
 			b->_zp_owner = c->tag;
 			*(size_t *)&b->len = len;
 			_zp_instrument_get(b);
@@ -404,7 +416,7 @@ static inline int zp_cache_put(zp_cache *c, zp_buf *b)
 			_zp_instrument_put(b);
 			cc->slots[n] = b;
 			_ZP_STORE(&cc->count, n + 1);
-			_ZP_COUNT(&cc->puts);
+			_ZP_COUNT_RELEASE(&cc->puts);
 			return 0;
 		}
 	}
