@@ -66,7 +66,7 @@ static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 	/* A class without capacity yet gets some on first use. */
 	if (tc != NULL && (tc->pub.cls[cls].limit > 0 || _zp_tcache_grow(tc, cls) > 0)) {
 		struct _zp_cache_class *cc = &tc->pub.cls[cls];
-		uint32_t n = _ZP_LOAD(&cc->count);
+		uint32_t n = cc->count;
 		if (n == 0) {
 			n = _zp_store_take(pool, hint, cls, cc->slots,
 					   _zp_tcache_transfer(pool, cc->limit));
@@ -77,12 +77,12 @@ static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 			/* The class refills from the store: it is busier than its
 			 * capacity, so the next refill may bring more.  (Growing
 			 * copies the `count` buffers the class holds.) */
-			_ZP_STORE(&cc->count, n);
+			cc->count = n;
 			_zp_tcache_grow(tc, cls);
 		} else {
 			_ZP_COUNT(&cc->hits); /* a cache hit the inline path left */
 		}
-		_ZP_STORE(&cc->count, n - 1);
+		cc->count = n - 1;
 		return hand_out(pool, cc->slots[n - 1], len);
 	}
 	if (_zp_store_take(pool, hint, cls, &b, 1) == 1) {
@@ -138,7 +138,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		_zp_store_give(pool, hint, cls, &b, 1, tc->ctr);
 		return 0;
 	}
-	uint32_t n = _ZP_LOAD(&cc->count);
+	uint32_t n = cc->count;
 	if (n >= cc->limit && _zp_tcache_grow(tc, cls) == n) {
 		/* Full and cannot grow: drain the coldest batch (the bottom),
 		 * keep the hot top. */
@@ -147,7 +147,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		n -= k;
 	}
 	cc->slots[n] = b;
-	_ZP_STORE(&cc->count, n + 1);
+	cc->count = n + 1;
 	return 0;
 }
 

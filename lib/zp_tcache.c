@@ -107,14 +107,14 @@ void _zp_tcache_drain(struct _zp_tcache *tc, unsigned k, uint32_t n)
 {
 	zp_pool *pool = tc->pool;
 	struct _zp_cache_class *cc = &tc->pub.cls[k];
-	uint32_t count = _ZP_LOAD(&cc->count);
+	uint32_t count = cc->count;
 	for (uint32_t done = 0; done < n;) {
 		uint32_t m = n - done < pool->batch ? n - done : pool->batch;
 		_zp_store_give(pool, tc->thread->hint, k, cc->slots + done, m, tc->ctr);
 		done += m;
 	}
 	memmove(cc->slots, cc->slots + n, (size_t)(count - n) * sizeof(zp_buf *));
-	_ZP_STORE(&cc->count, count - n);
+	cc->count = count - n;
 }
 
 /* Give a cache's buffers back to its pool's store (hottest last, so they
@@ -123,7 +123,7 @@ static void retire_cache(struct _zp_tcache *tc)
 {
 	zp_pool *pool = tc->pool;
 	for (unsigned k = 0; k < pool->classes; k++)
-		_zp_tcache_drain(tc, k, _ZP_LOAD(&tc->pub.cls[k].count));
+		_zp_tcache_drain(tc, k, tc->pub.cls[k].count);
 	fold_counters(pool, tc);
 	unlink_cache(pool, tc);
 	if (pool->ops->thread_exit != NULL)
@@ -285,7 +285,7 @@ static void steal(struct _zp_tcache *tc, unsigned k, uint64_t wanted)
 		return;
 	struct _zp_cache_class *cv = &tc->pub.cls[v];
 	uint32_t lim = cv->limit / 2 >= ZP_CACHE_INIT ? cv->limit / 2 : 0;
-	uint32_t n = _ZP_LOAD(&cv->count);
+	uint32_t n = cv->count;
 	if (n > lim)
 		_zp_tcache_drain(tc, v, n - lim);
 	tc->cap_bytes -= (size_t)(cv->limit - lim) * _zp_store_class_size(pool, v);
@@ -318,7 +318,7 @@ uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 		zp_buf **s = _zp_meta_alloc((size_t)want * sizeof(zp_buf *));
 		if (s == NULL)
 			return lim;
-		memcpy(s, cc->slots, (size_t)_ZP_LOAD(&cc->count) * sizeof(zp_buf *));
+		memcpy(s, cc->slots, (size_t)cc->count * sizeof(zp_buf *));
 		if (!slots_inline(tc, k))
 			_zp_meta_free(cc->slots);
 		cc->slots = s;
@@ -338,13 +338,13 @@ size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs)
 	size_t freed = 0;
 	for (unsigned cls = 0; cls < pool->classes; cls++) {
 		struct _zp_cache_class *cc = &c->cls[cls];
-		uint32_t count = _ZP_LOAD(&cc->count);
+		uint32_t count = cc->count;
 		for (uint32_t i = 0; i < count; i++) {
 			freed += cc->slots[i]->cap;
 			_zp_store_buf_free(pool, cc->slots[i]);
 		}
 		*nbufs += count;
-		_ZP_STORE(&cc->count, 0);
+		cc->count = 0;
 	}
 	return freed;
 }
