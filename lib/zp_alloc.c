@@ -177,13 +177,17 @@ zp_cache *zp_thread_cache(zp_pool *pool)
 
 /* ---- zp_get and zp_put ------------------------------------------------------ */
 
-/* First use of a pool on this thread (or no cache possible), and NULL. */
+/* First use of a pool on this thread (or no cache possible), and NULL.
+ * A call that needs no cache (oversize: served or refused; a refused put)
+ * does not attach one: a refused call changes nothing. */
 static __attribute__((noinline)) zp_buf *get_first(zp_pool *pool, size_t len)
 {
 	if (pool == NULL) {
 		errno = EINVAL;
 		return NULL;
 	}
+	if (len > pool->cfg.max_size)
+		return get_oversize(pool, len);
 	int saved = errno; /* running uncached is not an error */
 	zp_cache *c = _zp_tcache_attach(pool);
 	errno = saved;
@@ -196,6 +200,9 @@ static __attribute__((noinline)) int put_first(zp_pool *pool, zp_buf *b)
 		errno = EINVAL;
 		return -1;
 	}
+	int rc = put_check(pool, b);
+	if (rc <= 0)
+		return rc; /* refused, or an oversize buffer (freed) */
 	int saved = errno;
 	zp_cache *c = _zp_tcache_attach(pool);
 	errno = saved;

@@ -124,6 +124,40 @@ static void test_bad_puts(void)
 	zp_pool_destroy(r);
 }
 
+/* Refused calls change nothing, not even by attaching a thread cache
+ * (issue 12: each of these attached one, threads 0 -> 1). */
+static void test_refused_calls_attach_nothing(void)
+{
+	zp_pool *a = make(4, 32), *b = make(4, 32);
+	zp_buf *x = zp_get(a, 128);
+	REQUIRE(x != NULL);
+	/* this thread never used b */
+	CHECK_ERR(zp_put(b, x), EINVAL);
+	CHECK_ERR(zp_put(b, NULL), EINVAL);
+	CHECK_ERR(zp_get(b, SIZE_MAX), ENOMEM);
+	struct zp_stats st;
+	CHECK_EQ(zp_stats(b, &st), 0);
+	CHECK_EQ(st.threads, 0);
+	CHECK_EQ(st.gets, 0);
+	CHECK_EQ(st.puts, 0);
+	/* an oversize get and put need no cache either */
+	zp_buf *o = zp_get(b, ((size_t)1 << 30) + 1);
+	REQUIRE(o != NULL);
+	CHECK_EQ(zp_put(b, o), 0);
+	CHECK_EQ(zp_stats(b, &st), 0);
+	CHECK_EQ(st.threads, 0);
+	CHECK_EQ(st.oversize, 1);
+	/* a pooled put on a thread without a cache attaches one */
+	CHECK_EQ(zp_put(a, x), 0);
+	zp_buf *y = zp_get(b, 128);
+	REQUIRE(y != NULL);
+	CHECK_EQ(zp_put(b, y), 0);
+	CHECK_EQ(zp_stats(b, &st), 0);
+	CHECK_EQ(st.threads, 1);
+	zp_pool_destroy(a);
+	zp_pool_destroy(b);
+}
+
 static void test_oversize(void)
 {
 	zp_config c = zp_test_config();
@@ -774,6 +808,7 @@ int main(int argc, char **argv)
 	    {"alignment_and_sizes", test_alignment_and_sizes},
 	    {"len_zero", test_len_zero},
 	    {"bad_puts", test_bad_puts},
+	    {"refused_calls_attach_nothing", test_refused_calls_attach_nothing},
 	    {"oversize", test_oversize},
 	    {"huge_lengths", test_huge_lengths},
 	    {"classes", test_classes},
