@@ -3,7 +3,8 @@
  *
  * Runs the inline handle loop (zp_cache_get + zp_cache_put of one 4 KiB
  * buffer) as shipped, and a copy of it without the ownership tag (no tag
- * stores, no tag compare), interleaved 11 times; prints the medians and the
+ * stores, no tag compare: neither the double-put nor the copied-descriptor
+ * check), interleaved 11 times; prints the medians and the
  * median of the paired differences.  docs/design.md quotes it.
  * Usage: zp_check_cost [PAIRS]   (default 20,000,000 per run)
  */
@@ -15,14 +16,16 @@
 static inline zp_buf *get_nochk(zp_cache *c, size_t len)
 {
 	if (ZP_LIKELY(len < c->fast_limit)) {
-		size_t y = (len > c->min_size ? len : c->min_size) - 1;
+		size_t y = (len - 1) | 1;
 		size_t k = (size_t)(63 ^ __builtin_clzll((unsigned long long)y));
 		struct _zp_cache_class *cc =
 		    &c->cls[c->class_add[k] + (int64_t)(y >> c->class_shift[k])];
-		uint32_t n = _ZP_LOAD(&cc->count);
+		_ZP_OPAQUE(cc);
+		uint32_t n = cc->count;
 		if (ZP_LIKELY(n != 0)) {
 			zp_buf *b = cc->slots[--n];
-			_ZP_STORE(&cc->count, n);
+			cc->count = n;
+			_ZP_COUNT(&cc->hits);
 			*(size_t *)&b->len = len;
 			return b;
 		}
@@ -33,11 +36,12 @@ static inline int put_nochk(zp_cache *c, zp_buf *b)
 {
 	if (ZP_LIKELY(b != NULL)) {
 		struct _zp_cache_class *cc = &c->cls[b->_zp_class];
-		uint32_t n = _ZP_LOAD(&cc->count);
+		_ZP_OPAQUE(cc);
+		uint32_t n = cc->count;
 		if (ZP_LIKELY(n < cc->limit)) {
 			cc->slots[n] = b;
-			_ZP_STORE(&cc->count, n + 1);
-			_ZP_COUNT(&cc->puts);
+			cc->count = n + 1;
+			_ZP_COUNT_RELEASE(&cc->puts);
 			return 0;
 		}
 	}

@@ -35,7 +35,7 @@ void _zp_instrument_put(zp_buf *b)
 static zp_buf *hand_out(zp_pool *pool, zp_buf *b, size_t len)
 {
 	_zp_instrument_get(b);
-	b->_zp_owner = pool->tag;
+	b->_zp_owner = _ZP_OWNED(pool->tag, b);
 	*(size_t *)&b->len = len;
 	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
 		memset(b->data, 0, len);
@@ -48,7 +48,7 @@ static zp_buf *get_oversize(zp_pool *pool, size_t len)
 	if (b == NULL)
 		return NULL;
 	zp_atomic_add_relaxed(&pool->oversize_gets, 1);
-	b->_zp_owner = pool->tag | _ZP_OWNER_OVERSIZE;
+	b->_zp_owner = _ZP_OWNED(pool->tag, b) | _ZP_OWNER_OVERSIZE;
 	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
 		memset(b->data, 0, len);
 	return b;
@@ -105,15 +105,15 @@ static int put_check(zp_pool *pool, zp_buf *b)
 		errno = EINVAL;
 		return -1;
 	}
-	uintptr_t owner = b->_zp_owner;
-	if (owner == pool->tag)
+	uintptr_t owner = b->_zp_owner, mine = _ZP_OWNED(pool->tag, b);
+	if (owner == mine)
 		return 1;
-	if (owner == (pool->tag | _ZP_OWNER_OVERSIZE)) {
+	if (owner == (mine | _ZP_OWNER_OVERSIZE)) {
 		zp_atomic_add_release(&pool->oversize_puts, 1);
 		_zp_store_buf_free(pool, b);
 		return 0;
 	}
-	errno = owner == (pool->tag | _ZP_OWNER_IDLE) ? EALREADY : EINVAL;
+	errno = owner == (mine | _ZP_OWNER_IDLE) ? EALREADY : EINVAL;
 	return -1;
 }
 
@@ -124,7 +124,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 	if (rc <= 0)
 		return rc;
 	unsigned cls = b->_zp_class, hint = _zp_tcache_hint();
-	b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
+	b->_zp_owner = _ZP_OWNED(pool->tag, b) | _ZP_OWNER_IDLE;
 	_zp_instrument_put(b);
 	if (tc == NULL) {
 		zp_atomic_add_release(&pool->totals[cls].puts, 1);

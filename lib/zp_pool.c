@@ -44,7 +44,7 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 	zp_pool *pool = _zp_meta_alloc(sizeof *pool);
 	if (pool == NULL)
 		return NULL;
-	pool->tag = (uintptr_t)pool;
+	pool->tag = (uintptr_t)pool; /* 64-byte aligned: see _ZP_OWNED */
 	pool->cfg = *cfg;
 	pool->cfg.backend = ops->name;
 	pool->ops = ops;
@@ -94,7 +94,7 @@ long zp_preallocate(zp_pool *pool, size_t count, size_t size)
 		zp_buf *b = _zp_store_buf_new(pool, cls, 0);
 		if (b == NULL)
 			return -1;
-		b->_zp_owner = pool->tag | _ZP_OWNER_IDLE;
+		b->_zp_owner = _ZP_OWNED(pool->tag, b) | _ZP_OWNER_IDLE;
 		_zp_poison(b->data, b->cap);
 		/* A concurrent give may have filled the store meanwhile: then
 		 * something was freed (b, or an older buffer), and we stop. */

@@ -20,6 +20,8 @@
 struct _zp_desc {
 	zp_buf b;
 } ZP_ALIGNED_CL;
+_Static_assert(_Alignof(struct _zp_desc) > (_ZP_OWNER_IDLE | _ZP_OWNER_OVERSIZE),
+	       "_ZP_OWNED leaves the low bits of the owner word for the states");
 
 struct _zp_slab {
 	struct _zp_slab *next;

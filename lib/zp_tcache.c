@@ -224,11 +224,13 @@ zp_cache *_zp_tcache_attach(zp_pool *pool)
 	c->tag = pool->tag;
 	/* Zeroing pools take the slow path for every get: it zeroes. */
 	c->fast_limit = (pool->cfg.flags & ZP_F_ZERO_ON_GET) ? 0 : pool->cfg.max_size + 1;
-	c->min_size = pool->cfg.min_size;
 	uint32_t sh = pool->spacing_shift;
-	for (unsigned i = sh; i < 64; i++) {
-		c->class_add[i] = (int64_t)(i << sh) - (int64_t)pool->class_base;
-		c->class_shift[i] = (uint8_t)(i - sh);
+	unsigned m = (unsigned)__builtin_ctzll(pool->cfg.min_size);
+	for (unsigned i = 0; i < 64; i++) { /* see struct zp_cache */
+		bool small = i < m || i == 63;
+		c->class_add[i] =
+		    small ? -(int64_t)(i == 63) : (int64_t)(i << sh) - (int64_t)pool->class_base;
+		c->class_shift[i] = (uint8_t)(small ? 63 : i - sh);
 	}
 	/* A fixed cache has its capacity from the start; an adaptive one gives
 	 * a class capacity when it is first used (_zp_tcache_grow), so that

@@ -158,6 +158,35 @@ static void test_refused_calls_attach_nothing(void)
 	zp_pool_destroy(b);
 }
 
+/* A by-value copy of a held descriptor is refused (issue 12: it was
+ * accepted, the buffer reached two holders, and ASan later caught the pool
+ * handing out the freed copy).  Cached, uncached, and oversize. */
+static void test_copied_descriptor_refused(void)
+{
+	unsigned depths[] = {4, 0, ZP_CACHE_DEPTH_AUTO};
+	for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++) {
+		zp_pool *p = make(depths[i], 32);
+		size_t lens[] = {100, ((size_t)1 << 30) + 1};
+		for (size_t j = 0; j < 2; j++) {
+			zp_buf *b = zp_get(p, lens[j]);
+			REQUIRE(b != NULL);
+			zp_buf *copy = malloc(sizeof *copy);
+			REQUIRE(copy != NULL);
+			memcpy(copy, b, sizeof *copy);
+			CHECK_ERR(zp_put(p, copy), EINVAL);
+			CHECK_EQ(zp_put(p, b), 0);
+			CHECK_ERR(zp_put(p, copy), EINVAL); /* and after the real put */
+			free(copy);
+		}
+		struct zp_stats st;
+		CHECK_EQ(zp_stats(p, &st), 0);
+		CHECK_EQ(st.gets, 2);
+		CHECK_EQ(st.puts, 2);
+		CHECK_EQ(st.outstanding, 0);
+		zp_pool_destroy(p);
+	}
+}
+
 static void test_oversize(void)
 {
 	zp_config c = zp_test_config();
@@ -809,6 +838,7 @@ int main(int argc, char **argv)
 	    {"len_zero", test_len_zero},
 	    {"bad_puts", test_bad_puts},
 	    {"refused_calls_attach_nothing", test_refused_calls_attach_nothing},
+	    {"copied_descriptor_refused", test_copied_descriptor_refused},
 	    {"oversize", test_oversize},
 	    {"huge_lengths", test_huge_lengths},
 	    {"classes", test_classes},

@@ -12,7 +12,8 @@
  *
  * Errors: every function that can fail returns NULL or -1 and sets errno.
  *   EINVAL  a NULL pool, a bad configuration, a buffer that is not held from
- *           this pool (foreign, oversize of another pool, never handed out)
+ *           this pool (foreign, oversize of another pool, never handed out,
+ *           a by-value copy of a descriptor)
  *   EALREADY zp_put() of a buffer that is already back in the pool
  *   ENOMEM  memory could not be had from the operating system
  *   ENOENT  zp_pool_create(): unknown backend name
@@ -194,9 +195,11 @@ ZP_EXPORT void zp_pool_destroy(zp_pool *pool);
 ZP_EXPORT zp_buf *zp_get(zp_pool *pool, size_t len);
 
 /* Return a buffer to the pool it came from.  Returns 0, or -1 with errno
- * EINVAL (NULL pool or buffer, a buffer of another pool, never handed out)
- * or EALREADY (already put back); a refused put changes nothing.  The caller
- * must not touch the buffer afterwards. */
+ * EINVAL (NULL pool or buffer, a buffer of another pool, never handed out,
+ * or a copy of a descriptor: only the zp_buf that zp_get returned, at its
+ * own address, is accepted) or EALREADY (already put back); a refused put
+ * changes nothing.  The caller must not touch the buffer afterwards.
+ * Not caught: two threads putting the same buffer at the same moment. */
 ZP_EXPORT int zp_put(zp_pool *pool, zp_buf *buf);
 
 /* Allocate `count` buffers of the class of `size` and place them in the
@@ -324,8 +327,13 @@ ZP_EXPORT zp_cache *zp_thread_cache(zp_pool *pool);
 
 /* ---- internals the inline path needs: not part of the API, may change -- */
 
-#define _ZP_OWNER_IDLE ((uintptr_t)1)     /* tag|1: in a cache or the store */
-#define _ZP_OWNER_OVERSIZE ((uintptr_t)2) /* tag|2: held, oversize */
+/* A buffer's owner word: the pool's tag XOR the descriptor's own address,
+ * so that a by-value copy of a descriptor (at another address) is not taken
+ * for the buffer.  Tags and descriptors are 64-byte aligned, which leaves
+ * the low bits for the states. */
+#define _ZP_OWNED(tag, b) ((tag) ^ (uintptr_t)(b))
+#define _ZP_OWNER_IDLE ((uintptr_t)1)     /* owned|1: in a cache or the store */
+#define _ZP_OWNER_OVERSIZE ((uintptr_t)2) /* owned|2: held, oversize */
 #define _ZP_CLASS_OVERSIZE UINT32_MAX
 
 struct _zp_cache_class {
@@ -341,13 +349,15 @@ struct _zp_cache_class {
 };
 
 struct zp_cache {
-	uintptr_t tag;     /* owner tag of held buffers: the pool's address */
+	uintptr_t tag;     /* the pool's tag (its address), see _ZP_OWNED */
 	size_t fast_limit; /* gets with len < fast_limit are served inline:
 			    * max_size + 1, or 0 to send all to the slow path */
-	size_t min_size;
-	/* _zp_class_index as tables over k = floor(log2 y) */
-	int64_t class_add[64];   /* (k << s) - base */
-	uint8_t class_shift[64]; /* k - s */
+	/* _zp_class_index as tables over k = floor(log2 y), y = (len - 1) | 1:
+	 * for k >= log2(min_size), (k << s) - base and k - s; below, every
+	 * length is min_size's class 0 (add 0, shift 63), and k = 63 is len 0
+	 * (add -1, shift 63: y >> 63 is 1).  No clamp to min_size needed. */
+	int64_t class_add[64];
+	uint8_t class_shift[64];
 	struct _zp_cache_class cls[];
 };
 
@@ -391,7 +401,7 @@ static inline unsigned _zp_class_index(size_t len, size_t min_size, uint32_t s, 
 static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 {
 	if (ZP_LIKELY(len < c->fast_limit)) {
-		size_t y = (len > c->min_size ? len : c->min_size) - 1;
+		size_t y = (len - 1) | 1;
 		size_t k = (size_t)(63 ^ __builtin_clzll((unsigned long long)y));
 		struct _zp_cache_class *cc =
 		    &c->cls[c->class_add[k] + (int64_t)(y >> c->class_shift[k])];
@@ -401,7 +411,7 @@ static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 			zp_buf *b = cc->slots[--n];
 			cc->count = n;
 			_ZP_COUNT(&cc->hits);
-			b->_zp_owner = c->tag;
+			b->_zp_owner = _ZP_OWNED(c->tag, b);
 			*(size_t *)&b->len = len;
 			_zp_instrument_get(b);
 			return b;
@@ -412,12 +422,12 @@ static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 
 static inline int zp_cache_put(zp_cache *c, zp_buf *b)
 {
-	if (ZP_LIKELY(b != NULL && b->_zp_owner == c->tag)) {
+	if (ZP_LIKELY(b != NULL && b->_zp_owner == _ZP_OWNED(c->tag, b))) {
 		struct _zp_cache_class *cc = &c->cls[b->_zp_class];
 		_ZP_OPAQUE(cc);
 		uint32_t n = cc->count;
 		if (ZP_LIKELY(n < cc->limit)) {
-			b->_zp_owner = c->tag | _ZP_OWNER_IDLE;
+			b->_zp_owner = _ZP_OWNED(c->tag, b) | _ZP_OWNER_IDLE;
 			_zp_instrument_put(b);
 			cc->slots[n] = b;
 			cc->count = n + 1;
