@@ -92,11 +92,12 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 
 	uint64_t ovp = zp_atomic_load_acquire(&pool->oversize_puts);
 	uint64_t ovg = zp_atomic_load_relaxed(&pool->oversize_gets);
-	uint64_t pooled_out = out->gets - out->puts;
+	uint64_t pooled_out = out->gets > out->puts ? out->gets - out->puts : 0;
 	out->oversize = ovg;
 	out->gets += ovg;
 	out->puts += ovp;
-	out->outstanding = out->gets - out->puts;
+	/* never below zero, even after a concurrent double put (undetected) */
+	out->outstanding = out->gets > out->puts ? out->gets - out->puts : 0;
 	out->trimmed = zp_atomic_load_relaxed(&pool->trimmed);
 	struct zp_backend_stats bs = {0};
 	pool->ops->stats(pool->store, &bs);

@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -230,6 +231,23 @@ static void ck_destroy(void *store)
 	_zp_meta_free(s);
 }
 
+/* A descriptor on the singles stack is claimed: a second give of it (two
+ * threads putting one buffer at the same moment, which the front end
+ * cannot see without an atomic on every put) finds the claim taken and is
+ * dropped instead of linked, which would make a cycle and hand the buffer
+ * out forever.  The push pays for a locked instruction anyway. */
+static inline bool claim(zp_buf *b)
+{
+	uint32_t free_ = 0;
+	return __atomic_compare_exchange_n(&b->_zp_claim, &free_, 1, false, __ATOMIC_ACQUIRE,
+					   __ATOMIC_RELAXED);
+}
+
+static inline void unclaim(zp_buf *b)
+{
+	__atomic_store_n(&b->_zp_claim, 0, __ATOMIC_RELEASE);
+}
+
 /* Pop descriptors into the free end of out[0..n) (see zp_mag_drain_to_end). */
 static unsigned take_singles(struct ck_store *s, struct ck_class *c, zp_buf **out, unsigned n,
 			     unsigned got)
@@ -239,6 +257,7 @@ static unsigned take_singles(struct ck_store *s, struct ck_class *c, zp_buf **ou
 		if (e == NULL)
 			break;
 		out[n - 1 - got] = desc_of(e);
+		unclaim(out[n - 1 - got]);
 		got++;
 	}
 	return got;
@@ -279,10 +298,16 @@ static unsigned ck_take(void *store, unsigned hint, unsigned cls, zp_buf **out, 
 
 static void push_singles(struct ck_store *s, struct ck_class *c, zp_buf *const *in, unsigned n)
 {
+	unsigned dropped = 0;
 	for (unsigned i = 0; i < n; i++) {
+		if (!claim(in[i])) {
+			dropped++; /* already on the stack: see claim() */
+			continue;
+		}
 		zp_racy_by_design(&in[i]->_zp_link[0], sizeof in[i]->_zp_link[0]);
 		lf_push(s, &c->singles, desc_entry(in[i])); /* in[n-1], the hottest, ends on top */
 	}
+	zp_lf_release(&c->count, dropped);
 }
 
 static unsigned ck_give(void *store, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
