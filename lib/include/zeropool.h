@@ -167,8 +167,8 @@ typedef struct zp_buf {
 	/* private */
 	uintptr_t _zp_owner; /* pool tag | state, see _ZP_OWNER_* */
 	uint32_t _zp_class;  /* size class, or _ZP_CLASS_OVERSIZE */
-	uint32_t _zp_claim; /* lock-free stores: 1 while on a stack of descriptors */
-	void *_zp_link[2]; /* link words for lock-free stores */
+	uint32_t _zp_claim;  /* lock-free stores: 1 while on a stack of descriptors */
+	void *_zp_link[2];   /* link words for lock-free stores */
 } zp_buf;
 
 typedef struct zp_pool zp_pool;
