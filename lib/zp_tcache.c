@@ -256,7 +256,7 @@ uint32_t _zp_tcache_class_max(const zp_pool *pool, unsigned k)
 {
 	if (pool->depth != ZP_CACHE_DEPTH_AUTO)
 		return pool->depth;
-	size_t n = pool->cfg.cache_bytes / 2 / _zp_store_class_size(pool, k);
+	size_t n = pool->cfg.cache_bytes / _zp_store_class_size(pool, k);
 	return n < ZP_MAX_CACHE_DEPTH ? (uint32_t)n : ZP_MAX_CACHE_DEPTH;
 }
 

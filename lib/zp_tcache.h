@@ -73,7 +73,7 @@ static inline zp_cache *_zp_tcache_peek(const zp_pool *pool)
 zp_cache *_zp_tcache_attach(zp_pool *pool);
 
 /* The most buffers class k of a cache of pool may hold: the fixed depth,
- * or for an adaptive cache min(ZP_MAX_CACHE_DEPTH, cache_bytes / 2 / size)
+ * or for an adaptive cache min(ZP_MAX_CACHE_DEPTH, cache_bytes / size)
  * (0: the class is not cached). */
 uint32_t _zp_tcache_class_max(const zp_pool *pool, unsigned k);
 

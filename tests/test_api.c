@@ -356,12 +356,12 @@ static void test_defaults(void)
 }
 
 /* The default cache adapts: a class gets capacity on first use, doubles it on
- * every overflow up to cache_bytes / 2 / size, and the thread's classes
- * together stay within cache_bytes. */
+ * every overflow up to cache_bytes / size, and the thread's classes together
+ * stay within cache_bytes. */
 static void test_adaptive_cache(void)
 {
 	zp_config c = zp_test_config();
-	c.cache_bytes = 64 << 10; /* 4 KiB class: 8 buffers; 8 KiB: 4; 64 KiB: none */
+	c.cache_bytes = 64 << 10; /* 4 KiB class: 16 buffers; 8 KiB: 8; 64 KiB: 1 */
 	zp_pool *p = zp_pool_create(&c);
 	REQUIRE(p != NULL);
 	zp_buf *b[20];
@@ -369,26 +369,33 @@ static void test_adaptive_cache(void)
 	put_n(p, b, 20);
 	struct zp_stats st;
 	zp_stats(p, &st);
-	CHECK_EQ(st.cached_buffers, 8); /* grew 4 -> 8, then drained the rest */
-	CHECK_EQ(st.idle_buffers, 12);
-	get_n(p, b, 8, 4096);
+	/* grew 4 -> 8 -> 16, then the 17th put drained the coldest 8 */
+	CHECK_EQ(st.cached_buffers, 12);
+	CHECK_EQ(st.idle_buffers, 8);
+	get_n(p, b, 12, 4096);
 	zp_stats(p, &st);
-	CHECK_EQ(st.cache_hits, 8);
+	CHECK_EQ(st.cache_hits, 12);
 	CHECK_EQ(st.store_hits, 0);
-	REQUIRE((b[8] = zp_get(p, 4096)) != NULL); /* a refill from the store */
+	REQUIRE((b[12] = zp_get(p, 4096)) != NULL); /* a refill of 8 from the store */
 	zp_stats(p, &st);
 	CHECK_EQ(st.store_hits, 1);
 	CHECK_EQ(st.refills, 1);
-	put_n(p, b, 9);
-	/* 8 KiB: 4 buffers fit the half of cache_bytes a class may have, and
-	 * the 32 KiB left of the thread's capacity. */
+	CHECK_EQ(st.idle_buffers, 0);
+	put_n(p, b, 13); /* 7 + 9 fill the class, the next put drains 8 */
+	zp_stats(p, &st);
+	CHECK_EQ(st.cached_buffers, 12);
+	CHECK_EQ(st.idle_buffers, 8);
+	/* The 4 KiB class holds all of cache_bytes: the 8 KiB class takes half
+	 * of it on first use (4 KiB: 16 -> 8 buffers, its 4 coldest go to the
+	 * store) and gets 4 buffers; it cannot grow to 8, because no class
+	 * holds more than it would then (its overflow drains 2). */
 	get_n(p, b, 6, 8192);
 	put_n(p, b, 6);
 	zp_stats(p, &st);
 	CHECK_EQ(st.cached_buffers, 8 + 4);
-	/* The thread's capacity is spent: a new class takes it from the class
-	 * that holds the most (4 KiB: 8 -> 4 buffers, the 4 coldest go to the
-	 * store), not from one that holds no more than it would. */
+	CHECK_EQ(st.idle_buffers, 8 + 4 + 2);
+	/* Spent again: the 2 KiB class takes from the first class that holds
+	 * the most (4 KiB and 8 KiB hold 32 KiB each; 4 KiB: 8 -> 4 buffers). */
 	uint64_t idle = st.idle_buffers;
 	REQUIRE((b[0] = zp_get(p, 2048)) != NULL);
 	CHECK_EQ(zp_put(p, b[0]), 0);
@@ -397,15 +404,28 @@ static void test_adaptive_cache(void)
 	CHECK_EQ(st.idle_buffers, idle + 4);
 	get_n(p, b, 4, 4096); /* the 4 KiB class keeps its hottest four */
 	zp_stats(p, &st);
-	CHECK_EQ(st.cache_hits, 8 + 4);
+	CHECK_EQ(st.cache_hits, 12 + 4);
 	put_n(p, b, 4);
-	/* A class whose buffers pass half of cache_bytes is never cached. */
+	/* 64 KiB would fit cache_bytes alone, but no class holds more than
+	 * the 64 KiB it wants, so it gets no room and is not cached. */
 	REQUIRE((b[0] = zp_get(p, 65536)) != NULL);
 	CHECK_EQ(zp_put(p, b[0]), 0);
 	zp_stats(p, &st);
 	CHECK_EQ(st.cached_buffers, 4 + 4 + 1);
 	CHECK_EQ(st.outstanding, 0);
 	CHECK_EQ(st.cached_buffers + st.idle_buffers, st.live_buffers);
+	zp_pool_destroy(p);
+	/* On a fresh thread cache, a class as large as cache_bytes is cached
+	 * (one buffer); the next class up never is. */
+	p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	REQUIRE((b[0] = zp_get(p, 65536)) != NULL);
+	REQUIRE((b[1] = zp_get(p, 65536 + 1)) != NULL);
+	CHECK_EQ(zp_put(p, b[0]), 0);
+	CHECK_EQ(zp_put(p, b[1]), 0);
+	zp_stats(p, &st);
+	CHECK_EQ(st.cached_buffers, 1);
+	CHECK_EQ(st.idle_buffers, 1);
 	zp_pool_destroy(p);
 	/* cache_bytes 0 turns caching off, as cache_depth 0 does. */
 	c.cache_bytes = 0;

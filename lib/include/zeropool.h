@@ -113,11 +113,11 @@ typedef struct zp_config {
 	 * ZP_CACHE_DEPTH_AUTO (default): adaptive.  A class gets a capacity of
 	 *   4 buffers when this thread first uses it, which doubles each time
 	 *   the class overflows or refills from the store, up to
-	 *   ZP_MAX_CACHE_DEPTH buffers and half of cache_bytes, while the
-	 *   capacities of all classes of this thread's cache stay within
-	 *   cache_bytes; when none is left, the class holding the most capacity
-	 *   gives up half of it (its coldest buffers go to the store).  Classes
-	 *   whose buffers are larger than cache_bytes / 2 are not cached.
+	 *   ZP_MAX_CACHE_DEPTH buffers and cache_bytes, while the capacities
+	 *   of all classes of this thread's cache stay within cache_bytes;
+	 *   when none is left, the class holding the most capacity gives up
+	 *   half of it (its coldest buffers go to the store).  Classes whose
+	 *   buffers are larger than cache_bytes are not cached.
 	 * 0: no thread caching (every get/put goes to the backend).
 	 * 1..ZP_MAX_CACHE_DEPTH: a fixed capacity for every class (the cache
 	 *   never grows; zeropool's behaviour). */
