@@ -36,6 +36,8 @@
  *              |   from any number of threads
  *   count,stats| anything but destroy; results may be stale
  *   thread_exit| anything: called on an exiting thread that used the store
+ *   fork_*     | nothing in this process (every front-end lock is held,
+ *              |   and prepare's locks keep the other threads out)
  *
  * Front-end locks held when a callback runs: none, except that give,
  * count and thread_exit may run under the thread-cache lock
@@ -100,7 +102,8 @@ struct zp_backend_stats {
 
 struct zp_backend_ops {
 	const char *name;
-	/* Returns the store, or NULL with errno (ENOMEM). */
+	/* Returns the store, or NULL with errno: ENOMEM, or EAGAIN when a
+	 * resource other than memory is missing (a thread, a pthread key). */
 	void *(*create)(const struct zp_store_params *p);
 	/* Frees the store's own memory; buffers still in it belong to the front
 	 * end, which has already freed them: do not touch them. */
@@ -117,6 +120,16 @@ struct zp_backend_ops {
 	void (*stats)(void *store, struct zp_backend_stats *out);
 	/* Optional (may be NULL): the calling thread is exiting. */
 	void (*thread_exit)(void *store);
+	/* Optional (may be NULL), from the front end's pthread_atfork handlers
+	 * (lib/zp_fork.c), on the forking thread, for every live store:
+	 * fork_prepare takes every lock of the store, so that no other thread
+	 * is inside one when the process is copied; fork_parent releases them
+	 * in the parent, fork_child makes the store usable by the child's one
+	 * thread (releases or reinitializes them).  A store without locks
+	 * needs none of them. */
+	void (*fork_prepare)(void *store);
+	void (*fork_parent)(void *store);
+	void (*fork_child)(void *store);
 };
 
 /* ---- the registry (lib/zp_registry.c) ----------------------------------

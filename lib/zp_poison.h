@@ -53,4 +53,15 @@
 #define _zp_hg_clean(p, n) ((void)0)
 #endif
 
+/* Counters that one thread writes (or many update with atomic RMW) while
+ * zp_stats reads them: C11 atomics, which helgrind and DRD do not model,
+ * so they are excluded from race checking in ZP_VALGRIND builds. */
+#if ZP_VALGRIND
+#define _zp_hg_counters(p, n) VALGRIND_HG_DISABLE_CHECKING((p), (n))
+#define _zp_hg_counters_gone(p, n) VALGRIND_HG_ENABLE_CHECKING((p), (n)) /* before a free */
+#else
+#define _zp_hg_counters(p, n) ((void)0)
+#define _zp_hg_counters_gone(p, n) ((void)0)
+#endif
+
 #endif /* ZP_POISON_H */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "zp_config.h"
+#include "zp_fork.h"
 #include "zp_os.h"
 #include "zp_poison.h"
 #include "zp_tcache.h"
@@ -58,11 +59,16 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 	if (pool->cfg.shards == 0)
 		pool->cfg.shards = default_shards();
 	if (_zp_store_init(pool) != 0) {
+		int err = errno; /* ENOMEM, or the backend's EAGAIN */
 		pool_free(pool);
-		errno = ENOMEM;
+		errno = err;
 		return NULL;
 	}
 	pool->slot = _zp_tcache_slot_acquire();
+	if (_zp_fork_track(pool) != 0) {
+		pool_free(pool);
+		return NULL;
+	}
 	return pool;
 }
 
@@ -70,6 +76,7 @@ void zp_pool_destroy(zp_pool *pool)
 {
 	if (pool == NULL)
 		return;
+	_zp_fork_untrack(pool);
 	_zp_tcache_detach_all(pool);
 	_zp_store_free_all_data(pool);
 	pool_free(pool);

@@ -71,6 +71,9 @@ static int build_classes(zp_pool *pool)
 	if (pool->class_size == NULL || pool->totals == NULL || pool->sc == NULL ||
 	    pool->reserving == NULL)
 		return -1;
+	_zp_hg_counters(pool->totals, pool->classes * sizeof(struct _zp_class_counters));
+	_zp_hg_counters(pool->sc, pool->classes * sizeof(struct _zp_store_class));
+	_zp_hg_counters(&pool->oversize_gets, 3 * sizeof(uint64_t));
 	pool->class_size[0] = c->min_size;
 	for (unsigned k = 1; k < pool->classes; k++) {
 		unsigned g = (k - 1) >> s;
@@ -100,10 +103,8 @@ int _zp_store_init(zp_pool *pool)
 	    .evict = pool->cfg.evict,
 	};
 	pool->store = pool->ops->create(&p);
-	if (pool->store == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
+	if (pool->store == NULL)
+		return -1; /* errno from the backend: ENOMEM, or EAGAIN */
 	return 0;
 }
 
@@ -131,6 +132,12 @@ void _zp_store_fini(zp_pool *pool)
 	}
 	pthread_mutex_destroy(&pool->desc_lock);
 	_zp_meta_free(pool->class_size);
+	if (pool->totals != NULL)
+		_zp_hg_counters_gone(pool->totals,
+				     pool->classes * sizeof(struct _zp_class_counters));
+	if (pool->sc != NULL)
+		_zp_hg_counters_gone(pool->sc, pool->classes * sizeof(struct _zp_store_class));
+	_zp_hg_counters_gone(&pool->oversize_gets, 3 * sizeof(uint64_t));
 	_zp_meta_free(pool->totals);
 	_zp_meta_free(pool->sc);
 	_zp_meta_free(pool->reserving);
@@ -206,8 +213,11 @@ void _zp_store_buf_free(zp_pool *pool, zp_buf *b)
 {
 	if (b->_zp_class != _ZP_CLASS_OVERSIZE)
 		zp_atomic_sub_relaxed(&pool->sc[b->_zp_class].live_buffers, 1);
-	_zp_os_free(b->data, b->cap);
+	/* data NULL first: a child forked while this runs must not free it
+	 * again when it destroys the pool (at worst it leaks it) */
+	unsigned char *data = b->data;
 	SET_DATA(b, NULL);
+	_zp_os_free(data, b->cap);
 	desc_free(pool, b);
 }
 
@@ -376,7 +386,6 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 		_zp_store_buf_free(pool, victims[i]);
 	for (unsigned i = fit; i < n; i++)
 		_zp_store_buf_free(pool, in[i]);
-	_ZP_ADD(pool, ctr, cls, drains, 1);
 	if (nv)
 		_ZP_ADD(pool, ctr, cls, evictions, nv);
 	if (fit < n)

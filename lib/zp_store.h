@@ -99,6 +99,8 @@ struct zp_pool {
 	unsigned slot;
 	struct _zp_tcache *caches;
 	unsigned ncaches;
+	/* zp_fork.c's list of live pools, under _zp_tcache_lock */
+	zp_pool *live_next, *live_prev;
 
 	struct _zp_store_class *sc;     /* [classes]: gauges and budget shares */
 	_Atomic uint64_t idle_reserved; /* budget granted to classes, <= max_idle_bytes */

@@ -258,6 +258,22 @@ static void locked_stats(void *store, struct zp_backend_stats *out)
 		out->contention += zp_atomic_load_relaxed(&s->shard[i].contention);
 }
 
+/* fork: every shard lock, in shard order (no path holds two of them, so
+ * the order cannot deadlock), then released on both sides. */
+static void locked_fork_prepare(void *store)
+{
+	struct store *s = store;
+	for (unsigned i = 0; i < s->shards; i++)
+		pthread_mutex_lock(&s->shard[i].lock);
+}
+
+static void locked_fork_release(void *store)
+{
+	struct store *s = store;
+	for (unsigned i = s->shards; i-- > 0;)
+		pthread_mutex_unlock(&s->shard[i].lock);
+}
+
 const struct zp_backend_ops _zp_backend_locked = {
     .name = "locked",
     .create = locked_create,
@@ -267,4 +283,7 @@ const struct zp_backend_ops _zp_backend_locked = {
     .count = locked_count,
     .stats = locked_stats,
     .thread_exit = NULL,
+    .fork_prepare = locked_fork_prepare,
+    .fork_parent = locked_fork_release,
+    .fork_child = locked_fork_release,
 };

@@ -28,7 +28,7 @@
  *   - a spare popped from `empty` may go to `full` at once: every way back
  *     to `empty` passes through a grace period that starts after the pop.
  *
- * Magazines live in chunks freed only in destroy(), after rcu_barrier().
+ * Magazines live in chunks freed only in destroy(), after their callbacks ran.
  * Threads register with RCU lazily and unregister in a pthread key
  * destructor (and early in ops->thread_exit when the front end calls it).
  *
@@ -44,6 +44,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
 
 /* The stack is always called out of line: its inline version computes
  * &NULL->node on an empty stack (UBSan reports it), and under the race
@@ -55,7 +56,7 @@
 #if !ZP_VALGRIND && !ZP_TSAN && !defined(_LGPL_SOURCE)
 #define _LGPL_SOURCE 1
 #endif
-#include <urcu.h> /* memb flavour: rcu_read_lock, call_rcu, rcu_barrier */
+#include <urcu.h> /* memb flavour: rcu_read_lock, call_rcu, synchronize_rcu */
 
 #include "zp_backend.h"
 #include "zp_magazine.h"
@@ -282,6 +283,29 @@ static inline void mag_retire(struct urcu_class *c, struct urcu_mag *m)
 
 /* ---- the ops ------------------------------------------------------------ */
 
+static void *probe_thread(void *arg)
+{
+	return arg;
+}
+
+/* Whether liburcu's default call_rcu worker exists or could be created now:
+ * it is created once per process (and again in a forked child), and
+ * liburcu's creation path has no error return.  A thread we create and
+ * join shows that a stack and a thread can be had (the worker then usually
+ * gets the stack glibc cached from it). */
+static bool call_rcu_worker_possible(void)
+{
+	static _Atomic bool started; /* the worker was started in this process */
+	if (zp_atomic_load_acquire(&started))
+		return true;
+	pthread_t t;
+	if (pthread_create(&t, NULL, probe_thread, NULL) != 0)
+		return false;
+	pthread_join(t, NULL);
+	zp_atomic_store_release(&started, true);
+	return true;
+}
+
 static void *urcu_create(const struct zp_store_params *p)
 {
 	if (p->classes == 0) {
@@ -296,7 +320,13 @@ static void *urcu_create(const struct zp_store_params *p)
 	/* Start liburcu's call_rcu worker now rather than in the first take:
 	 * that keeps thread creation off the hot path, and the worker (never
 	 * joined; tests/lockfree.supp) is then usually created from a fresh
-	 * stack, not from one a joined thread left in glibc's stack cache. */
+	 * stack, not from one a joined thread left in glibc's stack cache.
+	 * liburcu aborts the process when it cannot create that thread, so
+	 * first make sure a thread can be had (issue 12). */
+	if (!call_rcu_worker_possible()) {
+		errno = EAGAIN;
+		return NULL;
+	}
 	(void)get_default_call_rcu_data();
 	struct urcu_store *s =
 	    _zp_meta_alloc(sizeof *s + (size_t)p->classes * sizeof(struct urcu_class));
@@ -323,18 +353,33 @@ static void *urcu_create(const struct zp_store_params *p)
 	return s;
 }
 
+/* Set in a forked child (urcu_fork_child): a thread of the parent that was
+ * inside a read-side section at the fork is inside it forever in the
+ * child, and a grace period there would never end. */
+static bool forked_child;
+
 static void urcu_destroy(void *store)
 {
 	struct urcu_store *s = store;
 	size_t pending = 0;
 	for (unsigned i = 0; i < s->classes; i++)
 		pending += zp_atomic_load_acquire(&s->cls[i].pending);
-	if (pending != 0) {
-		/* Every callback of this store was queued before this call. */
-		rcu_barrier();
+	/* In a forked child, callbacks may never run: leave the store's memory
+	 * to them (a leak in the child) rather than wait forever. */
+	if (pending != 0 && forked_child)
+		return;
+	/* Wait until this store's callbacks have run (every one was queued
+	 * before this call).  Not rcu_barrier(): it allocates, and liburcu
+	 * aborts the process when that fails (issue 12); a grace period and a
+	 * short sleep per round allocate nothing, and the worker runs the
+	 * callbacks of one grace period in one batch. */
+	while (pending != 0) {
+		synchronize_rcu();
+		pending = 0;
 		for (unsigned i = 0; i < s->classes; i++)
-			while (zp_atomic_load_acquire(&s->cls[i].pending) != 0)
-				rcu_barrier(); /* not reached: rcu_barrier waited for them */
+			pending += zp_atomic_load_acquire(&s->cls[i].pending);
+		if (pending != 0)
+			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 	}
 	/* Last call on this store: nothing pushes or pops concurrently. */
 	struct cds_lfs_head *h = __cds_lfs_pop_all(&s->chunks);
@@ -433,6 +478,34 @@ static void urcu_thread_exit(void *store)
 	rcu_thread_unregister(); /* early; a later use re-registers lazily */
 }
 
+/* fork: liburcu's own call_rcu hooks (its worker threads must be paused
+ * in the parent and recreated in the child), once however many stores are
+ * alive; the front end calls these for each store, one at a time, holding
+ * its locks. */
+static unsigned forking;
+
+static void urcu_fork_prepare(void *store)
+{
+	(void)store;
+	if (forking++ == 0)
+		call_rcu_before_fork();
+}
+
+static void urcu_fork_parent(void *store)
+{
+	(void)store;
+	if (--forking == 0)
+		call_rcu_after_fork_parent();
+}
+
+static void urcu_fork_child(void *store)
+{
+	(void)store;
+	forked_child = true;
+	if (--forking == 0)
+		call_rcu_after_fork_child();
+}
+
 const struct zp_backend_ops _zp_backend_lockfree_urcu = {
     .name = "lockfree-urcu",
     .create = urcu_create,
@@ -442,4 +515,7 @@ const struct zp_backend_ops _zp_backend_lockfree_urcu = {
     .count = urcu_count,
     .stats = urcu_stats,
     .thread_exit = urcu_thread_exit,
+    .fork_prepare = urcu_fork_prepare,
+    .fork_parent = urcu_fork_parent,
+    .fork_child = urcu_fork_child,
 };

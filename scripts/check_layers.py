@@ -11,7 +11,7 @@ layer or below, so the front end has no circle:
     2  zp_os.* zp_config.* zp_registry.c                       below the store
     3  zp_store.*                                              the store
     4  zp_tcache.*                                             thread caches
-    5  zp_alloc.c zp_pool.c zp_stats.c                         entry points
+    5  zp_alloc.c zp_pool.c zp_stats.c zp_fork.*               entry points
 
 A backend (locked/, lockfree/) includes from lib/ only zp_backend.h and the
 leaves.  --graph prints the include graph of lib/.  Exits 1 on a violation.
@@ -29,7 +29,7 @@ LAYER = {
     "zp_os.h": 2, "zp_os.c": 2, "zp_config.h": 2, "zp_config.c": 2, "zp_registry.c": 2,
     "zp_store.h": 3, "zp_store.c": 3,
     "zp_tcache.h": 4, "zp_tcache.c": 4,
-    "zp_alloc.c": 5, "zp_pool.c": 5, "zp_stats.c": 5,
+    "zp_alloc.c": 5, "zp_pool.c": 5, "zp_stats.c": 5, "zp_fork.h": 5, "zp_fork.c": 5,
 }
 BACKEND_MAY = {"zp_backend.h", "zeropool.h", "zeropool_config.h", "zp_atomic.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

@@ -478,6 +478,7 @@ static void test_backend_path(void)
 	CHECK_EQ(st.evictions, 2);
 	CHECK_EQ(st.live_buffers, 8);
 	CHECK_EQ(st.cache_hits, 0);
+	CHECK_EQ(st.drains, 0); /* no cache, so no cache -> store transfers */
 	get_n(p, b, 8, 4000);
 	zp_stats(p, &st);
 	CHECK_EQ(st.store_hits, 8);
@@ -706,6 +707,7 @@ static void test_preallocate(void)
 	zp_stats(p, &st);
 	CHECK_EQ(st.idle_buffers, 16);
 	CHECK_EQ(st.live_buffers, 16);
+	CHECK_EQ(st.drains, 0); /* preallocation is not a drain */
 	zp_buf *b = zp_get(p, 5000);
 	REQUIRE(b != NULL);
 	zp_stats(p, &st);

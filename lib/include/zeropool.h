@@ -16,6 +16,7 @@
  *           a by-value copy of a descriptor)
  *   EALREADY zp_put() of a buffer that is already back in the pool
  *   ENOMEM  memory could not be had from the operating system
+ *   EAGAIN  another resource is missing (a thread, a pthread key, a slot)
  *   ENOENT  zp_pool_create(): unknown backend name
  * A refused zp_put() leaves both the pool and the buffer untouched.
  *
@@ -144,7 +145,9 @@ typedef struct zp_config {
 	size_t max_idle_bytes;
 	zp_evict_policy evict; /* default ZP_EVICT_DROP_COLDEST */
 	/* Locked backend: number of shards, a power of two <= 256.  0: CPU
-	 * count rounded up to a power of two (at least 2).  Others ignore it. */
+	 * count rounded up to a power of two (at least 2).  Every backend
+	 * checks the value (EINVAL otherwise), so that a configuration valid
+	 * for one backend is valid for all; the lock-free ones ignore it. */
 	unsigned shards;
 	unsigned flags; /* ZP_F_* */
 } zp_config;
@@ -178,7 +181,16 @@ typedef struct zp_pool zp_pool;
 /* ------------------------------------------------------------------------ */
 
 /* Create a pool.  cfg NULL means zp_config_init() defaults.  Returns NULL
- * with errno EINVAL (bad configuration), ENOENT (unknown backend) or ENOMEM. */
+ * with errno EINVAL (bad configuration), ENOENT (unknown backend), ENOMEM,
+ * or EAGAIN (lockfree-urcu: no thread for liburcu's worker, or no pthread
+ * key left).  Never aborts the process.
+ *
+ * fork(): a process may fork while other threads use its pools.  The child
+ * inherits every pool in a consistent state (pthread_atfork handlers hold
+ * the library's locks across the fork) and may use and destroy it; buffers
+ * that other threads of the parent held or cached stay allocated in the
+ * child until the pool is destroyed.  lockfree-urcu in the child depends on
+ * liburcu's fork support (its call_rcu worker is recreated). */
 ZP_EXPORT zp_pool *zp_pool_create(const zp_config *cfg);
 
 /* Destroy a pool and free every buffer it ever handed out: idle ones, those

@@ -1,0 +1,99 @@
+/*
+ * zp_fork.c - fork() while other threads use pools.
+ *
+ * pthread_atfork handlers, installed when the first pool is created: the
+ * prepare handler takes every lock of the library in the documented order
+ * (_zp_tcache_lock, then each live pool's descriptor lock, then its
+ * store's locks through the backend's fork_prepare), so that no other
+ * thread is inside any of them when the process is copied; the parent and
+ * child handlers release them.  The child thus inherits every pool in a
+ * consistent state and may use and destroy it.  What other threads of the
+ * parent held or cached stays allocated in the child until the pool is
+ * destroyed (their caches are still on the pool's list, and destroy frees
+ * every buffer through the descriptor slabs).
+ *
+ * Lock order, the same everywhere in the library: _zp_tcache_lock, then a
+ * pool's desc_lock, then a store's locks (retiring a cache at thread exit
+ * holds the first and frees buffers, taking the second; a give under the
+ * first takes a shard lock).  A descriptor lock is never held while
+ * another library lock is taken.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "zp_fork.h"
+
+static zp_pool *live_pools; /* under _zp_tcache_lock */
+static bool handlers_installed;
+
+static void each_pool_prepare(void)
+{
+	for (zp_pool *p = live_pools; p != NULL; p = p->live_next) {
+		pthread_mutex_lock(&p->desc_lock);
+		if (p->ops->fork_prepare != NULL)
+			p->ops->fork_prepare(p->store);
+	}
+}
+
+static void prepare(void)
+{
+	pthread_mutex_lock(&_zp_tcache_lock);
+	each_pool_prepare();
+}
+
+/* After the fork, in the parent or in the child: the child has one
+ * thread, the one that forked and holds every lock, so releasing them is
+ * enough there too (the backends reinitialise what they must). */
+static void release_all(bool in_child)
+{
+	for (zp_pool *p = live_pools; p != NULL; p = p->live_next) {
+		void (*hook)(void *) = in_child ? p->ops->fork_child : p->ops->fork_parent;
+		if (hook != NULL)
+			hook(p->store);
+		pthread_mutex_unlock(&p->desc_lock);
+	}
+	pthread_mutex_unlock(&_zp_tcache_lock);
+}
+
+static void parent(void)
+{
+	release_all(false);
+}
+
+static void child(void)
+{
+	release_all(true);
+}
+
+int _zp_fork_track(zp_pool *pool)
+{
+	pthread_mutex_lock(&_zp_tcache_lock);
+	if (!handlers_installed) {
+		if (pthread_atfork(prepare, parent, child) != 0) {
+			pthread_mutex_unlock(&_zp_tcache_lock);
+			errno = ENOMEM;
+			return -1;
+		}
+		handlers_installed = true;
+	}
+	pool->live_prev = NULL;
+	pool->live_next = live_pools;
+	if (live_pools != NULL)
+		live_pools->live_prev = pool;
+	live_pools = pool;
+	pthread_mutex_unlock(&_zp_tcache_lock);
+	return 0;
+}
+
+void _zp_fork_untrack(zp_pool *pool)
+{
+	pthread_mutex_lock(&_zp_tcache_lock);
+	if (pool->live_prev != NULL)
+		pool->live_prev->live_next = pool->live_next;
+	else
+		live_pools = pool->live_next;
+	if (pool->live_next != NULL)
+		pool->live_next->live_prev = pool->live_prev;
+	pthread_mutex_unlock(&_zp_tcache_lock);
+}
