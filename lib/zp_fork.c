@@ -27,19 +27,14 @@
 static zp_pool *live_pools; /* under _zp_tcache_lock */
 static bool handlers_installed;
 
-static void each_pool_prepare(void)
+static void prepare(void)
 {
+	pthread_mutex_lock(&_zp_tcache_lock);
 	for (zp_pool *p = live_pools; p != NULL; p = p->live_next) {
 		pthread_mutex_lock(&p->desc_lock);
 		if (p->ops->fork_prepare != NULL)
 			p->ops->fork_prepare(p->store);
 	}
-}
-
-static void prepare(void)
-{
-	pthread_mutex_lock(&_zp_tcache_lock);
-	each_pool_prepare();
 }
 
 /* After the fork, in the parent or in the child: the child has one

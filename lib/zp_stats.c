@@ -29,6 +29,13 @@
 /* Sums of one class's counters, indexed like struct _zp_class_counters. */
 #define SUM(v, field) (v)[offsetof(struct _zp_class_counters, field) / sizeof(uint64_t)]
 
+/* gets - puts, never below zero (a concurrent double put, which is not
+ * detected, counts two puts for one get). */
+static uint64_t held_by_callers(uint64_t gets, uint64_t puts)
+{
+	return gets > puts ? gets - puts : 0;
+}
+
 static uint64_t class_puts(zp_pool *pool, unsigned k)
 {
 	uint64_t puts = zp_atomic_load_acquire(&pool->totals[k].puts);
@@ -92,12 +99,11 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 
 	uint64_t ovp = zp_atomic_load_acquire(&pool->oversize_puts);
 	uint64_t ovg = zp_atomic_load_relaxed(&pool->oversize_gets);
-	uint64_t pooled_out = out->gets > out->puts ? out->gets - out->puts : 0;
+	uint64_t pooled_out = held_by_callers(out->gets, out->puts);
 	out->oversize = ovg;
 	out->gets += ovg;
 	out->puts += ovp;
-	/* never below zero, even after a concurrent double put (undetected) */
-	out->outstanding = out->gets > out->puts ? out->gets - out->puts : 0;
+	out->outstanding = held_by_callers(out->gets, out->puts);
 	out->trimmed = zp_atomic_load_relaxed(&pool->trimmed);
 	struct zp_backend_stats bs = {0};
 	pool->ops->stats(pool->store, &bs);

@@ -22,6 +22,9 @@ struct _zp_desc {
 } ZP_ALIGNED_CL;
 _Static_assert(_Alignof(struct _zp_desc) > (_ZP_OWNER_IDLE | _ZP_OWNER_OVERSIZE),
 	       "_ZP_OWNED leaves the low bits of the owner word for the states");
+_Static_assert(offsetof(struct zp_pool, trimmed) ==
+		   offsetof(struct zp_pool, oversize_gets) + 2 * sizeof(uint64_t),
+	       "the pool's three counters are annotated as one range (_zp_hg_counters)");
 
 struct _zp_slab {
 	struct _zp_slab *next;

@@ -95,7 +95,6 @@ static bool slots_inline(const struct _zp_tcache *tc, unsigned k)
 	return tc->pub.cls[k].slots == tc->inline_slots + (size_t)k * tc->init;
 }
 
-/* Free a cache and the slot arrays its classes grew into. */
 /* The counters zp_stats reads while the owner writes them (zp_poison.h):
  * out of helgrind's and DRD's checking while the cache lives. */
 static void hg_counters(struct _zp_tcache *tc, bool on)
@@ -119,6 +118,7 @@ static void hg_counters(struct _zp_tcache *tc, bool on)
 #endif
 }
 
+/* Free a cache and the slot arrays its classes grew into. */
 static void free_cache(struct _zp_tcache *tc)
 {
 	hg_counters(tc, false);

@@ -295,7 +295,7 @@ static void *probe_thread(void *arg)
  * gets the stack glibc cached from it). */
 static bool call_rcu_worker_possible(void)
 {
-	static _Atomic bool started; /* the worker was started in this process */
+	static _Atomic bool started; /* a thread was had: the worker starts next */
 	if (zp_atomic_load_acquire(&started))
 		return true;
 	pthread_t t;
@@ -318,11 +318,11 @@ static void *urcu_create(const struct zp_store_params *p)
 		return NULL;
 	}
 	/* Start liburcu's call_rcu worker now rather than in the first take:
-	 * that keeps thread creation off the hot path, and the worker (never
-	 * joined; tests/lockfree.supp) is then usually created from a fresh
-	 * stack, not from one a joined thread left in glibc's stack cache.
-	 * liburcu aborts the process when it cannot create that thread, so
-	 * first make sure a thread can be had (issue 12). */
+	 * that keeps thread creation off the hot path.  liburcu aborts the
+	 * process when it cannot create that thread, so first make sure a
+	 * thread can be had (issue 12).  The worker is never joined
+	 * (tests/lockfree.supp names its TLS block, also when it inherits the
+	 * probe thread's cached stack). */
 	if (!call_rcu_worker_possible()) {
 		errno = EAGAIN;
 		return NULL;
@@ -358,12 +358,19 @@ static void *urcu_create(const struct zp_store_params *p)
  * child, and a grace period there would never end. */
 static bool forked_child;
 
-static void urcu_destroy(void *store)
+/* Callbacks of this store queued and not yet run. */
+static size_t pending_callbacks(struct urcu_store *s)
 {
-	struct urcu_store *s = store;
 	size_t pending = 0;
 	for (unsigned i = 0; i < s->classes; i++)
 		pending += zp_atomic_load_acquire(&s->cls[i].pending);
+	return pending;
+}
+
+static void urcu_destroy(void *store)
+{
+	struct urcu_store *s = store;
+	size_t pending = pending_callbacks(s);
 	/* In a forked child, callbacks may never run: leave the store's memory
 	 * to them (a leak in the child) rather than wait forever. */
 	if (pending != 0 && forked_child)
@@ -375,9 +382,7 @@ static void urcu_destroy(void *store)
 	 * callbacks of one grace period in one batch. */
 	while (pending != 0) {
 		synchronize_rcu();
-		pending = 0;
-		for (unsigned i = 0; i < s->classes; i++)
-			pending += zp_atomic_load_acquire(&s->cls[i].pending);
+		pending = pending_callbacks(s);
 		if (pending != 0)
 			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 	}

@@ -168,7 +168,7 @@ typedef struct zp_buf {
 	const size_t len;          /* the length asked for in zp_get */
 	const size_t cap;          /* usable bytes: the class size */
 	/* private */
-	uintptr_t _zp_owner; /* pool tag | state, see _ZP_OWNER_* */
+	uintptr_t _zp_owner; /* _ZP_OWNED(pool tag, this) | state, see _ZP_OWNER_* */
 	uint32_t _zp_class;  /* size class, or _ZP_CLASS_OVERSIZE */
 	uint32_t _zp_claim;  /* lock-free stores: 1 while on a stack of descriptors */
 	void *_zp_link[2];   /* link words for lock-free stores */
