@@ -112,6 +112,7 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	_zp_store_live(pool, &out->live_buffers, &out->live_bytes);
 	uint64_t held = out->idle_buffers + pooled_out;
 	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;
+	out->cache_borrowed = zp_atomic_load_relaxed(&pool->cache_borrowed);
 	out->classes = pool->classes;
 	return 0;
 }

@@ -227,10 +227,11 @@ void _zp_store_buf_free(zp_pool *pool, zp_buf *b)
 /* ---- the idle-bytes budget ----------------------------------------------- */
 
 /* Budget flows (zp_store.h, struct _zp_store_class): the pool's
- * idle_reserved -> a class's avail -> buffers in the store, and back.  Each
+ * idle_reserved -> a class's avail -> buffers in the store, and back; and
+ * idle_reserved -> cache_borrowed (capacity lent to thread caches).  Each
  * step takes from its source before adding to its destination, so that
- * (bytes in the store) + sum(avail) <= idle_reserved <= max_idle_bytes
- * holds at every instant. */
+ * (bytes in the store) + sum(avail) + cache_borrowed <= idle_reserved
+ * <= max_idle_bytes holds at every instant. */
 
 static bool budget_unlimited(const zp_pool *pool)
 {
@@ -344,6 +345,35 @@ static void budget_release(zp_pool *pool, unsigned cls, uint64_t bytes)
 			break;
 		}
 	}
+}
+
+bool _zp_store_borrow(zp_pool *pool, uint64_t bytes)
+{
+	uint64_t cap =
+	    budget_unlimited(pool) ? UINT64_MAX : pool->cfg.max_idle_bytes / ZP_CACHE_LEND_SHARE;
+	uint64_t cur = zp_atomic_load_relaxed(&pool->cache_borrowed);
+	do {
+		if (cur > cap || cap - cur < bytes)
+			return false;
+	} while (!zp_atomic_cas_weak_relaxed(&pool->cache_borrowed, &cur, cur + bytes));
+	if (budget_unlimited(pool))
+		return true;
+	/* the lent bytes leave the budget like a class's reservation */
+	uint64_t r = budget_reserve(pool, bytes, 0);
+	if (r == bytes)
+		return true;
+	zp_atomic_sub_relaxed(&pool->idle_reserved, r);
+	zp_atomic_sub_relaxed(&pool->cache_borrowed, bytes);
+	return false;
+}
+
+void _zp_store_unborrow(zp_pool *pool, uint64_t bytes)
+{
+	if (bytes == 0)
+		return;
+	zp_atomic_sub_relaxed(&pool->cache_borrowed, bytes);
+	if (!budget_unlimited(pool))
+		zp_atomic_sub_relaxed(&pool->idle_reserved, bytes);
 }
 
 uint64_t _zp_store_cap_idle(const zp_pool *pool, uint64_t idle_bytes)

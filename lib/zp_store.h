@@ -102,9 +102,10 @@ struct zp_pool {
 	/* zp_fork.c's list of live pools, under _zp_tcache_lock */
 	zp_pool *live_next, *live_prev;
 
-	struct _zp_store_class *sc;     /* [classes]: gauges and budget shares */
-	_Atomic uint64_t idle_reserved; /* budget granted to classes, <= max_idle_bytes */
-	_Atomic uint64_t *reserving;    /* bit per class that ever reserved budget */
+	struct _zp_store_class *sc;      /* [classes]: gauges and budget shares */
+	_Atomic uint64_t idle_reserved;  /* budget granted to classes, <= max_idle_bytes */
+	_Atomic uint64_t cache_borrowed; /* of it, lent to thread caches (_zp_store_borrow) */
+	_Atomic uint64_t *reserving;     /* bit per class that ever reserved budget */
 	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
 	struct _zp_class_counters *totals; /* [classes] */
 };
@@ -126,6 +127,17 @@ static inline unsigned _zp_store_class_of(const zp_pool *pool, size_t len)
 uint64_t _zp_store_idle_bytes(zp_pool *pool);
 uint64_t _zp_store_cap_idle(const zp_pool *pool, uint64_t idle_bytes);
 void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes);
+
+/* Thread caches may grow past cfg.cache_bytes with capacity borrowed from
+ * the idle-bytes budget, so that memory idle in the pool stays within
+ * max_idle_bytes plus cache_bytes per thread.  At most 1 /
+ * ZP_CACHE_LEND_SHARE of max_idle_bytes is lent at once, so the store keeps
+ * most of it.  _zp_store_borrow lends all of `bytes` or nothing (false);
+ * every lent byte comes back through _zp_store_unborrow.  Both write two
+ * pool-wide words: a cache borrows when a class doubles, not per transfer. */
+#define ZP_CACHE_LEND_SHARE 8
+bool _zp_store_borrow(zp_pool *pool, uint64_t bytes);
+void _zp_store_unborrow(zp_pool *pool, uint64_t bytes);
 
 /* Set up the classes, the descriptor slabs and the backend's store of a
  * pool whose cfg, ops, depth and batch are set.  Returns 0, or -1 with errno

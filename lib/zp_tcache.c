@@ -150,6 +150,7 @@ static void retire_cache(struct _zp_tcache *tc)
 	zp_pool *pool = tc->pool;
 	for (unsigned k = 0; k < pool->classes; k++)
 		_zp_tcache_drain(tc, k, tc->pub.cls[k].count);
+	_zp_store_unborrow(pool, tc->borrowed);
 	fold_counters(pool, tc);
 	unlink_cache(pool, tc);
 	if (pool->ops->thread_exit != NULL)
@@ -283,14 +284,37 @@ uint32_t _zp_tcache_class_max(const zp_pool *pool, unsigned k)
 {
 	if (pool->depth != ZP_CACHE_DEPTH_AUTO)
 		return pool->depth;
-	size_t n = pool->cfg.cache_bytes / _zp_store_class_size(pool, k);
-	return n < ZP_MAX_CACHE_DEPTH ? (uint32_t)n : ZP_MAX_CACHE_DEPTH;
+	size_t size = _zp_store_class_size(pool, k), bytes = pool->cfg.cache_bytes;
+	if (size > bytes)
+		return 0;
+	size_t n = bytes / size; /* the most it could hold with what it may borrow: */
+	return n < ZP_MAX_CACHE_DEPTH / ZP_CACHE_BORROW_FACTOR
+		   ? (uint32_t)n * ZP_CACHE_BORROW_FACTOR
+		   : ZP_MAX_CACHE_DEPTH;
 }
 
 static size_t cache_room(const struct _zp_tcache *tc)
 {
-	size_t cap = tc->pool->cfg.cache_bytes;
+	size_t cap = tc->pool->cfg.cache_bytes + tc->borrowed;
 	return cap > tc->cap_bytes ? cap - tc->cap_bytes : 0;
+}
+
+/* The cache's capacity is short of `need` bytes: borrow cache_bytes, or
+ * `need` if more (a growing cache borrows a few times, not at every
+ * doubling), while the cache stays within ZP_CACHE_BORROW_FACTOR x
+ * cache_bytes.  With a budget too small to lend that much, nothing is lent. */
+static void borrow(struct _zp_tcache *tc, uint64_t need)
+{
+	zp_pool *pool = tc->pool;
+	uint64_t own = pool->cfg.cache_bytes;
+	if (own > UINT64_MAX / ZP_CACHE_BORROW_FACTOR)
+		return; /* nothing to lend to a cache that large */
+	uint64_t most = own * (ZP_CACHE_BORROW_FACTOR - 1) - tc->borrowed;
+	uint64_t want = need > own ? need : own;
+	if (want > most)
+		want = need; /* the last step up to the factor */
+	if (want <= most && _zp_store_borrow(pool, want))
+		tc->borrowed += want;
 }
 
 /* The cache's byte capacity is spent and class k wants to grow to `wanted`
@@ -337,6 +361,8 @@ uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 	uint64_t want = lim ? 2 * (uint64_t)lim : ZP_CACHE_INIT;
 	if (want > max)
 		want = max;
+	if ((want - lim) * size > cache_room(tc))
+		borrow(tc, (want - lim) * size - cache_room(tc));
 	if ((want - lim) * size > cache_room(tc))
 		steal(tc, k, want * size);
 	if ((want - lim) * size > cache_room(tc))

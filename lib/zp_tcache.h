@@ -49,12 +49,16 @@ struct _zp_tcache {
 	zp_buf **inline_slots;          /* [classes][init], in this block */
 	uint32_t init;                  /* slots per class in this block */
 	size_t cap_bytes;               /* sum of limit x class size */
+	size_t borrowed;                /* capacity beyond cache_bytes (_zp_store_borrow) */
 	zp_cache pub;                   /* must be last: flexible array */
 };
 
 /* Capacity a class gets on first use in an adaptive cache
  * (ZP_CACHE_DEPTH_AUTO); it has none before. */
 #define ZP_CACHE_INIT 4u
+/* An adaptive cache holds at most this many times cfg.cache_bytes: what
+ * is beyond cache_bytes is borrowed from the idle budget (zp_store.h). */
+#define ZP_CACHE_BORROW_FACTOR 4u
 
 static inline struct _zp_tcache *_zp_tcache_of(zp_cache *c)
 {

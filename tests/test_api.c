@@ -357,11 +357,14 @@ static void test_defaults(void)
 
 /* The default cache adapts: a class gets capacity on first use, doubles it on
  * every overflow up to cache_bytes / size, and the thread's classes together
- * stay within cache_bytes. */
+ * stay within cache_bytes.  (Here the budget is too small to lend the cache
+ * more capacity: an eighth of it, 24 KiB, is less than cache_bytes; see
+ * test_cache_borrow.) */
 static void test_adaptive_cache(void)
 {
 	zp_config c = zp_test_config();
 	c.cache_bytes = 64 << 10; /* 4 KiB class: 16 buffers; 8 KiB: 8; 64 KiB: 1 */
+	c.max_idle_bytes = 192 << 10;
 	zp_pool *p = zp_pool_create(&c);
 	REQUIRE(p != NULL);
 	zp_buf *b[20];
@@ -437,6 +440,116 @@ static void test_adaptive_cache(void)
 	CHECK_EQ(st.cached_buffers, 0);
 	CHECK_EQ(st.idle_buffers, 1);
 	zp_pool_destroy(p);
+}
+
+/* A thread whose working set outgrows cache_bytes borrows capacity from the
+ * idle budget, cache_bytes at a time, up to 4 x cache_bytes per thread and an
+ * eighth of max_idle_bytes for all threads together; it serves the working
+ * set from its cache, and its exit returns both the buffers and the loan. */
+#define CB_BYTES (64u << 10) /* cache_bytes: 16 buffers of 4 KiB */
+#define CB_KEEP 64           /* 4 x 16: the most a 4 KiB class may hold */
+
+struct cb_arg {
+	zp_pool *p;
+	pthread_barrier_t *hold; /* NULL: exit when done */
+	uint64_t last_round_hits;
+	int failures;
+};
+
+static void *cb_worker(void *arg)
+{
+	struct cb_arg *a = arg;
+	zp_buf *b[CB_KEEP];
+	struct zp_class_stats before, after;
+	unsigned cls = (unsigned)zp_class_of(a->p, 4096);
+	for (int round = 0; round < 12; round++) {
+		if (round == 11 && zp_class_stats(a->p, cls, &before) != 0)
+			a->failures++;
+		for (int i = 0; i < CB_KEEP; i++)
+			if ((b[i] = zp_get(a->p, 4096)) == NULL)
+				a->failures++;
+		for (int i = 0; i < CB_KEEP; i++)
+			if (b[i] == NULL || zp_put(a->p, b[i]) != 0)
+				a->failures++;
+	}
+	if (zp_class_stats(a->p, cls, &after) != 0)
+		a->failures++;
+	a->last_round_hits = after.cache_hits - before.cache_hits;
+	if (a->hold != NULL) {
+		pthread_barrier_wait(a->hold); /* the main thread looks */
+		pthread_barrier_wait(a->hold);
+	}
+	return NULL;
+}
+
+static void test_cache_borrow(void)
+{
+	zp_config c = zp_test_config();
+	c.cache_bytes = CB_BYTES;
+	c.max_idle_bytes = 4u << 20; /* lends up to 512 KiB */
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	struct zp_stats st;
+	/* One thread: it grows to 64 buffers (3 x 64 KiB borrowed), and its
+	 * last round is served by its cache alone. */
+	pthread_barrier_t hold;
+	REQUIRE(pthread_barrier_init(&hold, NULL, 2) == 0);
+	struct cb_arg a = {.p = p, .hold = &hold};
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, cb_worker, &a) == 0);
+	pthread_barrier_wait(&hold);
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK_EQ(a.failures, 0);
+	CHECK_EQ(a.last_round_hits, CB_KEEP);
+	CHECK_EQ(st.cached_buffers, CB_KEEP);
+	CHECK_EQ(st.idle_buffers, 0);
+	CHECK_EQ(st.cache_borrowed, 3 * CB_BYTES);
+	pthread_barrier_wait(&hold);
+	pthread_join(t, NULL);
+	/* Its exit returned the buffers to the store and the loan. */
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK_EQ(st.cache_borrowed, 0);
+	CHECK_EQ(st.cached_buffers, 0);
+	CHECK_EQ(st.idle_buffers, CB_KEEP);
+	CHECK_EQ(st.outstanding, 0);
+	CHECK_EQ(st.gets, st.puts);
+	zp_pool_destroy(p);
+
+	/* Three threads at once under a budget that lends 128 KiB: together
+	 * they borrow no more; what they hold idle stays within max_idle_bytes
+	 * plus cache_bytes each; every buffer is accounted for. */
+	c.max_idle_bytes = 1u << 20;
+	p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	enum { N = 3 };
+	pthread_barrier_t hold3;
+	REQUIRE(pthread_barrier_init(&hold3, NULL, N + 1) == 0);
+	struct cb_arg b[N];
+	pthread_t ts[N];
+	for (int i = 0; i < N; i++) {
+		b[i] = (struct cb_arg){.p = p, .hold = &hold3};
+		REQUIRE(pthread_create(&ts[i], NULL, cb_worker, &b[i]) == 0);
+	}
+	pthread_barrier_wait(&hold3);
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK(st.cache_borrowed <= c.max_idle_bytes / 8);
+	CHECK(st.cache_borrowed > 0);
+	CHECK(st.idle_bytes + st.cached_buffers * 4096 <= c.max_idle_bytes + N * CB_BYTES);
+	CHECK_EQ(st.live_buffers, st.idle_buffers + st.cached_buffers);
+	pthread_barrier_wait(&hold3);
+	for (int i = 0; i < N; i++) {
+		pthread_join(ts[i], NULL);
+		CHECK_EQ(b[i].failures, 0);
+	}
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK_EQ(st.cache_borrowed, 0);
+	CHECK_EQ(st.cached_buffers, 0);
+	CHECK_EQ(st.gets, st.puts);
+	CHECK_EQ(st.live_buffers, st.idle_buffers);
+	CHECK(st.idle_bytes <= c.max_idle_bytes);
+	zp_pool_destroy(p);
+	pthread_barrier_destroy(&hold);
+	pthread_barrier_destroy(&hold3);
 }
 
 static void test_cache_refill_drain(void)
@@ -867,6 +980,7 @@ int main(int argc, char **argv)
 	    {"bad_configs", test_bad_configs},
 	    {"defaults", test_defaults},
 	    {"adaptive_cache", test_adaptive_cache},
+	    {"cache_borrow", test_cache_borrow},
 	    {"cache_refill_drain", test_cache_refill_drain},
 	    {"backend_path", test_backend_path},
 	    {"eviction_policies", test_eviction_policies},

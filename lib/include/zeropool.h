@@ -114,11 +114,12 @@ typedef struct zp_config {
 	 * ZP_CACHE_DEPTH_AUTO (default): adaptive.  A class gets a capacity of
 	 *   4 buffers when this thread first uses it, which doubles each time
 	 *   the class overflows or refills from the store, up to
-	 *   ZP_MAX_CACHE_DEPTH buffers and cache_bytes, while the capacities
-	 *   of all classes of this thread's cache stay within cache_bytes;
-	 *   when none is left, the class holding the most capacity gives up
-	 *   half of it (its coldest buffers go to the store).  Classes whose
-	 *   buffers are larger than cache_bytes are not cached.
+	 *   ZP_MAX_CACHE_DEPTH buffers and 4 x cache_bytes, while the
+	 *   capacities of all classes of this thread's cache stay within
+	 *   cache_bytes plus what it borrowed (see cache_bytes); when none is
+	 *   left, the class holding the most capacity gives up half of it (its
+	 *   coldest buffers go to the store).  Classes whose buffers are
+	 *   larger than cache_bytes are not cached.
 	 * 0: no thread caching (every get/put goes to the backend).
 	 * 1..ZP_MAX_CACHE_DEPTH: a fixed capacity for every class (the cache
 	 *   never grows; zeropool's behaviour). */
@@ -130,9 +131,13 @@ typedef struct zp_config {
 	unsigned batch;
 	/* Capacity of one thread's cache for this pool, in bytes, summed over
 	 * its classes, when cache_depth is ZP_CACHE_DEPTH_AUTO (ignored
-	 * otherwise).  The memory a pool holds idle is at most max_idle_bytes
-	 * plus this for every thread that uses it.  Default 4 MiB; 0 disables
-	 * caching like cache_depth 0. */
+	 * otherwise).  A thread whose working set needs more borrows capacity
+	 * from max_idle_bytes, cache_bytes at a time, up to 4 x cache_bytes in
+	 * all, while the threads together borrow at most an eighth of
+	 * max_idle_bytes (nothing if that eighth is below cache_bytes); the
+	 * loan comes back when the thread exits.  So the memory a pool holds
+	 * idle is at most max_idle_bytes plus cache_bytes for every thread
+	 * that uses it.  Default 4 MiB; 0 disables caching like cache_depth 0. */
 	size_t cache_bytes;
 	/* Buffers the shared store keeps per class (all shards together), an
 	 * optional bound beside max_idle_bytes.  >= 1.  Default ZP_UNBOUNDED. */
@@ -264,6 +269,7 @@ struct zp_stats {
 	uint64_t idle_buffers;   /* gauge: buffers in the shared store */
 	uint64_t idle_bytes;     /* gauge: their capacity in bytes */
 	uint64_t cached_buffers; /* gauge: buffers in thread caches */
+	uint64_t cache_borrowed; /* gauge: cache capacity lent from max_idle_bytes */
 	uint64_t live_buffers;   /* gauge: pooled buffers allocated, not freed */
 	uint64_t live_bytes;     /* gauge: their capacity in bytes */
 	uint64_t outstanding;    /* gauge: gets - puts (held by callers) */
@@ -292,6 +298,7 @@ struct zp_stats {
 	X(idle_buffers)                                                                            \
 	X(idle_bytes)                                                                              \
 	X(cached_buffers)                                                                          \
+	X(cache_borrowed)                                                                          \
 	X(live_buffers)                                                                            \
 	X(live_bytes)                                                                              \
 	X(outstanding)
