@@ -74,40 +74,48 @@ struct _zp_store_class {
 struct _zp_slab; /* a block of descriptors */
 struct _zp_tcache;
 
+/* The pool, in cache lines by who writes them: the first lines are written
+ * only at create and destroy, so the hit path's read of `slot` and the miss
+ * paths' reads of the configuration never share a line with a word that
+ * other threads write (it did: `slot` sat beside idle_reserved). */
 struct zp_pool {
+	/* Read-mostly: set at create. */
 	uintptr_t tag; /* == (uintptr_t)this: owner tag of held buffers */
-	zp_config cfg;
-	const struct zp_backend_ops *ops;
-	void *store;
+	/* This pool's index in every thread's cache table (ZP_MAX_POOLS:
+	 * none); the thread-cache layer's, set at create, cleared at destroy
+	 * under _zp_tcache_lock.  The hit path reads it. */
+	unsigned slot;
 	unsigned classes;
 	uint32_t spacing_shift, class_base; /* see _zp_class_index */
 	unsigned depth;                     /* cfg.cache_depth: 0, fixed, or ZP_CACHE_DEPTH_AUTO */
 	unsigned batch;                     /* the most buffers one refill or drain moves */
+	const struct zp_backend_ops *ops;
+	void *store;
 	size_t *class_size;
+	struct _zp_store_class *sc;        /* [classes]: gauges and budget shares */
+	struct _zp_class_counters *totals; /* [classes] */
+	_Atomic uint64_t *reserving;       /* bit per class that ever reserved budget */
+	zp_config cfg;
 
 	/* Descriptors: slabs, never freed before the pool; a free list.  One
 	 * mutex for the pool: it is taken only when a buffer is allocated or
 	 * freed, next to a malloc/mmap and free/munmap that cost far more than
 	 * an uncontended lock (docs/design.md, "The shared-store budget"). */
-	pthread_mutex_t desc_lock;
+	pthread_mutex_t desc_lock ZP_ALIGNED_CL;
 	struct _zp_slab *slabs;
 	zp_buf *desc_free;
 
-	/* The thread-cache layer's (zp_tcache.c), under _zp_tcache_lock: this
-	 * pool's index in every thread's cache table (ZP_MAX_POOLS: none), and
-	 * the caches attached to it. */
-	unsigned slot;
-	struct _zp_tcache *caches;
+	/* The thread-cache layer's (zp_tcache.c), under _zp_tcache_lock: the
+	 * caches attached to this pool; zp_fork.c's list of live pools. */
+	struct _zp_tcache *caches ZP_ALIGNED_CL;
 	unsigned ncaches;
-	/* zp_fork.c's list of live pools, under _zp_tcache_lock */
 	zp_pool *live_next, *live_prev;
 
-	struct _zp_store_class *sc;      /* [classes]: gauges and budget shares */
-	_Atomic uint64_t idle_reserved;  /* budget granted to classes, <= max_idle_bytes */
+	/* The idle-bytes budget (zp_store.c) */
+	_Atomic uint64_t idle_reserved ZP_ALIGNED_CL; /* granted to classes, <= max_idle_bytes */
 	_Atomic uint64_t cache_borrowed; /* of it, lent to thread caches (_zp_store_borrow) */
-	_Atomic uint64_t *reserving;     /* bit per class that ever reserved budget */
-	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
-	struct _zp_class_counters *totals; /* [classes] */
+
+	_Atomic uint64_t oversize_gets ZP_ALIGNED_CL, oversize_puts, trimmed;
 };
 
 static inline size_t _zp_store_class_size(const zp_pool *pool, unsigned cls)
