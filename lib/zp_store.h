@@ -74,12 +74,12 @@ struct _zp_store_class {
 struct _zp_slab; /* a block of descriptors */
 struct _zp_tcache;
 
-/* The pool, in cache lines by who writes them: the first lines are written
- * only at create and destroy, so the hit path's read of `slot` and the miss
- * paths' reads of the configuration never share a line with a word that
- * other threads write (it did: `slot` sat beside idle_reserved). */
+/* The pool.  Its first cache line holds what the hit path and every
+ * transfer read and nothing that is written after create: `slot` used to
+ * share a line with idle_reserved, which any thread's budget reservation
+ * writes.  (The pool is allocated on a cache line, _zp_meta_alloc.) */
 struct zp_pool {
-	/* Read-mostly: set at create. */
+	/* Line 0: read-mostly, set at create. */
 	uintptr_t tag; /* == (uintptr_t)this: owner tag of held buffers */
 	/* This pool's index in every thread's cache table (ZP_MAX_POOLS:
 	 * none); the thread-cache layer's, set at create, cleared at destroy
@@ -92,7 +92,9 @@ struct zp_pool {
 	const struct zp_backend_ops *ops;
 	void *store;
 	size_t *class_size;
-	struct _zp_store_class *sc;        /* [classes]: gauges and budget shares */
+	struct _zp_store_class *sc; /* [classes]: gauges and budget shares */
+
+	/* Read-mostly, read on slow paths. */
 	struct _zp_class_counters *totals; /* [classes] */
 	_Atomic uint64_t *reserving;       /* bit per class that ever reserved budget */
 	zp_config cfg;
@@ -101,22 +103,24 @@ struct zp_pool {
 	 * mutex for the pool: it is taken only when a buffer is allocated or
 	 * freed, next to a malloc/mmap and free/munmap that cost far more than
 	 * an uncontended lock (docs/design.md, "The shared-store budget"). */
-	pthread_mutex_t desc_lock ZP_ALIGNED_CL;
+	pthread_mutex_t desc_lock;
 	struct _zp_slab *slabs;
 	zp_buf *desc_free;
 
 	/* The thread-cache layer's (zp_tcache.c), under _zp_tcache_lock: the
 	 * caches attached to this pool; zp_fork.c's list of live pools. */
-	struct _zp_tcache *caches ZP_ALIGNED_CL;
-	unsigned ncaches;
+	struct _zp_tcache *caches;
 	zp_pool *live_next, *live_prev;
+	unsigned ncaches;
 
 	/* The idle-bytes budget (zp_store.c) */
-	_Atomic uint64_t idle_reserved ZP_ALIGNED_CL; /* granted to classes, <= max_idle_bytes */
+	_Atomic uint64_t idle_reserved;  /* granted to classes, <= max_idle_bytes */
 	_Atomic uint64_t cache_borrowed; /* of it, lent to thread caches (_zp_store_borrow) */
 
-	_Atomic uint64_t oversize_gets ZP_ALIGNED_CL, oversize_puts, trimmed;
+	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
 };
+_Static_assert(offsetof(struct zp_pool, totals) == ZP_CACHELINE,
+	       "line 0 of the pool holds the read-mostly fields of the hot paths, and only them");
 
 static inline size_t _zp_store_class_size(const zp_pool *pool, unsigned cls)
 {
