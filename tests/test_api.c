@@ -548,6 +548,22 @@ static void test_cache_borrow(void)
 	CHECK_EQ(st.live_buffers, st.idle_buffers);
 	CHECK(st.idle_bytes <= c.max_idle_bytes);
 	zp_pool_destroy(p);
+
+	/* A pool destroyed while a thread's cache holds a loan: destroy frees
+	 * the cache and its buffers; the thread's later exit must not reach
+	 * the pool (ASan and memcheck watch). */
+	c.max_idle_bytes = 4u << 20;
+	p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	a = (struct cb_arg){.p = p, .hold = &hold};
+	REQUIRE(pthread_create(&t, NULL, cb_worker, &a) == 0);
+	pthread_barrier_wait(&hold);
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK_EQ(st.cache_borrowed, 3 * CB_BYTES);
+	zp_pool_destroy(p);
+	pthread_barrier_wait(&hold);
+	pthread_join(t, NULL);
+	CHECK_EQ(a.failures, 0);
 	pthread_barrier_destroy(&hold);
 	pthread_barrier_destroy(&hold3);
 }
