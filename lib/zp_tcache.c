@@ -361,11 +361,12 @@ uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 	uint64_t want = lim ? 2 * (uint64_t)lim : ZP_CACHE_INIT;
 	if (want > max)
 		want = max;
-	if ((want - lim) * size > cache_room(tc))
-		borrow(tc, (want - lim) * size - cache_room(tc));
-	if ((want - lim) * size > cache_room(tc))
+	uint64_t need = (want - lim) * size;
+	if (need > cache_room(tc))
+		borrow(tc, need - cache_room(tc));
+	if (need > cache_room(tc))
 		steal(tc, k, want * size);
-	if ((want - lim) * size > cache_room(tc))
+	if (need > cache_room(tc))
 		want = lim + cache_room(tc) / size;
 	if (want <= lim)
 		return lim;

@@ -451,7 +451,7 @@ static void test_adaptive_cache(void)
 
 struct cb_arg {
 	zp_pool *p;
-	pthread_barrier_t *hold; /* NULL: exit when done */
+	pthread_barrier_t *hold; /* twice: the main thread looks, then lets it exit */
 	uint64_t last_round_hits;
 	int failures;
 };
@@ -475,10 +475,8 @@ static void *cb_worker(void *arg)
 	if (zp_class_stats(a->p, cls, &after) != 0)
 		a->failures++;
 	a->last_round_hits = after.cache_hits - before.cache_hits;
-	if (a->hold != NULL) {
-		pthread_barrier_wait(a->hold); /* the main thread looks */
-		pthread_barrier_wait(a->hold);
-	}
+	pthread_barrier_wait(a->hold);
+	pthread_barrier_wait(a->hold);
 	return NULL;
 }
 
