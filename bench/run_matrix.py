@@ -10,7 +10,9 @@ Stages (each can be skipped, see --help):
   2. build      cmake Release build in its own tree (default build/release)
   3. micro      zp_bench (Google Benchmark, JSON out) with glibc, then its
                 malloc peers again under LD_PRELOADed jemalloc, mimalloc and
-                tcmalloc; zp_hitpath ns/pair (shared and static library)
+                tcmalloc, in rounds (each round runs every allocator's
+                process once; a cell's repetitions are its rounds);
+                zp_hitpath ns/pair (shared and static library)
   4. callgrind  instructions per get+put pair, per backend and path
                 (zp_hitpath --count under callgrind --toggle-collect)
   5. workloads  the four drivers x {every registered backend, malloc with
@@ -351,7 +353,7 @@ def micro_name_fields(name):
     return d
 
 
-def micro_rows(doc, tag):
+def micro_rows(doc, tag, rnd=0):
     ctx = doc.get("context", {})
     proc_alloc = ctx.get("malloc_allocator", "")
     rows = []
@@ -371,7 +373,7 @@ def micro_rows(doc, tag):
         else:
             backend, allocator = f["family"], proc_alloc
         threads = int(b.get("threads", 1))
-        rep = int(b.get("repetition_index", 0))
+        rep = rnd + int(b.get("repetition_index", 0))
         base = {"kind": "micro", "name": name, "case": f["case"], "backend": backend,
                 "allocator": allocator, "threads": threads, "size": f["size"],
                 "params": ";".join(f["params"]), "repetition": rep}
@@ -399,6 +401,15 @@ def micro_rows(doc, tag):
 
 
 def run_micro(args, m, bins, errors, rows):
+    """zp_bench once per allocator per round, for m['micro_reps'] rounds.
+
+    Each process measures its cases once; a round runs every allocator's
+    process, starting at a different allocator each round.  The pool's rows
+    (measured in the glibc process) and each peer's rows so sample the same
+    stretch of time, and a spell of host noise lands on one round of every
+    column instead of on every repetition of one column (with repetitions
+    inside one process, the pool and tcmalloc were measured minutes apart).
+    """
     zb = bins.get("zp_bench")
     if zb is None:
         errors.add("micro", "zp_bench not built (libbenchmark-dev missing?)")
@@ -406,15 +417,13 @@ def run_micro(args, m, bins, errors, rows):
     threads = ",".join(str(t) for t in args.threads)
     common = [f"--zp_threads={threads}", f"--benchmark_min_time={m['min_time']}",
               "--benchmark_out_format=json", "--benchmark_format=console"]
-    if m["micro_reps"] > 1:
-        common.append(f"--benchmark_repetitions={m['micro_reps']}")
     if m["interleave"]:
         common.append("--benchmark_enable_random_interleaving=true")
     if m["smoke_matrix"]:
         common.append("--zp_smoke")
+    procs = []  # (allocator, env, filter)
     for alloc in args.allocators:
         env = dict(os.environ)
-        cmd = [zb] + common
         if alloc == "glibc":
             flt = args.micro_filter
         else:
@@ -426,33 +435,41 @@ def run_micro(args, m, bins, errors, rows):
             flt = "^malloc/"
             if args.micro_filter:
                 flt = f"^malloc/.*({args.micro_filter})"
-        if flt:
-            cmd.append(f"--benchmark_filter={flt}")
-        out = os.path.join(args.out, "raw", f"micro-{alloc}.json")
-        cmd.append(f"--benchmark_out={out}")
-        log(f"micro: zp_bench with {alloc}" + (f" (LD_PRELOAD={env.get('LD_PRELOAD')})"
-                                                  if alloc != "glibc" else ""))
-        t0 = time.monotonic()
-        r = subprocess.run(cmd, env=env, text=True, capture_output=True,
-                           timeout=args.micro_timeout)
-        with open(os.path.join(args.out, "logs", f"micro-{alloc}.log"), "w") as f:
-            f.write("$ " + shlex.join(cmd) + "\n" + r.stdout + r.stderr)
-        log(f"micro: {alloc} done in {time.monotonic() - t0:.0f} s, rc {r.returncode}")
-        if r.returncode != 0:
-            errors.add("micro", f"zp_bench ({alloc}) exited {r.returncode}", r.stderr)
-        try:
-            with open(out) as f:
-                doc = json.load(f)
-        except (OSError, ValueError) as e:
-            errors.add("micro", f"no JSON from zp_bench ({alloc})", str(e))
-            continue
-        got = doc.get("context", {}).get("malloc_allocator")
-        if got != alloc:
-            errors.add("micro", f"allocator mismatch: wanted {alloc}, zp_bench reports {got}")
-        for b in doc.get("benchmarks", []):
-            if b.get("error_occurred"):
-                errors.add("micro", f"{b.get('name')}: {b.get('error_message')}")
-        rows.extend(micro_rows(doc, alloc))
+        procs.append((alloc, env, flt))
+    rounds = max(1, m["micro_reps"])
+    for rnd in range(rounds):
+        order = procs[rnd % len(procs):] + procs[:rnd % len(procs)] if procs else []
+        for alloc, env, flt in order:
+            run_micro_once(args, zb, common, alloc, env, flt, rnd, rounds, errors, rows)
+
+
+def run_micro_once(args, zb, common, alloc, env, flt, rnd, rounds, errors, rows):
+    cmd = [zb] + common + ([f"--benchmark_filter={flt}"] if flt else [])
+    out = os.path.join(args.out, "raw", f"micro-{alloc}.r{rnd}.json")
+    cmd.append(f"--benchmark_out={out}")
+    log(f"micro: round {rnd + 1}/{rounds}: zp_bench with {alloc}" +
+        (f" (LD_PRELOAD={env.get('LD_PRELOAD')})" if alloc != "glibc" else ""))
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, env=env, text=True, capture_output=True, timeout=args.micro_timeout)
+    with open(os.path.join(args.out, "logs", f"micro-{alloc}.r{rnd}.log"), "w") as f:
+        f.write("$ " + shlex.join(cmd) + "\n" + r.stdout + r.stderr)
+    log(f"micro: round {rnd + 1}/{rounds}: {alloc} done in {time.monotonic() - t0:.0f} s, "
+        f"rc {r.returncode}")
+    if r.returncode != 0:
+        errors.add("micro", f"zp_bench ({alloc}, round {rnd + 1}) exited {r.returncode}", r.stderr)
+    try:
+        with open(out) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        errors.add("micro", f"no JSON from zp_bench ({alloc}, round {rnd + 1})", str(e))
+        return
+    got = doc.get("context", {}).get("malloc_allocator")
+    if got != alloc:
+        errors.add("micro", f"allocator mismatch: wanted {alloc}, zp_bench reports {got}")
+    for b in doc.get("benchmarks", []):
+        if b.get("error_occurred"):
+            errors.add("micro", f"{b.get('name')}: {b.get('error_message')}")
+    rows.extend(micro_rows(doc, alloc, rnd))
 
 
 # ---------------------------------------------------------------------------

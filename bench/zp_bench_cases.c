@@ -1080,7 +1080,12 @@ static int thread_init(zpb_case *c, int tid, int nthreads)
 		}
 	}
 	if (c->body == B_WORKSET || c->body == B_MIXED) {
-		t->held = calloc(c->keep ? c->keep : 1, sizeof *t->held);
+		/* Whole lines of its own: where the malloc under test would put
+		 * it must not decide whether two threads' arrays share a line. */
+		size_t bytes = ((c->keep ? c->keep : 1) * sizeof *t->held + 63) & ~(size_t)63;
+		t->held = aligned_alloc(64, bytes);
+		if (t->held != NULL)
+			memset(t->held, 0, bytes);
 		if (t->held == NULL) {
 			set_error("out of memory");
 			return -1;
