@@ -288,7 +288,12 @@ def machine_info(args, backends):
     info["allocator_libs"] = {a: find_lib(n) if n else "libc.so.6" for a, n in ALLOCATORS.items()}
     r = sh(["git", "-C", REPO, "rev-parse", "HEAD"])
     info["git_commit"] = r.stdout.strip() if r.returncode == 0 else None
-    r = sh(["git", "-C", REPO, "status", "--porcelain"])
+    # Dirty: changes to the tree, not counting this run's own output.
+    spec = ["--", "."]
+    out = os.path.relpath(os.path.abspath(args.out), REPO)
+    if not out.startswith(".."):
+        spec.append(f":(exclude){out}")
+    r = sh(["git", "-C", REPO, "status", "--porcelain"] + spec)
     info["git_dirty"] = bool(r.stdout.strip()) if r.returncode == 0 else None
     info["loadavg_start"] = os.getloadavg()
     try:
