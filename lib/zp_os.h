@@ -21,6 +21,11 @@
 #define _ZP_MMAP_MIN ((size_t)64 << 10)
 void *_zp_os_alloc(size_t cap, unsigned flags);
 void _zp_os_free(void *p, size_t cap);
+/* Give the pages of a mapped buffer (cap >= _ZP_MMAP_MIN, no ZP_F_MLOCK)
+ * back to the OS and keep the mapping (MADV_FREE, else MADV_DONTNEED): the
+ * contents become unspecified, the buffer stays usable.  Returns 0, or -1
+ * (the buffer is unchanged). */
+int _zp_os_release_pages(void *p, size_t cap);
 
 /* CPUs this process may run on (at least 1), and physical memory in bytes
  * (1 GiB when the system does not say). */

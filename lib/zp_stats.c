@@ -16,7 +16,7 @@
  *
  * Gauges that would need another thread's private state (the number of
  * buffers in its cache) are derived instead, clamped at zero:
- *   cached = live - idle - (pooled gets - pooled puts).
+ *   cached = live - idle - released - (pooled gets - pooled puts).
  * The store's gauges are per class (zp_store.h, struct _zp_store_class):
  * idle bytes are the backend's count times the class size, live bytes
  * live_buffers times it.
@@ -110,7 +110,8 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	out->contention = bs.contention;
 	out->idle_bytes = _zp_store_cap_idle(pool, out->idle_bytes);
 	_zp_store_live(pool, &out->live_buffers, &out->live_bytes);
-	uint64_t held = out->idle_buffers + pooled_out;
+	_zp_store_released(pool, &out->released_buffers, &out->released_bytes);
+	uint64_t held = out->idle_buffers + out->released_buffers + pooled_out;
 	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;
 	out->cache_borrowed = zp_atomic_load_relaxed(&pool->cache_borrowed);
 	out->classes = pool->classes;

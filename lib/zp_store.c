@@ -400,6 +400,84 @@ void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
 	}
 }
 
+/* ---- released buffers ------------------------------------------------------ */
+
+/* A mapped buffer that the idle-bytes budget refuses is not unmapped: its
+ * pages are given back (_zp_os_release_pages: MADV_FREE) and the buffer,
+ * mapping and descriptor, waits on its class's released list.  A take that
+ * finds the store empty takes it before allocating: reuse costs at most
+ * page faults on the pages the user touches, not an munmap, an mmap and the
+ * page tables of the whole mapping.  Released buffers hold address space
+ * and page tables, and their pages until the kernel takes them; their
+ * capacity is bounded by max_idle_bytes too (released_bytes), beyond which
+ * buffers are freed as before.  Buffers of pools that lock or prefault
+ * their pages, and those below _ZP_MMAP_MIN (malloc's), are freed.  The
+ * lists are under desc_lock: releasing stands for a free and reusing for an
+ * allocation, the two operations that lock already serialises, on the same
+ * rare paths. */
+
+static bool release_keep(zp_pool *pool, unsigned cls, zp_buf *b)
+{
+	if (b->cap < _ZP_MMAP_MIN || (pool->cfg.flags & (ZP_F_MLOCK | ZP_F_PREFAULT)))
+		return false;
+	uint64_t cap = b->cap, cur = zp_atomic_load_relaxed(&pool->released_bytes);
+	do {
+		if (cur > pool->cfg.max_idle_bytes || pool->cfg.max_idle_bytes - cur < cap)
+			return false;
+	} while (!zp_atomic_cas_weak_relaxed(&pool->released_bytes, &cur, cur + cap));
+	if (_zp_os_release_pages(b->data, b->cap) != 0) {
+		zp_atomic_sub_relaxed(&pool->released_bytes, cap);
+		return false;
+	}
+	struct _zp_store_class *sc = &pool->sc[cls];
+	pthread_mutex_lock(&pool->desc_lock);
+	b->_zp_link[0] = sc->released;
+	sc->released = b;
+	zp_atomic_store_relaxed(&sc->nreleased, zp_atomic_load_relaxed(&sc->nreleased) + 1);
+	pthread_mutex_unlock(&pool->desc_lock);
+	return true;
+}
+
+/* A buffer the budget refused: released if it can be, else freed.  (What
+ * the store evicts for max_per_class is freed: a count bound the user set
+ * is a bound on mappings too.) */
+static void release_or_free(zp_pool *pool, unsigned cls, zp_buf *b)
+{
+	if (!release_keep(pool, cls, b))
+		_zp_store_buf_free(pool, b);
+}
+
+/* Take up to n released buffers of class cls into out[0..n). */
+static unsigned take_released(zp_pool *pool, unsigned cls, zp_buf **out, unsigned n)
+{
+	struct _zp_store_class *sc = &pool->sc[cls];
+	if (n == 0 || zp_atomic_load_relaxed(&sc->nreleased) == 0)
+		return 0;
+	unsigned got = 0;
+	pthread_mutex_lock(&pool->desc_lock);
+	while (got < n && sc->released != NULL) {
+		zp_buf *b = sc->released;
+		sc->released = b->_zp_link[0];
+		b->_zp_link[0] = NULL;
+		out[got++] = b;
+	}
+	zp_atomic_store_relaxed(&sc->nreleased, zp_atomic_load_relaxed(&sc->nreleased) - got);
+	pthread_mutex_unlock(&pool->desc_lock);
+	zp_atomic_sub_relaxed(&pool->released_bytes,
+			      (uint64_t)got * _zp_store_class_size(pool, cls));
+	return got;
+}
+
+void _zp_store_released(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
+{
+	*buffers = *bytes = 0;
+	for (unsigned k = 0; k < pool->classes; k++) {
+		uint64_t n = zp_atomic_load_relaxed(&pool->sc[k].nreleased);
+		*buffers += n;
+		*bytes += n * _zp_store_class_size(pool, k);
+	}
+}
+
 /* ---- give and take --------------------------------------------------------- */
 
 unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
@@ -416,9 +494,9 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 			budget_release(pool, cls, (uint64_t)nv * size);
 	}
 	for (unsigned i = 0; i < nv; i++)
-		_zp_store_buf_free(pool, victims[i]);
+		_zp_store_buf_free(pool, victims[i]); /* max_per_class: a count the user set */
 	for (unsigned i = fit; i < n; i++)
-		_zp_store_buf_free(pool, in[i]);
+		release_or_free(pool, cls, in[i]);
 	if (nv)
 		_ZP_ADD(pool, ctr, cls, evictions, nv);
 	if (fit < n)
@@ -432,7 +510,7 @@ unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out
 	zp_assert(got <= n);
 	if (got > 0)
 		budget_release(pool, cls, (uint64_t)got * _zp_store_class_size(pool, cls));
-	return got;
+	return got + take_released(pool, cls, out + got, n - got);
 }
 
 size_t _zp_store_drain(zp_pool *pool, unsigned hint, unsigned cls, uint64_t *nbufs)

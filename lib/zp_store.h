@@ -69,6 +69,12 @@ struct _zp_store_class {
 	_Atomic uint64_t avail;        /* budget bytes reserved by this class, not in use */
 	_Atomic uint64_t live_buffers; /* allocated, not freed */
 	uint64_t chunk;                /* bytes reserved at a time; set at init */
+	/* Buffers the budget refused whose pages went back to the OS (mapping
+	 * and descriptor kept, "Released buffers" in zp_store.c): a list
+	 * through _zp_link[0] under the pool's desc_lock, and its length,
+	 * written under the lock and read without it. */
+	zp_buf *released;
+	_Atomic uint64_t nreleased;
 } ZP_ALIGNED_CL;
 
 struct _zp_slab; /* a block of descriptors */
@@ -116,6 +122,7 @@ struct zp_pool {
 	/* The idle-bytes budget (zp_store.c) */
 	_Atomic uint64_t idle_reserved;  /* granted to classes, <= max_idle_bytes */
 	_Atomic uint64_t cache_borrowed; /* of it, lent to thread caches (_zp_store_borrow) */
+	_Atomic uint64_t released_bytes; /* capacity of released buffers, <= max_idle_bytes */
 
 	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
 };
@@ -137,6 +144,8 @@ static inline unsigned _zp_store_class_of(const zp_pool *pool, size_t len)
  * the store never exceeds: a sum read while budget moves between classes
  * could count the moving bytes twice. */
 uint64_t _zp_store_idle_bytes(zp_pool *pool);
+/* Released buffers (mapped, pages returned), all classes. */
+void _zp_store_released(zp_pool *pool, uint64_t *buffers, uint64_t *bytes);
 uint64_t _zp_store_cap_idle(const zp_pool *pool, uint64_t idle_bytes);
 void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes);
 
@@ -168,13 +177,16 @@ zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len);
 void _zp_store_buf_free(zp_pool *pool, zp_buf *b);
 
 /* Hand n <= ZP_MAX_CACHE_DEPTH buffers of one class to the store,
- * honouring max_idle_bytes; frees what the store refuses or evicts and
- * what the budget does not admit, and returns how many buffers it freed.
+ * honouring max_idle_bytes; frees what the store refuses or evicts, and
+ * what the budget does not admit (mapped buffers among those it releases
+ * instead: "Released buffers" in zp_store.c), and returns how many buffers
+ * left that way.
  * Counters go to `ctr` (a thread cache's) or, when NULL, to the pool's
  * totals.  `hint` is the calling thread's small id (shard selection). */
 unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
 			struct _zp_class_counters *ctr);
-/* Take up to n buffers of one class from the store. */
+/* Take up to n buffers of one class from the store: idle ones first, then
+ * released ones (their pages fault in again on use). */
 unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out, unsigned n);
 /* Free every buffer of class cls idle in the store; adds their number to
  * *nbufs and returns their bytes. */

@@ -824,6 +824,93 @@ static void test_idle_budget_threads(void)
 	zp_pool_destroy(p);
 }
 
+/* Mapped buffers (64 KiB and up) that max_idle_bytes refuses keep their
+ * mappings with their pages given back, up to another max_idle_bytes of
+ * them; later gets of the class reuse them before allocating; the gauges
+ * add up; trim and destroy free them; pools that lock or prefault their
+ * pages free refused buffers as before. */
+#define RL_SIZE ((size_t)64 << 10)
+static void check_conserved(zp_pool *p, struct zp_stats *st)
+{
+	REQUIRE(zp_stats(p, st) == 0);
+	CHECK_EQ(st->live_buffers,
+		 st->idle_buffers + st->released_buffers + st->cached_buffers + st->outstanding);
+	CHECK_EQ(st->released_bytes, st->released_buffers * RL_SIZE);
+}
+
+/* A pool of *c: get n buffers of len, put them back, check the released
+ * and live gauges, destroy the pool with whatever it holds. */
+static void released_cycle(const zp_config *c, int n, size_t len, uint64_t released, uint64_t live)
+{
+	zp_pool *p = zp_pool_create(c);
+	REQUIRE(p != NULL);
+	zp_buf *b[16];
+	REQUIRE(n <= 16);
+	get_n(p, b, n, len);
+	put_n(p, b, n);
+	struct zp_stats st;
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK_EQ(st.live_buffers,
+		 st.idle_buffers + st.released_buffers + st.cached_buffers + st.outstanding);
+	CHECK_EQ(st.released_buffers, released);
+	CHECK_EQ(st.live_buffers, live);
+	zp_pool_destroy(p);
+}
+
+static void test_released(void)
+{
+	zp_config c = zp_test_config();
+	c.cache_depth = 0;
+	c.max_idle_bytes = 4 * RL_SIZE;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	zp_buf *b[12];
+	get_n(p, b, 12, RL_SIZE);
+	for (int i = 0; i < 12; i++)
+		memset(b[i]->data, 0xab, RL_SIZE);
+	put_n(p, b, 12);
+	struct zp_stats st;
+	check_conserved(p, &st);
+	CHECK_EQ(st.idle_buffers, 4);
+	CHECK_EQ(st.released_buffers, 4); /* as many as max_idle_bytes ... */
+	CHECK_EQ(st.discards, 8);
+	CHECK_EQ(st.live_buffers, 8); /* ... and the other 4 freed */
+	CHECK_EQ(st.fresh, 12);
+
+	get_n(p, b, 8, RL_SIZE); /* 4 idle, then 4 released: nothing fresh */
+	for (int i = 0; i < 8; i++) {
+		CHECK_EQ(b[i]->cap, RL_SIZE);
+		memset(b[i]->data, i, RL_SIZE); /* the released pages fault in again */
+		CHECK_EQ(b[i]->data[RL_SIZE - 1], (unsigned char)i);
+	}
+	check_conserved(p, &st);
+	CHECK_EQ(st.fresh, 12);
+	CHECK_EQ(st.store_hits, 8);
+	CHECK_EQ(st.released_buffers, 0);
+	CHECK_EQ(st.outstanding, 8);
+	CHECK_EQ(zp_put(p, b[0]), 0);
+	CHECK_EQ(zp_put(p, b[0]), -1); /* a released buffer is idle: a second put is refused */
+	CHECK_EQ(errno, EALREADY);
+	put_n(p, b + 1, 7);
+	check_conserved(p, &st);
+	CHECK_EQ(st.idle_buffers, 4);
+	CHECK_EQ(st.released_buffers, 4);
+	CHECK_EQ(zp_trim(p), 8 * RL_SIZE); /* released buffers are freed too */
+	check_conserved(p, &st);
+	CHECK_EQ(st.live_buffers, 0);
+	CHECK_EQ(st.released_bytes, 0);
+	zp_pool_destroy(p);
+
+	/* destroy frees what is released (ASan, memcheck) */
+	released_cycle(&c, 8, RL_SIZE, 4, 8);
+	/* pages locked or prefaulted by request: refused buffers are freed */
+	c.flags = ZP_F_PREFAULT;
+	released_cycle(&c, 8, RL_SIZE, 0, 4);
+	/* below 64 KiB buffers are malloc's: freed */
+	c.flags = 0;
+	released_cycle(&c, 12, RL_SIZE / 2, 0, 8);
+}
+
 static void test_preallocate(void)
 {
 	zp_pool *p = make(4, 16);
@@ -1000,6 +1087,7 @@ int main(int argc, char **argv)
 	    {"eviction_policies", test_eviction_policies},
 	    {"idle_budget", test_idle_budget},
 	    {"idle_budget_threads", test_idle_budget_threads},
+	    {"released", test_released},
 	    {"preallocate", test_preallocate},
 	    {"trim", test_trim},
 	    {"zero_on_get", test_zero_on_get},

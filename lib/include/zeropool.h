@@ -143,8 +143,16 @@ typedef struct zp_config {
 	 * optional bound beside max_idle_bytes.  >= 1.  Default ZP_UNBOUNDED. */
 	unsigned max_per_class;
 	/* Bytes the shared store may keep idle, all classes together; a give
-	 * beyond it frees buffers ("discards").  Memory idle in the pool stays
-	 * under this plus what the thread caches hold (cache_bytes each).
+	 * beyond it refuses buffers ("discards").  A refused buffer is freed,
+	 * except a mapped one (64 KiB and up, without ZP_F_MLOCK or
+	 * ZP_F_PREFAULT): its pages are given to the kernel to take back
+	 * (madvise MADV_FREE) and the pool keeps its mapping, up to another
+	 * max_idle_bytes of them, for a later get of its class to reuse
+	 * instead of mapping a new buffer (zp_stats: released_buffers,
+	 * released_bytes).  Memory idle in the pool stays under this plus what
+	 * the thread caches hold (cache_bytes each), plus released pages the
+	 * kernel has not taken yet (it takes them under memory pressure; until
+	 * then they may count in the RSS).
 	 * SIZE_MAX: unlimited.  Default: physical memory / 64, at least
 	 * 64 MiB and at most 1 GiB (384 MiB on a 24 GiB machine). */
 	size_t max_idle_bytes;
@@ -254,27 +262,29 @@ ZP_EXPORT const char *zp_default_backend(void);
  * the call but may also count buffers got and put during it (puts are read
  * before gets, so gets - puts cannot wrap). */
 struct zp_stats {
-	uint64_t gets;           /* zp_get calls that returned a buffer */
-	uint64_t puts;           /* zp_put calls that succeeded */
-	uint64_t cache_hits;     /* gets served by a thread cache */
-	uint64_t store_hits;     /* gets served from the shared store */
-	uint64_t fresh;          /* gets that allocated a new pooled buffer */
-	uint64_t oversize;       /* gets above max_size (allocated directly) */
-	uint64_t refills;        /* batch transfers store -> thread cache */
-	uint64_t drains;         /* batch transfers thread cache -> store */
-	uint64_t evictions;      /* freed by the store's eviction policy */
-	uint64_t discards;       /* freed because of max_idle_bytes */
-	uint64_t trimmed;        /* freed by zp_trim */
-	uint64_t contention;     /* failed trylocks / CAS retries in the store */
-	uint64_t idle_buffers;   /* gauge: buffers in the shared store */
-	uint64_t idle_bytes;     /* gauge: their capacity in bytes */
-	uint64_t cached_buffers; /* gauge: buffers in thread caches */
-	uint64_t cache_borrowed; /* gauge: cache capacity lent from max_idle_bytes */
-	uint64_t live_buffers;   /* gauge: pooled buffers allocated, not freed */
-	uint64_t live_bytes;     /* gauge: their capacity in bytes */
-	uint64_t outstanding;    /* gauge: gets - puts (held by callers) */
-	unsigned classes;        /* number of size classes */
-	unsigned threads;        /* threads holding a cache for this pool */
+	uint64_t gets;             /* zp_get calls that returned a buffer */
+	uint64_t puts;             /* zp_put calls that succeeded */
+	uint64_t cache_hits;       /* gets served by a thread cache */
+	uint64_t store_hits;       /* gets served from the shared store */
+	uint64_t fresh;            /* gets that allocated a new pooled buffer */
+	uint64_t oversize;         /* gets above max_size (allocated directly) */
+	uint64_t refills;          /* batch transfers store -> thread cache */
+	uint64_t drains;           /* batch transfers thread cache -> store */
+	uint64_t evictions;        /* freed by the store's eviction policy */
+	uint64_t discards;         /* refused by max_idle_bytes (freed or released) */
+	uint64_t trimmed;          /* freed by zp_trim */
+	uint64_t contention;       /* failed trylocks / CAS retries in the store */
+	uint64_t idle_buffers;     /* gauge: buffers in the shared store */
+	uint64_t idle_bytes;       /* gauge: their capacity in bytes */
+	uint64_t released_buffers; /* gauge: refused by max_idle_bytes, kept mapped */
+	uint64_t released_bytes;   /* gauge: their capacity in bytes */
+	uint64_t cached_buffers;   /* gauge: buffers in thread caches */
+	uint64_t cache_borrowed;   /* gauge: cache capacity lent from max_idle_bytes */
+	uint64_t live_buffers;     /* gauge: pooled buffers allocated, not freed */
+	uint64_t live_bytes;       /* gauge: their capacity in bytes */
+	uint64_t outstanding;      /* gauge: gets - puts (held by callers) */
+	unsigned classes;          /* number of size classes */
+	unsigned threads;          /* threads holding a cache for this pool */
 };
 
 /* The fields of struct zp_stats, in order, for code that walks them all
@@ -297,6 +307,8 @@ struct zp_stats {
 	X(contention)                                                                              \
 	X(idle_buffers)                                                                            \
 	X(idle_bytes)                                                                              \
+	X(released_buffers)                                                                        \
+	X(released_bytes)                                                                          \
 	X(cached_buffers)                                                                          \
 	X(cache_borrowed)                                                                          \
 	X(live_buffers)                                                                            \
