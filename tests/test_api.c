@@ -731,6 +731,7 @@ static const size_t sb_sizes[] = {1024, 1536, 2048, 4096};
 
 struct sb_arg {
 	zp_pool *p;
+	const size_t *sizes; /* [4] */
 	unsigned seed;
 	int failures; /* the worker's own: CHECK is not thread-safe */
 };
@@ -745,7 +746,7 @@ static void *sb_worker(void *arg)
 		unsigned n = 1 + (x >> 8) % 12;
 		for (unsigned i = 0; i < n; i++) {
 			x = x * 1103515245u + 12345u;
-			b[i] = zp_get(a->p, sb_sizes[(x >> 16) % 4]);
+			b[i] = zp_get(a->p, a->sizes[(x >> 16) % 4]);
 			if (b[i] == NULL) {
 				a->failures++;
 				n = i;
@@ -770,6 +771,37 @@ static uint64_t sb_class_idle_bytes(zp_pool *p, const struct zp_stats *st)
 	return sum;
 }
 
+/* Run SB_THREADS sb_workers on p over sizes[4]; meanwhile call poll(p,
+ * budget) 200 times (zp_stats racing the workers); join and check them. */
+static void sb_run(zp_pool *p, const size_t *sizes, unsigned seed,
+		   void (*poll)(zp_pool *p, uint64_t budget), uint64_t budget)
+{
+	pthread_t t[SB_THREADS];
+	struct sb_arg a[SB_THREADS];
+	for (int i = 0; i < SB_THREADS; i++) {
+		a[i] = (struct sb_arg){.p = p, .sizes = sizes, .seed = seed + 31u * (unsigned)i};
+		REQUIRE(pthread_create(&t[i], NULL, sb_worker, &a[i]) == 0);
+	}
+	for (int i = 0; i < 200; i++)
+		poll(p, budget);
+	for (int i = 0; i < SB_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(a[i].failures, 0);
+	}
+}
+
+static void sb_poll_idle(zp_pool *p, uint64_t budget)
+{
+	struct zp_stats st;
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK(st.idle_bytes <= budget);
+	for (unsigned k = 0; k < st.classes; k++) {
+		struct zp_class_stats cs;
+		REQUIRE(zp_class_stats(p, k, &cs) == 0);
+		CHECK(cs.idle_buffers * cs.size <= budget);
+	}
+}
+
 static void test_idle_budget_threads(void)
 {
 	zp_config c = zp_test_config();
@@ -779,26 +811,8 @@ static void test_idle_budget_threads(void)
 	c.max_idle_bytes = SB_BUDGET;
 	zp_pool *p = zp_pool_create(&c);
 	REQUIRE(p != NULL);
-	pthread_t t[SB_THREADS];
-	struct sb_arg a[SB_THREADS];
-	for (int i = 0; i < SB_THREADS; i++) {
-		a[i] = (struct sb_arg){.p = p, .seed = 7u + 31u * (unsigned)i};
-		REQUIRE(pthread_create(&t[i], NULL, sb_worker, &a[i]) == 0);
-	}
+	sb_run(p, sb_sizes, 7u, sb_poll_idle, c.max_idle_bytes);
 	struct zp_stats st;
-	for (int i = 0; i < 200; i++) {
-		REQUIRE(zp_stats(p, &st) == 0);
-		CHECK(st.idle_bytes <= c.max_idle_bytes);
-		for (unsigned k = 0; k < st.classes; k++) {
-			struct zp_class_stats cs;
-			REQUIRE(zp_class_stats(p, k, &cs) == 0);
-			CHECK(cs.idle_buffers * cs.size <= c.max_idle_bytes);
-		}
-	}
-	for (int i = 0; i < SB_THREADS; i++) {
-		pthread_join(t[i], NULL);
-		CHECK_EQ(a[i].failures, 0);
-	}
 
 	/* quiescent: every worker's cache went back to the store */
 	REQUIRE(zp_stats(p, &st) == 0);
@@ -909,6 +923,51 @@ static void test_released(void)
 	/* below 64 KiB buffers are malloc's: freed */
 	c.flags = 0;
 	released_cycle(&c, 12, RL_SIZE / 2, 0, 8);
+}
+
+/* Released buffers while threads cycle mapped buffers of four classes
+ * under a small budget: releases and reuses race with each other, with
+ * thread exit and with zp_stats (the TSan, helgrind and DRD gates run
+ * this); the released capacity never passes max_idle_bytes, and at rest
+ * every buffer is idle, released or freed. */
+static void rl_poll(zp_pool *p, uint64_t budget)
+{
+	struct zp_stats st;
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK(st.idle_bytes <= budget);
+	CHECK(st.released_bytes <= budget);
+}
+
+static void test_released_threads(void)
+{
+	static const size_t sizes[] = {RL_SIZE, RL_SIZE + RL_SIZE / 2, 2 * RL_SIZE, 4 * RL_SIZE};
+	zp_config c = zp_test_config();
+	c.cache_depth = 4;
+	c.batch = 2;
+	c.max_idle_bytes = 8 * RL_SIZE;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	sb_run(p, sizes, 11u, rl_poll, c.max_idle_bytes);
+	struct zp_stats st;
+	REQUIRE(zp_stats(p, &st) == 0);
+	CHECK_EQ(st.outstanding, 0);
+	CHECK_EQ(st.cached_buffers, 0);
+	CHECK_EQ(st.live_buffers, st.idle_buffers + st.released_buffers);
+	CHECK_EQ(st.live_bytes, st.idle_bytes + st.released_bytes);
+	CHECK(st.released_bytes <= c.max_idle_bytes);
+	CHECK(st.discards > 0); /* the budget was in force */
+
+	/* at rest, from empty: a full budget idle, another one released */
+	zp_trim(p);
+	zp_buf *b[20];
+	get_n(p, b, 20, RL_SIZE);
+	put_n(p, b, 20);
+	check_conserved(p, &st);
+	CHECK_EQ(st.idle_buffers, 8);
+	CHECK_EQ(st.released_buffers, 8);
+	CHECK_EQ(st.live_buffers, 16 + st.cached_buffers); /* the rest was freed */
+	CHECK(st.cached_buffers <= 4);
+	zp_pool_destroy(p);
 }
 
 static void test_preallocate(void)
@@ -1088,6 +1147,7 @@ int main(int argc, char **argv)
 	    {"idle_budget", test_idle_budget},
 	    {"idle_budget_threads", test_idle_budget_threads},
 	    {"released", test_released},
+	    {"released_threads", test_released_threads},
 	    {"preallocate", test_preallocate},
 	    {"trim", test_trim},
 	    {"zero_on_get", test_zero_on_get},
