@@ -347,15 +347,23 @@ static void budget_release(zp_pool *pool, unsigned cls, uint64_t bytes)
 	}
 }
 
+/* Add bytes to a pool-wide gauge unless it would pass cap; true if added. */
+static bool gauge_add_bounded(_Atomic uint64_t *gauge, uint64_t bytes, uint64_t cap)
+{
+	uint64_t cur = zp_atomic_load_relaxed(gauge);
+	do {
+		if (cur > cap || cap - cur < bytes)
+			return false;
+	} while (!zp_atomic_cas_weak_relaxed(gauge, &cur, cur + bytes));
+	return true;
+}
+
 bool _zp_store_borrow(zp_pool *pool, uint64_t bytes)
 {
 	uint64_t cap =
 	    budget_unlimited(pool) ? UINT64_MAX : pool->cfg.max_idle_bytes / ZP_CACHE_LEND_SHARE;
-	uint64_t cur = zp_atomic_load_relaxed(&pool->cache_borrowed);
-	do {
-		if (cur > cap || cap - cur < bytes)
-			return false;
-	} while (!zp_atomic_cas_weak_relaxed(&pool->cache_borrowed, &cur, cur + bytes));
+	if (!gauge_add_bounded(&pool->cache_borrowed, bytes, cap))
+		return false;
 	if (budget_unlimited(pool))
 		return true;
 	/* the lent bytes leave the budget like a class's reservation */
@@ -390,14 +398,22 @@ uint64_t _zp_store_idle_bytes(zp_pool *pool)
 	return _zp_store_cap_idle(pool, sum);
 }
 
-void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
+/* Sum a per-class buffer gauge of struct _zp_store_class (at byte offset
+ * `field`) over the classes, in buffers and in bytes of capacity. */
+static void sum_class_gauge(zp_pool *pool, size_t field, uint64_t *buffers, uint64_t *bytes)
 {
 	*buffers = *bytes = 0;
 	for (unsigned k = 0; k < pool->classes; k++) {
-		uint64_t n = zp_atomic_load_relaxed(&pool->sc[k].live_buffers);
+		_Atomic uint64_t *g = (_Atomic uint64_t *)((char *)&pool->sc[k] + field);
+		uint64_t n = zp_atomic_load_relaxed(g);
 		*buffers += n;
 		*bytes += n * _zp_store_class_size(pool, k);
 	}
+}
+
+void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
+{
+	sum_class_gauge(pool, offsetof(struct _zp_store_class, live_buffers), buffers, bytes);
 }
 
 /* ---- released buffers ------------------------------------------------------ */
@@ -420,13 +436,10 @@ static bool release_keep(zp_pool *pool, unsigned cls, zp_buf *b)
 {
 	if (b->cap < _ZP_MMAP_MIN || (pool->cfg.flags & (ZP_F_MLOCK | ZP_F_PREFAULT)))
 		return false;
-	uint64_t cap = b->cap, cur = zp_atomic_load_relaxed(&pool->released_bytes);
-	do {
-		if (cur > pool->cfg.max_idle_bytes || pool->cfg.max_idle_bytes - cur < cap)
-			return false;
-	} while (!zp_atomic_cas_weak_relaxed(&pool->released_bytes, &cur, cur + cap));
+	if (!gauge_add_bounded(&pool->released_bytes, b->cap, pool->cfg.max_idle_bytes))
+		return false;
 	if (_zp_os_release_pages(b->data, b->cap) != 0) {
-		zp_atomic_sub_relaxed(&pool->released_bytes, cap);
+		zp_atomic_sub_relaxed(&pool->released_bytes, b->cap);
 		return false;
 	}
 	struct _zp_store_class *sc = &pool->sc[cls];
@@ -470,12 +483,7 @@ static unsigned take_released(zp_pool *pool, unsigned cls, zp_buf **out, unsigne
 
 void _zp_store_released(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
 {
-	*buffers = *bytes = 0;
-	for (unsigned k = 0; k < pool->classes; k++) {
-		uint64_t n = zp_atomic_load_relaxed(&pool->sc[k].nreleased);
-		*buffers += n;
-		*bytes += n * _zp_store_class_size(pool, k);
-	}
+	sum_class_gauge(pool, offsetof(struct _zp_store_class, nreleased), buffers, bytes);
 }
 
 /* ---- give and take --------------------------------------------------------- */
