@@ -54,9 +54,19 @@ static zp_buf *get_oversize(zp_pool *pool, size_t len)
 	return b;
 }
 
+/* Every slow path gives decay its turn: a step of the pool's when one is
+ * due, and this thread's cache's when decay_ms passed since its last. */
+static void decay_turn(zp_pool *pool, struct _zp_tcache *tc)
+{
+	_zp_decay_poll(pool);
+	if (tc != NULL)
+		_zp_tcache_decay_poll(tc);
+}
+
 /* A get that the inline path did not serve; tc NULL means no cache. */
 static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 {
+	decay_turn(pool, tc);
 	if (len > pool->cfg.max_size)
 		return get_oversize(pool, len);
 	unsigned cls = _zp_store_class_of(pool, len);
@@ -123,6 +133,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 	int rc = put_check(pool, b);
 	if (rc <= 0)
 		return rc;
+	decay_turn(pool, tc);
 	unsigned cls = b->_zp_class, hint = _zp_tcache_hint();
 	b->_zp_owner = _ZP_OWNED(pool->tag, b) | _ZP_OWNER_IDLE;
 	_zp_instrument_put(b);

@@ -31,6 +31,7 @@ void zp_config_init(zp_config *cfg)
 	cfg->cache_bytes = (size_t)4 << 20;
 	cfg->max_per_class = ZP_UNBOUNDED;
 	cfg->max_idle_bytes = default_idle_bytes();
+	cfg->decay_ms = 10000;
 	cfg->evict = ZP_EVICT_DROP_COLDEST;
 	cfg->shards = 0;
 	cfg->flags = 0;
@@ -54,6 +55,8 @@ int _zp_config_check(const zp_config *cfg)
 	    cfg->batch <= ZP_MAX_CACHE_DEPTH && cfg->max_per_class >= 1 &&
 	    (cfg->evict == ZP_EVICT_DROP_COLDEST || cfg->evict == ZP_EVICT_DROP_NEWEST) &&
 	    (cfg->shards == 0 || (is_pow2(cfg->shards) && cfg->shards <= 256)) &&
+	    (cfg->decay_ms == ZP_DECAY_NEVER ||
+	     (cfg->decay_ms >= 0 && cfg->decay_ms <= ZP_MAX_DECAY_MS)) &&
 	    (cfg->flags & ~(unsigned)ZP_F_ALL_) == 0;
 	if (ok) {
 		uint32_t s = (uint32_t)__builtin_ctzll(cfg->classes_per_doubling);

@@ -3,7 +3,7 @@
  *
  * pthread_atfork handlers, installed when the first pool is created: the
  * prepare handler takes every lock of the library in the documented order
- * (_zp_tcache_lock, then each live pool's descriptor lock, then its
+ * (_zp_tcache_lock, then each live pool's decay locks, its descriptor lock, then its
  * store's locks through the backend's fork_prepare), so that no other
  * thread is inside any of them when the process is copied; the parent and
  * child handlers release them.  The child thus inherits every pool in a
@@ -13,7 +13,8 @@
  * every buffer through the descriptor slabs).
  *
  * Lock order, the same everywhere in the library: _zp_tcache_lock, then a
- * pool's desc_lock, then a store's locks (retiring a cache at thread exit
+ * pool's decay_lock (a decay step) and its maintenance thread's lock, then
+ * its desc_lock, then a store's locks (retiring a cache at thread exit
  * holds the first and frees buffers, taking the second; a give under the
  * first takes a shard lock).  A descriptor lock is never held while
  * another library lock is taken.
@@ -22,6 +23,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "zp_decay.h"
 #include "zp_fork.h"
 
 static zp_pool *live_pools; /* under _zp_tcache_lock */
@@ -31,6 +33,7 @@ static void prepare(void)
 {
 	pthread_mutex_lock(&_zp_tcache_lock);
 	for (zp_pool *p = live_pools; p != NULL; p = p->live_next) {
+		_zp_decay_fork_prepare(p);
 		pthread_mutex_lock(&p->desc_lock);
 		if (p->ops->fork_prepare != NULL)
 			p->ops->fork_prepare(p->store);
@@ -39,7 +42,9 @@ static void prepare(void)
 
 /* After the fork, in the parent or in the child: the child has one
  * thread, the one that forked and holds every lock, so releasing them is
- * enough there too (the backends reinitialise what they must). */
+ * enough there too (the backends reinitialise what they must; a pool's
+ * maintenance thread is not copied, and its decay then runs from slow
+ * paths and zp_maintain). */
 static void release_all(bool in_child)
 {
 	for (zp_pool *p = live_pools; p != NULL; p = p->live_next) {
@@ -47,6 +52,7 @@ static void release_all(bool in_child)
 		if (hook != NULL)
 			hook(p->store);
 		pthread_mutex_unlock(&p->desc_lock);
+		_zp_decay_fork_release(p, in_child);
 	}
 	pthread_mutex_unlock(&_zp_tcache_lock);
 }

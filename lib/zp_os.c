@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zp_os.h"
@@ -36,6 +37,26 @@ size_t _zp_os_physical_memory(void)
 	if (pages <= 0 || page <= 0)
 		return (size_t)1 << 30;
 	return (size_t)pages * (size_t)page;
+}
+
+/* ---- time ------------------------------------------------------------- */
+
+static _Atomic uint64_t test_clock; /* 0: the real clock */
+
+void _zp_test_set_clock(uint64_t ns)
+{
+	zp_atomic_store_relaxed(&test_clock, ns);
+}
+
+uint64_t _zp_os_now_ns(void)
+{
+	uint64_t fake = zp_atomic_load_relaxed(&test_clock);
+	if (fake != 0)
+		return fake;
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- failure injection ------------------------------------------------ */

@@ -8,6 +8,7 @@
 #define ZP_OS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "zp_backend.h"
 
@@ -31,6 +32,12 @@ int _zp_os_release_pages(void *p, size_t cap);
  * (1 GiB when the system does not say). */
 unsigned _zp_os_cpu_count(void);
 size_t _zp_os_physical_memory(void);
+
+/* Monotonic time in nanoseconds (CLOCK_MONOTONIC_COARSE: a few ns from the
+ * vDSO, ticks of a few ms, enough for decay), or the time the tests set. */
+uint64_t _zp_os_now_ns(void);
+/* Tests: from now on _zp_os_now_ns() returns ns (0: the real clock again). */
+ZP_API void _zp_test_set_clock(uint64_t ns);
 
 /* Failure injection: the n-th allocation from now (1 = the next) through
  * _zp_os_alloc or _zp_meta_alloc fails with ENOMEM; 0 disarms.  Returns

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "zp_config.h"
+#include "zp_decay.h"
 #include "zp_fork.h"
 #include "zp_os.h"
 #include "zp_poison.h"
@@ -24,6 +25,8 @@ static unsigned default_shards(void)
 
 static void pool_free(zp_pool *pool)
 {
+	_zp_decay_fini(pool);
+	pthread_mutex_destroy(&pool->decay_lock);
 	_zp_store_fini(pool);
 	if (pool->slot < ZP_MAX_POOLS)
 		_zp_tcache_slot_release(pool->slot);
@@ -58,8 +61,9 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 		pool->batch = cfg->batch ? cfg->batch : (pool->depth / 2 ? pool->depth / 2 : 1);
 	if (pool->cfg.shards == 0)
 		pool->cfg.shards = default_shards();
-	if (_zp_store_init(pool) != 0) {
-		int err = errno; /* ENOMEM, or the backend's EAGAIN */
+	pthread_mutex_init(&pool->decay_lock, NULL);
+	if (_zp_store_init(pool) != 0 || _zp_decay_init(pool) != 0) {
+		int err = errno; /* ENOMEM, or EAGAIN (the backend's, or no thread) */
 		pool_free(pool);
 		errno = err;
 		return NULL;
@@ -76,6 +80,7 @@ void zp_pool_destroy(zp_pool *pool)
 {
 	if (pool == NULL)
 		return;
+	_zp_decay_fini(pool); /* its thread must not see buffers being freed */
 	_zp_fork_untrack(pool);
 	_zp_tcache_detach_all(pool);
 	_zp_store_free_all_data(pool);
@@ -125,6 +130,15 @@ size_t zp_trim(zp_pool *pool)
 		freed += _zp_store_drain(pool, hint, cls, &n);
 	zp_atomic_add_relaxed(&pool->trimmed, n);
 	return freed;
+}
+
+long zp_maintain(zp_pool *pool)
+{
+	if (pool == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	return _zp_decay_run(pool);
 }
 
 const char *zp_backend_name(const zp_pool *pool)

@@ -105,12 +105,16 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	out->puts += ovp;
 	out->outstanding = held_by_callers(out->gets, out->puts);
 	out->trimmed = zp_atomic_load_relaxed(&pool->trimmed);
+	out->decayed = zp_atomic_load_relaxed(&pool->decayed);
 	struct zp_backend_stats bs = {0};
 	pool->ops->stats(pool->store, &bs);
 	out->contention = bs.contention;
 	out->idle_bytes = _zp_store_cap_idle(pool, out->idle_bytes);
 	_zp_store_live(pool, &out->live_buffers, &out->live_bytes);
 	_zp_store_released(pool, &out->released_buffers, &out->released_bytes);
+	out->idle_peak_bytes = _zp_store_idle_peak(pool);
+	if (out->idle_peak_bytes < out->idle_bytes) /* the gauges lag the backend */
+		out->idle_peak_bytes = out->idle_bytes;
 	uint64_t held = out->idle_buffers + out->released_buffers + pooled_out;
 	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;
 	out->cache_borrowed = zp_atomic_load_relaxed(&pool->cache_borrowed);

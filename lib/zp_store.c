@@ -474,7 +474,10 @@ static unsigned take_released(zp_pool *pool, unsigned cls, zp_buf **out, unsigne
 		b->_zp_link[0] = NULL;
 		out[got++] = b;
 	}
-	zp_atomic_store_relaxed(&sc->nreleased, zp_atomic_load_relaxed(&sc->nreleased) - got);
+	uint64_t left = zp_atomic_load_relaxed(&sc->nreleased) - got;
+	zp_atomic_store_relaxed(&sc->nreleased, left);
+	if (left < sc->released_low)
+		sc->released_low = left;
 	pthread_mutex_unlock(&pool->desc_lock);
 	zp_atomic_sub_relaxed(&pool->released_bytes,
 			      (uint64_t)got * _zp_store_class_size(pool, cls));
@@ -484,6 +487,23 @@ static unsigned take_released(zp_pool *pool, unsigned cls, zp_buf **out, unsigne
 void _zp_store_released(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
 {
 	sum_class_gauge(pool, offsetof(struct _zp_store_class, nreleased), buffers, bytes);
+}
+
+/* ---- the idle gauge ---------------------------------------------------------- */
+
+/* n buffers entered (n > 0) or left (n < 0) the store of class cls: keep
+ * its gauge, its low-water mark for decay and its high-water mark.  The
+ * marks are a load and a store (a lost update moves a mark by a transfer,
+ * which decay and the peak tolerate), on the class's line, which the
+ * transfer's budget update has just written. */
+static void idle_move(zp_pool *pool, unsigned cls, int64_t n)
+{
+	struct _zp_store_class *sc = &pool->sc[cls];
+	int64_t now = zp_atomic_add_relaxed(&sc->idle, n) + n;
+	if (n < 0 && now < zp_atomic_load_relaxed(&sc->idle_low))
+		zp_atomic_store_relaxed(&sc->idle_low, now);
+	if (n > 0 && now > zp_atomic_load_relaxed(&sc->idle_high))
+		zp_atomic_store_relaxed(&sc->idle_high, now);
 }
 
 /* ---- give and take --------------------------------------------------------- */
@@ -500,6 +520,8 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 		zp_assert(nv <= fit);
 		if (nv > 0)
 			budget_release(pool, cls, (uint64_t)nv * size);
+		if (fit > nv)
+			idle_move(pool, cls, (int64_t)(fit - nv));
 	}
 	for (unsigned i = 0; i < nv; i++)
 		_zp_store_buf_free(pool, victims[i]); /* max_per_class: a count the user set */
@@ -516,8 +538,10 @@ unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out
 {
 	unsigned got = pool->ops->take(pool->store, hint, cls, out, n);
 	zp_assert(got <= n);
-	if (got > 0)
+	if (got > 0) {
 		budget_release(pool, cls, (uint64_t)got * _zp_store_class_size(pool, cls));
+		idle_move(pool, cls, -(int64_t)got);
+	}
 	return got + take_released(pool, cls, out + got, n - got);
 }
 
@@ -534,4 +558,72 @@ size_t _zp_store_drain(zp_pool *pool, unsigned hint, unsigned cls, uint64_t *nbu
 		*nbufs += got;
 	}
 	return freed;
+}
+
+/* ---- decay ------------------------------------------------------------------ */
+
+static uint64_t clamp_count(int64_t v)
+{
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+void _zp_store_decay_sample(zp_pool *pool, unsigned cls, uint64_t *idle, uint64_t *idle_low,
+			    uint64_t *released, uint64_t *released_low)
+{
+	struct _zp_store_class *sc = &pool->sc[cls];
+	int64_t now = zp_atomic_load_relaxed(&sc->idle);
+	int64_t low = zp_atomic_load_relaxed(&sc->idle_low);
+	zp_atomic_store_relaxed(&sc->idle_low, now);
+	*idle = clamp_count(now);
+	*idle_low = clamp_count(low < now ? low : now);
+	pthread_mutex_lock(&pool->desc_lock);
+	uint64_t r = zp_atomic_load_relaxed(&sc->nreleased);
+	*released = r;
+	*released_low = sc->released_low < r ? sc->released_low : r;
+	sc->released_low = r;
+	pthread_mutex_unlock(&pool->desc_lock);
+}
+
+unsigned _zp_store_decay_idle(zp_pool *pool, unsigned cls, unsigned n)
+{
+	zp_buf *batch[ZP_MAX_CACHE_DEPTH];
+	unsigned done = 0;
+	while (done < n) {
+		unsigned want = n - done < pool->batch ? n - done : pool->batch;
+		unsigned got = pool->ops->take(pool->store, 0, cls, batch, want);
+		zp_assert(got <= want);
+		if (got == 0)
+			break;
+		budget_release(pool, cls, (uint64_t)got * _zp_store_class_size(pool, cls));
+		idle_move(pool, cls, -(int64_t)got);
+		for (unsigned i = 0; i < got; i++)
+			release_or_free(pool, cls, batch[i]);
+		done += got;
+	}
+	return done;
+}
+
+unsigned _zp_store_decay_released(zp_pool *pool, unsigned cls, unsigned n)
+{
+	zp_buf *batch[ZP_MAX_CACHE_DEPTH];
+	unsigned done = 0;
+	while (done < n) {
+		unsigned want = n - done < ZP_MAX_CACHE_DEPTH ? n - done : ZP_MAX_CACHE_DEPTH;
+		unsigned got = take_released(pool, cls, batch, want);
+		if (got == 0)
+			break;
+		for (unsigned i = 0; i < got; i++)
+			_zp_store_buf_free(pool, batch[i]);
+		done += got;
+	}
+	return done;
+}
+
+uint64_t _zp_store_idle_peak(zp_pool *pool)
+{
+	uint64_t sum = 0;
+	for (unsigned k = 0; k < pool->classes; k++)
+		sum += clamp_count(zp_atomic_load_relaxed(&pool->sc[k].idle_high)) *
+		       _zp_store_class_size(pool, k);
+	return _zp_store_cap_idle(pool, sum);
 }

@@ -75,6 +75,15 @@ struct _zp_store_class {
 	 * written under the lock and read without it. */
 	zp_buf *released;
 	_Atomic uint64_t nreleased;
+	/* Decay (zp_decay.c): the buffers in the store (a gauge the front end
+	 * keeps beside the backend's count(): it moves after the backend did,
+	 * so it may lag and even dip below zero for a moment) and its lowest
+	 * value since the last decay step; the lowest nreleased since then
+	 * (under desc_lock); the highest `idle` ever (zp_stats). */
+	_Atomic int64_t idle;
+	_Atomic int64_t idle_low;
+	uint64_t released_low;
+	_Atomic int64_t idle_high;
 } ZP_ALIGNED_CL;
 
 struct _zp_slab; /* a block of descriptors */
@@ -125,6 +134,17 @@ struct zp_pool {
 	_Atomic uint64_t released_bytes; /* capacity of released buffers, <= max_idle_bytes */
 
 	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
+
+	/* Decay (zp_decay.c).  decay_lock serialises steps; it is taken before
+	 * desc_lock and the store's locks, never while holding them. */
+	pthread_mutex_t decay_lock;
+	uint64_t decay_tick_ns; /* the step interval; 0: no decay */
+	/* Written by steps, read by any thread without the lock (annotated as
+	 * one range for helgrind and DRD, _zp_hg_counters). */
+	_Atomic uint64_t decay_next_ns; /* when the next step is due */
+	_Atomic uint64_t decay_steps;   /* intervals elapsed in steps so far */
+	_Atomic uint64_t decayed;       /* buffers given back by steps */
+	struct _zp_decay *decay;        /* the steps' state, under decay_lock */
 };
 _Static_assert(offsetof(struct zp_pool, totals) == ZP_CACHELINE,
 	       "line 0 of the pool holds the read-mostly fields of the hot paths, and only them");
@@ -188,6 +208,21 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 /* Take up to n buffers of one class from the store: idle ones first, then
  * released ones (their pages fault in again on use). */
 unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out, unsigned n);
+
+/* Decay's view of class cls (zp_decay.c): the buffers idle in the store and
+ * released now, and the lowest number of each since the last call, which
+ * starts the next interval. */
+void _zp_store_decay_sample(zp_pool *pool, unsigned cls, uint64_t *idle, uint64_t *idle_low,
+			    uint64_t *released, uint64_t *released_low);
+/* Give back the memory of up to n idle buffers of class cls: mapped ones
+ * lose their pages and wait on the released list (within max_idle_bytes),
+ * the others are freed.  Returns how many. */
+unsigned _zp_store_decay_idle(zp_pool *pool, unsigned cls, unsigned n);
+/* Unmap up to n released buffers of class cls; returns how many. */
+unsigned _zp_store_decay_released(zp_pool *pool, unsigned cls, unsigned n);
+/* The highest number of idle bytes each class reached, summed (and capped
+ * at max_idle_bytes). */
+uint64_t _zp_store_idle_peak(zp_pool *pool);
 /* Free every buffer of class cls idle in the store; adds their number to
  * *nbufs and returns their bytes. */
 size_t _zp_store_drain(zp_pool *pool, unsigned hint, unsigned cls, uint64_t *nbufs);

@@ -238,13 +238,16 @@ zp_cache *_zp_tcache_attach(zp_pool *pool)
 	size_t head = offsetof(struct _zp_tcache, pub) + sizeof(zp_cache) +
 		      k * sizeof(struct _zp_cache_class);
 	size_t ctr_off = (head + 7) & ~(size_t)7;
-	size_t slots_off = ctr_off + k * sizeof(struct _zp_class_counters);
+	size_t ops_off = ctr_off + k * sizeof(struct _zp_class_counters);
+	size_t slots_off = ops_off + k * sizeof(uint64_t);
 	struct _zp_tcache *tc = _zp_meta_alloc(slots_off + (size_t)k * init * sizeof(zp_buf *));
 	if (tc == NULL)
 		return NULL;
 	tc->thread = t;
 	tc->pool = pool;
 	tc->ctr = (struct _zp_class_counters *)((char *)tc + ctr_off);
+	tc->decay_ops = (uint64_t *)((char *)tc + ops_off);
+	tc->decay_step = zp_atomic_load_relaxed(&pool->decay_steps);
 	tc->inline_slots = (zp_buf **)((char *)tc + slots_off);
 	hg_counters(tc, true);
 	tc->init = init;
@@ -382,6 +385,56 @@ uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 	cc->limit = (uint32_t)want;
 	tc->cap_bytes += (size_t)(want - lim) * size;
 	return cc->limit;
+}
+
+/* ---- decay ----------------------------------------------------------------- */
+
+/* Gets and puts of class k of tc so far (all counted by this thread). */
+static uint64_t class_ops(const struct _zp_tcache *tc, unsigned k)
+{
+	const struct _zp_cache_class *cc = &tc->pub.cls[k];
+	return _ZP_LOAD(&cc->hits) + _ZP_LOAD(&cc->puts) +
+	       zp_atomic_load_relaxed(&tc->ctr[k].store_hits) +
+	       zp_atomic_load_relaxed(&tc->ctr[k].fresh);
+}
+
+/* Class k goes idle: its buffers to the store, its capacity up (an
+ * adaptive cache gives it again on the next use, from 4 slots). */
+static void class_retire(struct _zp_tcache *tc, unsigned k)
+{
+	zp_pool *pool = tc->pool;
+	struct _zp_cache_class *cc = &tc->pub.cls[k];
+	_zp_tcache_drain(tc, k, cc->count);
+	if (pool->depth != ZP_CACHE_DEPTH_AUTO)
+		return; /* a fixed depth keeps its capacity */
+	tc->cap_bytes -= (size_t)cc->limit * _zp_store_class_size(pool, k);
+	cc->limit = 0;
+	if (!slots_inline(tc, k)) {
+		_zp_meta_free(cc->slots);
+		cc->slots = tc->inline_slots + (size_t)k * tc->init;
+	}
+}
+
+void _zp_tcache_decay(struct _zp_tcache *tc, uint64_t steps)
+{
+	zp_pool *pool = tc->pool;
+	for (unsigned k = 0; k < pool->classes; k++) {
+		uint64_t ops = class_ops(tc, k);
+		if (ops == tc->decay_ops[k] &&
+		    (tc->pub.cls[k].count > 0 ||
+		     (pool->depth == ZP_CACHE_DEPTH_AUTO && tc->pub.cls[k].limit > 0)))
+			class_retire(tc, k);
+		tc->decay_ops[k] = ops;
+	}
+	tc->decay_step = steps;
+	size_t own = pool->cfg.cache_bytes;
+	if (tc->borrowed > 0 && tc->cap_bytes < own + tc->borrowed) {
+		size_t back = own + tc->borrowed - tc->cap_bytes;
+		if (back > tc->borrowed)
+			back = tc->borrowed;
+		_zp_store_unborrow(pool, back);
+		tc->borrowed -= back;
+	}
 }
 
 /* ---- trim ---------------------------------------------------------------- */

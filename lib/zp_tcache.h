@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
+#include "zp_decay.h"
 #include "zp_store.h"
 
 extern pthread_mutex_t _zp_tcache_lock;
@@ -50,7 +51,11 @@ struct _zp_tcache {
 	uint32_t init;                  /* slots per class in this block */
 	size_t cap_bytes;               /* sum of limit x class size */
 	size_t borrowed;                /* capacity beyond cache_bytes (_zp_store_borrow) */
-	zp_cache pub;                   /* must be last: flexible array */
+	/* Decay (_zp_tcache_decay): the pool's decay_steps at the last look,
+	 * and each class's gets + puts then. */
+	uint64_t decay_step;
+	uint64_t *decay_ops; /* [classes], in this block */
+	zp_cache pub;        /* must be last: flexible array */
 };
 
 /* Capacity a class gets on first use in an adaptive cache
@@ -107,6 +112,19 @@ void _zp_tcache_slot_release(unsigned slot);
 /* Detach and free every thread's cache of `pool`; the buffers they held
  * are not freed here (the pool frees all of its buffers itself). */
 void _zp_tcache_detach_all(zp_pool *pool);
+
+/* Decay of the calling thread's cache tc, from its slow paths: once every
+ * decay_ms (ZP_DECAY_SLOTS of the pool's decay steps), each class that saw
+ * no get or put since the last look gives its buffers to the store and its
+ * capacity up, and what the cache borrowed beyond its capacity goes back
+ * to the budget. */
+void _zp_tcache_decay(struct _zp_tcache *tc, uint64_t steps);
+static inline void _zp_tcache_decay_poll(struct _zp_tcache *tc)
+{
+	uint64_t steps = zp_atomic_load_relaxed(&tc->pool->decay_steps);
+	if (ZP_UNLIKELY(steps >= tc->decay_step + ZP_DECAY_SLOTS))
+		_zp_tcache_decay(tc, steps);
+}
 
 /* Free every buffer in the calling thread's cache of pool (if it has one);
  * adds their number to *nbufs and returns their bytes. */

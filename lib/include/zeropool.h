@@ -27,7 +27,7 @@
  *   zp_config_init                | anything (touches only its argument)
  *   zp_pool_create                | anything
  *   zp_get, zp_put, zp_preallocate| any call on any pool except
- *   zp_trim, zp_stats,            |   zp_pool_destroy of the same pool
+ *   zp_trim, zp_stats, zp_maintain|   zp_pool_destroy of the same pool
  *   zp_class_stats, zp_thread_cache
  *   zp_cache_get, zp_cache_put    | as zp_get/zp_put, on the thread that
  *                                 |   obtained the handle only
@@ -86,7 +86,9 @@ enum {
 	ZP_F_MLOCK = 1u << 1,       /* mlock page-sized and larger buffers */
 	ZP_F_HUGE_PAGES = 1u << 2,  /* madvise(MADV_HUGEPAGE) on buffers of 2 MiB and up */
 	ZP_F_PREFAULT = 1u << 3,    /* fault every page in when a buffer is allocated */
-	ZP_F_ALL_ = (1u << 4) - 1   /* every known flag; others are EINVAL */
+	/* run decay steps on a thread of the pool's own (see decay_ms) */
+	ZP_F_MAINTENANCE_THREAD = 1u << 4,
+	ZP_F_ALL_ = (1u << 5) - 1 /* every known flag; others are EINVAL */
 };
 
 /* Upper bounds accepted by zp_pool_create(). */
@@ -97,6 +99,10 @@ enum {
 #define ZP_UNBOUNDED 0xffffffffu
 #define ZP_MAX_CLASSES_PER_DOUBLING 16u
 #define ZP_MAX_CLASSES 512u
+/* zp_config.decay_ms: never release idle buffers by age (zp_trim only). */
+#define ZP_DECAY_NEVER (-1L)
+/* The longest decay_ms accepted: one hour. */
+#define ZP_MAX_DECAY_MS 3600000L
 
 typedef struct zp_config {
 	/* Backend name ("locked", "lockfree-ck", "lockfree-urcu").  NULL: the
@@ -156,6 +162,29 @@ typedef struct zp_config {
 	 * SIZE_MAX: unlimited.  Default: physical memory / 64, at least
 	 * 64 MiB and at most 1 GiB (384 MiB on a 24 GiB machine). */
 	size_t max_idle_bytes;
+	/* How long a buffer may stay idle before the pool gives its memory
+	 * back, in milliseconds.  Every decay_ms / 8 (at least 1 ms) a decay
+	 * step looks at each class of the shared store: the buffers it kept
+	 * through the whole last decay_ms (its low-water mark over that time)
+	 * were not needed, and the step releases half of them; so after the
+	 * load stops, what the store holds halves every decay_ms / 8 from
+	 * decay_ms on (under 1% of it after 2 x decay_ms).  Heap buffers are
+	 * freed; mapped ones (64 KiB and up) first lose their pages and keep
+	 * their mapping (released_buffers in zp_stats), and are unmapped when
+	 * they stay released for another decay_ms.  A class of a thread's cache
+	 * that the thread has not used for decay_ms goes back to the store on
+	 * that thread's next cache miss or overflow, with its capacity (and
+	 * what the cache borrowed).  Steps run on the slow paths of any thread
+	 * (a miss, an overflow: at most one step per decay_ms / 8, taken by the
+	 * first thread to see it due, which does not wait for another's),
+	 * from zp_maintain(), and, with ZP_F_MAINTENANCE_THREAD, on a thread of
+	 * the pool's own, so that a pool whose threads stop calling it decays
+	 * too.  A thread that stops calling the pool keeps its cache until its
+	 * next slow path or its exit, or zp_trim() from it.
+	 * 0: release at every step whatever is idle.  ZP_DECAY_NEVER: no decay.
+	 * Other negative values and values above ZP_MAX_DECAY_MS are EINVAL.
+	 * Default 10000 (10 s, jemalloc's dirty_decay_ms). */
+	long decay_ms;
 	zp_evict_policy evict; /* default ZP_EVICT_DROP_COLDEST */
 	/* Locked backend: number of shards, a power of two <= 256.  0: CPU
 	 * count rounded up to a power of two (at least 2).  Every backend
@@ -241,6 +270,15 @@ ZP_EXPORT long zp_preallocate(zp_pool *pool, size_t count, size_t size);
  * (size_t)-1 with errno EINVAL for a NULL pool. */
 ZP_EXPORT size_t zp_trim(zp_pool *pool);
 
+/* Run the decay steps due by now (see zp_config.decay_ms), for
+ * applications that keep their own timers instead of
+ * ZP_F_MAINTENANCE_THREAD: call it every decay_ms / 8 or so.  A step that
+ * is not due yet does nothing.  Waits for a step that another thread is
+ * running.  Any thread, concurrently with every call but destroy.  Returns
+ * the number of buffers whose memory it gave back (freed, unmapped, or
+ * whose pages it released), or -1 with errno EINVAL (NULL pool). */
+ZP_EXPORT long zp_maintain(zp_pool *pool);
+
 /* The backend serving the pool ("locked", ...), or NULL with EINVAL. */
 ZP_EXPORT const char *zp_backend_name(const zp_pool *pool);
 
@@ -273,11 +311,13 @@ struct zp_stats {
 	uint64_t evictions;        /* freed by the store's eviction policy */
 	uint64_t discards;         /* refused by max_idle_bytes (freed or released) */
 	uint64_t trimmed;          /* freed by zp_trim */
+	uint64_t decayed;          /* given back by decay steps (freed, unmapped, pages released) */
 	uint64_t contention;       /* failed trylocks / CAS retries in the store */
 	uint64_t idle_buffers;     /* gauge: buffers in the shared store */
 	uint64_t idle_bytes;       /* gauge: their capacity in bytes */
 	uint64_t released_buffers; /* gauge: refused by max_idle_bytes, kept mapped */
 	uint64_t released_bytes;   /* gauge: their capacity in bytes */
+	uint64_t idle_peak_bytes;  /* the most idle_bytes reached, per class, summed (a bound) */
 	uint64_t cached_buffers;   /* gauge: buffers in thread caches */
 	uint64_t cache_borrowed;   /* gauge: cache capacity lent from max_idle_bytes */
 	uint64_t live_buffers;     /* gauge: pooled buffers allocated, not freed */
@@ -304,11 +344,13 @@ struct zp_stats {
 	X(evictions)                                                                               \
 	X(discards)                                                                                \
 	X(trimmed)                                                                                 \
+	X(decayed)                                                                                 \
 	X(contention)                                                                              \
 	X(idle_buffers)                                                                            \
 	X(idle_bytes)                                                                              \
 	X(released_buffers)                                                                        \
 	X(released_bytes)                                                                          \
+	X(idle_peak_bytes)                                                                         \
 	X(cached_buffers)                                                                          \
 	X(cache_borrowed)                                                                          \
 	X(live_buffers)                                                                            \
