@@ -98,6 +98,7 @@ static long step_locked(zp_pool *pool, uint64_t now)
 	d->last_ns += elapsed * tick;
 	zp_atomic_store_relaxed(&pool->decay_next_ns, d->last_ns + tick);
 	long given = 0;
+	uint64_t heap_freed = 0;
 	for (unsigned k = 0; k < pool->classes; k++) {
 		uint64_t idle, idle_low, rel, rel_low;
 		_zp_store_decay_sample(pool, k, &idle, &idle_low, &rel, &rel_low);
@@ -117,8 +118,12 @@ static long step_locked(zp_pool *pool, uint64_t now)
 			unsigned got = _zp_store_decay_idle(pool, k, clamp_batch(n));
 			ring_take(ri, got);
 			given += got;
+			if (_zp_store_class_size(pool, k) < _ZP_MMAP_MIN)
+				heap_freed += (uint64_t)got * _zp_store_class_size(pool, k);
 		}
 	}
+	if (heap_freed >= _ZP_HEAP_TRIM_MIN)
+		_zp_os_trim_heap();
 	d->pos = (d->pos + (e < ZP_DECAY_SLOTS ? e : ZP_DECAY_SLOTS)) % ZP_DECAY_SLOTS;
 	zp_atomic_add_relaxed(&pool->decay_steps, elapsed);
 	if (given > 0)
@@ -236,9 +241,14 @@ int _zp_decay_init(zp_pool *pool)
 		return -1;
 	d->last_ns = _zp_os_now_ns();
 	zp_atomic_store_relaxed(&pool->decay_next_ns, d->last_ns + pool->decay_tick_ns);
-	if (pool->cfg.flags & ZP_F_MAINTENANCE_THREAD)
-		return start_thread(pool);
 	return 0;
+}
+
+int _zp_decay_start(zp_pool *pool)
+{
+	if (pool->decay == NULL || !(pool->cfg.flags & ZP_F_MAINTENANCE_THREAD))
+		return 0;
+	return start_thread(pool);
 }
 
 void _zp_decay_fini(zp_pool *pool)

@@ -23,10 +23,13 @@
 #define ZP_DECAY_SLOTS 8u
 
 /* Set up decay for a pool whose classes and store exist (and whose
- * decay_lock the caller initialised), and start its maintenance thread
- * when the configuration asks for one.  Returns 0, or -1 with errno ENOMEM
- * or EAGAIN (no thread); _zp_decay_fini() cleans up after either. */
+ * decay_lock the caller initialised).  Returns 0, or -1 with errno ENOMEM;
+ * _zp_decay_fini() cleans up after either. */
 int _zp_decay_init(zp_pool *pool);
+/* Start the maintenance thread when the configuration asks for one, last
+ * thing in create (the thread sees a finished pool).  Returns 0, or -1 with
+ * errno EAGAIN (no thread); _zp_decay_fini() cleans up. */
+int _zp_decay_start(zp_pool *pool);
 /* Stop the maintenance thread and free decay's state; decay is off
  * afterwards.  Idempotent; first thing in destroy, before any buffer is
  * freed. */

@@ -7,6 +7,7 @@
 #ifndef ZP_OS_H
 #define ZP_OS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,10 +24,19 @@
 void *_zp_os_alloc(size_t cap, unsigned flags);
 void _zp_os_free(void *p, size_t cap);
 /* Give the pages of a mapped buffer (cap >= _ZP_MMAP_MIN, no ZP_F_MLOCK)
- * back to the OS and keep the mapping (MADV_FREE, else MADV_DONTNEED): the
+ * back to the OS and keep the mapping (MADV_FREE, else or when `now`
+ * MADV_DONTNEED, which takes them out of the RSS at once): the
  * contents become unspecified, the buffer stays usable.  Returns 0, or -1
  * (the buffer is unchanged). */
-int _zp_os_release_pages(void *p, size_t cap);
+int _zp_os_release_pages(void *p, size_t cap, bool now);
+
+/* Heap buffers were freed in bulk (decay): ask malloc to give the free
+ * pages of its heap back to the OS (glibc's malloc_trim; elsewhere
+ * nothing), or they stay in the RSS. */
+void _zp_os_trim_heap(void);
+/* Heap bytes freed at once from which decay trims the heap (the trim walks
+ * it: once per step, not per buffer). */
+#define _ZP_HEAP_TRIM_MIN ((uint64_t)1 << 20)
 
 /* CPUs this process may run on (at least 1), and physical memory in bytes
  * (1 GiB when the system does not say). */

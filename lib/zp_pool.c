@@ -63,7 +63,7 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 		pool->cfg.shards = default_shards();
 	pthread_mutex_init(&pool->decay_lock, NULL);
 	if (_zp_store_init(pool) != 0 || _zp_decay_init(pool) != 0) {
-		int err = errno; /* ENOMEM, or EAGAIN (the backend's, or no thread) */
+		int err = errno; /* ENOMEM, or the backend's EAGAIN */
 		pool_free(pool);
 		errno = err;
 		return NULL;
@@ -71,6 +71,13 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 	pool->slot = _zp_tcache_slot_acquire();
 	if (_zp_fork_track(pool) != 0) {
 		pool_free(pool);
+		return NULL;
+	}
+	if (_zp_decay_start(pool) != 0) {
+		int err = errno;
+		_zp_fork_untrack(pool);
+		pool_free(pool);
+		errno = err;
 		return NULL;
 	}
 	return pool;
@@ -138,7 +145,12 @@ long zp_maintain(zp_pool *pool)
 		errno = EINVAL;
 		return -1;
 	}
-	return _zp_decay_run(pool);
+	long given = _zp_decay_run(pool);
+	zp_cache *c = _zp_tcache_peek(pool);
+	if (pool->decay_tick_ns != 0 && c != NULL)
+		_zp_tcache_decay_poll(
+		    _zp_tcache_of(c)); /* the caller's own, as its slow paths do */
+	return given;
 }
 
 const char *zp_backend_name(const zp_pool *pool)

@@ -112,6 +112,9 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	out->idle_bytes = _zp_store_cap_idle(pool, out->idle_bytes);
 	_zp_store_live(pool, &out->live_buffers, &out->live_bytes);
 	_zp_store_released(pool, &out->released_buffers, &out->released_bytes);
+	/* capped as idle_bytes is: a sum over the classes read while buffers
+	 * move between them may count the moving ones twice */
+	out->released_bytes = _zp_store_cap_idle(pool, out->released_bytes);
 	out->idle_peak_bytes = _zp_store_idle_peak(pool);
 	if (out->idle_peak_bytes < out->idle_bytes) /* the gauges lag the backend */
 		out->idle_peak_bytes = out->idle_bytes;

@@ -432,13 +432,13 @@ void _zp_store_live(zp_pool *pool, uint64_t *buffers, uint64_t *bytes)
  * allocation, the two operations that lock already serialises, on the same
  * rare paths. */
 
-static bool release_keep(zp_pool *pool, unsigned cls, zp_buf *b)
+static bool release_keep(zp_pool *pool, unsigned cls, zp_buf *b, bool now)
 {
 	if (b->cap < _ZP_MMAP_MIN || (pool->cfg.flags & (ZP_F_MLOCK | ZP_F_PREFAULT)))
 		return false;
 	if (!gauge_add_bounded(&pool->released_bytes, b->cap, pool->cfg.max_idle_bytes))
 		return false;
-	if (_zp_os_release_pages(b->data, b->cap) != 0) {
+	if (_zp_os_release_pages(b->data, b->cap, now) != 0) {
 		zp_atomic_sub_relaxed(&pool->released_bytes, b->cap);
 		return false;
 	}
@@ -451,12 +451,13 @@ static bool release_keep(zp_pool *pool, unsigned cls, zp_buf *b)
 	return true;
 }
 
-/* A buffer the budget refused: released if it can be, else freed.  (What
+/* A buffer the budget refused, or decay took (`now`: its pages leave the RSS
+ * at once): released if it can be, else freed.  (What
  * the store evicts for max_per_class is freed: a count bound the user set
  * is a bound on mappings too.) */
-static void release_or_free(zp_pool *pool, unsigned cls, zp_buf *b)
+static void release_or_free(zp_pool *pool, unsigned cls, zp_buf *b, bool now)
 {
-	if (!release_keep(pool, cls, b))
+	if (!release_keep(pool, cls, b, now))
 		_zp_store_buf_free(pool, b);
 }
 
@@ -526,7 +527,7 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 	for (unsigned i = 0; i < nv; i++)
 		_zp_store_buf_free(pool, victims[i]); /* max_per_class: a count the user set */
 	for (unsigned i = fit; i < n; i++)
-		release_or_free(pool, cls, in[i]);
+		release_or_free(pool, cls, in[i], false);
 	if (nv)
 		_ZP_ADD(pool, ctr, cls, evictions, nv);
 	if (fit < n)
@@ -597,7 +598,7 @@ unsigned _zp_store_decay_idle(zp_pool *pool, unsigned cls, unsigned n)
 		budget_release(pool, cls, (uint64_t)got * _zp_store_class_size(pool, cls));
 		idle_move(pool, cls, -(int64_t)got);
 		for (unsigned i = 0; i < got; i++)
-			release_or_free(pool, cls, batch[i]);
+			release_or_free(pool, cls, batch[i], true);
 		done += got;
 	}
 	return done;

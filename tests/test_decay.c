@@ -209,6 +209,22 @@ static void test_cache_class_retires(void)
 	zp_pool_destroy(p);
 }
 
+/* zp_maintain decays the calling thread's own cache too: a thread that
+ * runs its own timer gives back what it cached and no longer uses. */
+static void test_maintain_own_cache(void)
+{
+	zp_pool *p = make(DECAY_MS, ZP_CACHE_DEPTH_AUTO, 0);
+	cycle(p, 32, 1024);
+	CHECK(stats(p).cached_buffers >= 16);
+	for (int i = 0; i < 16; i++)
+		tick(p); /* a look at step 8 records, the one at step 16 retires */
+	CHECK_EQ(stats(p).cached_buffers, 0);
+	for (int i = 0; i < 16; i++)
+		tick(p); /* then the store gives them back */
+	CHECK_EQ(stats(p).live_buffers, 0);
+	zp_pool_destroy(p);
+}
+
 static void test_never(void)
 {
 	zp_pool *p = make(ZP_DECAY_NEVER, 0, 0);
@@ -319,6 +335,7 @@ int main(int argc, char **argv)
 	    {"working_set_kept", test_working_set_kept},
 	    {"mapped_two_stages", test_mapped_two_stages},
 	    {"cache_class_retires", test_cache_class_retires},
+	    {"maintain_own_cache", test_maintain_own_cache},
 	    {"never", test_never},
 	    {"zero", test_zero},
 	    {"maintenance_thread", test_maintenance_thread},
