@@ -18,6 +18,9 @@ out=$1
 [ -x "$bin" ] || { echo "decay_curve.sh: build first ($bin missing)" >&2; exit 2; }
 mkdir -p "$out"
 echo "$args" >"$out/params.txt"
+{ echo "commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD -- lib 2>/dev/null || echo ' (lib/ modified)')"
+  echo "cpus $(nproc), kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+} >"$out/machine.txt"
 run() { # name [env...] -- args
   name=$1; shift
   echo "decay_curve.sh: $name" >&2
