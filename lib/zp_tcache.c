@@ -13,6 +13,13 @@
 
 pthread_mutex_t _zp_tcache_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* No class record straddles two cache lines (the block is line-aligned). */
+_Static_assert(sizeof(struct _zp_cache_class) == 32, "a class record is 32 bytes");
+_Static_assert((offsetof(struct _zp_tcache, pub) + offsetof(zp_cache, cls)) %
+		       sizeof(struct _zp_cache_class) ==
+		   0,
+	       "class records start on 32-byte boundaries of the cache block");
+
 /* Until a thread attaches its first cache, _zp_tcache_self points at this
  * table of NULLs; `self_table` tells them apart. */
 static struct _zp_thread empty_table;
@@ -246,7 +253,6 @@ zp_cache *_zp_tcache_attach(zp_pool *pool)
 	tc->thread = t;
 	tc->pool = pool;
 	tc->ctr = (struct _zp_class_counters *)((char *)tc + ctr_off);
-	tc->decay_ops = (uint64_t *)((char *)tc + ops_off);
 	tc->decay_step = zp_atomic_load_relaxed(&pool->decay_steps);
 	tc->inline_slots = (zp_buf **)((char *)tc + slots_off);
 	hg_counters(tc, true);
@@ -420,11 +426,11 @@ void _zp_tcache_decay(struct _zp_tcache *tc, uint64_t steps)
 	zp_pool *pool = tc->pool;
 	for (unsigned k = 0; k < pool->classes; k++) {
 		uint64_t ops = class_ops(tc, k);
-		if (ops == tc->decay_ops[k] &&
+		if (ops == _zp_tcache_decay_ops(tc)[k] &&
 		    (tc->pub.cls[k].count > 0 ||
 		     (pool->depth == ZP_CACHE_DEPTH_AUTO && tc->pub.cls[k].limit > 0)))
 			class_retire(tc, k);
-		tc->decay_ops[k] = ops;
+		_zp_tcache_decay_ops(tc)[k] = ops;
 	}
 	tc->decay_step = steps;
 	size_t own = pool->cfg.cache_bytes;

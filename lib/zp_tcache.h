@@ -51,12 +51,23 @@ struct _zp_tcache {
 	uint32_t init;                  /* slots per class in this block */
 	size_t cap_bytes;               /* sum of limit x class size */
 	size_t borrowed;                /* capacity beyond cache_bytes (_zp_store_borrow) */
-	/* Decay (_zp_tcache_decay): the pool's decay_steps at the last look,
-	 * and each class's gets + puts then. */
+	/* Decay (_zp_tcache_decay): the pool's decay_steps at the last look;
+	 * each class's gets + puts then follow the counters in this block
+	 * (_zp_tcache_decay_ops). */
 	uint64_t decay_step;
-	uint64_t *decay_ops; /* [classes], in this block */
-	zp_cache pub;        /* must be last: flexible array */
+	/* Must be last (a flexible array), and at an offset that puts the
+	 * 32-byte class records of cls[] on 32-byte boundaries of this
+	 * line-aligned block, so that none straddles two cache lines (a field
+	 * added above moved them: zp_tcache.c asserts it). */
+	zp_cache pub;
 };
+
+/* Each class's gets + puts at the last decay look: [classes] uint64_t
+ * after the counters. */
+static inline uint64_t *_zp_tcache_decay_ops(struct _zp_tcache *tc)
+{
+	return (uint64_t *)(void *)(tc->ctr + tc->pool->classes);
+}
 
 /* Capacity a class gets on first use in an adaptive cache
  * (ZP_CACHE_DEPTH_AUTO); it has none before. */
