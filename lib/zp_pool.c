@@ -146,10 +146,10 @@ long zp_maintain(zp_pool *pool)
 		return -1;
 	}
 	long given = _zp_decay_run(pool);
+	/* the caller's own cache, as its slow paths do */
 	zp_cache *c = _zp_tcache_peek(pool);
 	if (pool->decay_tick_ns != 0 && c != NULL)
-		_zp_tcache_decay_poll(
-		    _zp_tcache_of(c)); /* the caller's own, as its slow paths do */
+		_zp_tcache_decay_poll(_zp_tcache_of(c));
 	return given;
 }
 

@@ -535,7 +535,9 @@ unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *cons
 	return nv + (n - fit);
 }
 
-unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out, unsigned n)
+/* Take up to n idle buffers of class cls from the backend, their bytes
+ * back to the class's budget and out of its gauge. */
+static unsigned take_idle(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out, unsigned n)
 {
 	unsigned got = pool->ops->take(pool->store, hint, cls, out, n);
 	zp_assert(got <= n);
@@ -543,6 +545,12 @@ unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out
 		budget_release(pool, cls, (uint64_t)got * _zp_store_class_size(pool, cls));
 		idle_move(pool, cls, -(int64_t)got);
 	}
+	return got;
+}
+
+unsigned _zp_store_take(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **out, unsigned n)
+{
+	unsigned got = take_idle(pool, hint, cls, out, n);
 	return got + take_released(pool, cls, out + got, n - got);
 }
 
@@ -591,12 +599,9 @@ unsigned _zp_store_decay_idle(zp_pool *pool, unsigned cls, unsigned n)
 	unsigned done = 0;
 	while (done < n) {
 		unsigned want = n - done < pool->batch ? n - done : pool->batch;
-		unsigned got = pool->ops->take(pool->store, 0, cls, batch, want);
-		zp_assert(got <= want);
+		unsigned got = take_idle(pool, 0, cls, batch, want);
 		if (got == 0)
 			break;
-		budget_release(pool, cls, (uint64_t)got * _zp_store_class_size(pool, cls));
-		idle_move(pool, cls, -(int64_t)got);
 		for (unsigned i = 0; i < got; i++)
 			release_or_free(pool, cls, batch[i], true);
 		done += got;

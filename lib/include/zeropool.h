@@ -274,10 +274,11 @@ ZP_EXPORT size_t zp_trim(zp_pool *pool);
  * applications that keep their own timers instead of
  * ZP_F_MAINTENANCE_THREAD: call it every decay_ms / 8 or so.  A step that
  * is not due yet does nothing.  The calling thread's own cache decays too,
- * as on its slow paths (other threads' caches decay on theirs).  Waits for a step that another
- * thread is running.  Any thread, concurrently with every call but destroy.  Returns the number of
- * buffers whose memory it gave back (freed, unmapped, or whose pages it released), or -1 with errno
- * EINVAL (NULL pool). */
+ * as on its slow paths (other threads' caches decay on theirs).  Waits for
+ * a step that another thread is running.  Any thread, concurrently with
+ * every call but destroy.  Returns the number of buffers whose memory the
+ * step gave back (freed, unmapped, or whose pages it released), or -1 with
+ * errno EINVAL (NULL pool). */
 ZP_EXPORT long zp_maintain(zp_pool *pool);
 
 /* The backend serving the pool ("locked", ...), or NULL with EINVAL. */
