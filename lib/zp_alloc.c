@@ -31,6 +31,14 @@ void _zp_instrument_put(zp_buf *b)
 	_zp_poison(b->data, b->cap);
 }
 #endif
+#if ZP_VALGRIND && !defined(_ZP_TSAN_HIT)
+/* An inline get or put ends: it happens before a drain of the cache by
+ * another thread (zp_tcache.c). */
+void _zp_instrument_done(zp_cache *c)
+{
+	_zp_hb_before(c);
+}
+#endif
 
 static zp_buf *hand_out(zp_pool *pool, zp_buf *b, size_t len)
 {
@@ -61,6 +69,7 @@ static void decay_turn(zp_pool *pool, struct _zp_tcache *tc)
 	_zp_decay_poll(pool);
 	if (tc != NULL)
 		_zp_tcache_decay_poll(tc);
+	(void)_zp_tcache_decay_caches(pool, false);
 }
 
 /* A get that the inline path did not serve; tc NULL means no cache. */
@@ -87,12 +96,12 @@ static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 			/* The class refills from the store: it is busier than its
 			 * capacity, so the next refill may bring more.  (Growing
 			 * copies the `count` buffers the class holds.) */
-			cc->count = n;
+			_ZP_STORE(&cc->count, n);
 			_zp_tcache_grow(tc, cls);
 		} else {
 			_ZP_COUNT(&cc->hits); /* a cache hit the inline path left */
 		}
-		cc->count = n - 1;
+		_ZP_STORE(&cc->count, n - 1);
 		return hand_out(pool, cc->slots[n - 1], len);
 	}
 	if (_zp_store_take(pool, hint, cls, &b, 1) == 1) {
@@ -158,20 +167,26 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		n -= k;
 	}
 	cc->slots[n] = b;
-	cc->count = n + 1;
+	_ZP_STORE(&cc->count, n + 1);
 	return 0;
 }
 
 zp_buf *_zp_cache_get_slow(zp_cache *c, size_t len)
 {
 	struct _zp_tcache *tc = _zp_tcache_of(c);
-	return get_miss(tc->pool, tc, len);
+	_zp_tcache_enter(tc);
+	zp_buf *b = get_miss(tc->pool, tc, len);
+	_zp_tcache_leave(tc);
+	return b;
 }
 
 int _zp_cache_put_slow(zp_cache *c, zp_buf *b)
 {
 	struct _zp_tcache *tc = _zp_tcache_of(c);
-	return put_miss(tc->pool, tc, b);
+	_zp_tcache_enter(tc);
+	int rc = put_miss(tc->pool, tc, b);
+	_zp_tcache_leave(tc);
+	return rc;
 }
 
 /* ---- the explicit handle ---------------------------------------------------- */

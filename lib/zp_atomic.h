@@ -24,6 +24,11 @@
 #define zp_atomic_store_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
 #define zp_atomic_store_release(p, v) atomic_store_explicit((p), (v), memory_order_release)
 
+/* Orders this thread's accesses for the compiler only: the cheap side of an
+ * asymmetric fence, whose other side is a membarrier() issued by the
+ * thread this one synchronizes with (zp_tcache.c). */
+#define zp_atomic_compiler_fence() atomic_signal_fence(memory_order_seq_cst)
+
 /* Read-modify-write; each returns the value before the operation. */
 #define zp_atomic_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define zp_atomic_add_release(p, v) atomic_fetch_add_explicit((p), (v), memory_order_release)

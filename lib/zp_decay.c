@@ -187,6 +187,8 @@ static void *maintain(void *arg)
 		if (stopping(d))
 			break;
 		(void)_zp_decay_run(pool);
+		if (pool->decay_caches != NULL)
+			pool->decay_caches(pool, true);
 	}
 	if (pool->ops->thread_exit != NULL)
 		pool->ops->thread_exit(pool->store);
@@ -218,13 +220,13 @@ static int start_thread(zp_pool *pool)
 
 /* ---- lifetime ------------------------------------------------------------- */
 
-_Static_assert(offsetof(struct zp_pool, decayed) ==
-		   offsetof(struct zp_pool, decay_next_ns) + 2 * sizeof(uint64_t),
+_Static_assert(offsetof(struct zp_pool, caches_step) ==
+		   offsetof(struct zp_pool, decay_next_ns) + 3 * sizeof(uint64_t),
 	       "decay's shared words are annotated as one range");
 
 int _zp_decay_init(zp_pool *pool)
 {
-	_zp_hg_counters(&pool->decay_next_ns, 3 * sizeof(uint64_t));
+	_zp_hg_counters(&pool->decay_next_ns, 4 * sizeof(uint64_t));
 	long ms = pool->cfg.decay_ms;
 	if (ms == ZP_DECAY_NEVER)
 		return 0;
@@ -272,7 +274,7 @@ void _zp_decay_fini(zp_pool *pool)
 		pool->decay = NULL;
 	}
 	pool->decay_tick_ns = 0;
-	_zp_hg_counters_gone(&pool->decay_next_ns, 3 * sizeof(uint64_t));
+	_zp_hg_counters_gone(&pool->decay_next_ns, 4 * sizeof(uint64_t));
 }
 
 /* ---- fork ------------------------------------------------------------------- */

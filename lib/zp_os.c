@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +62,44 @@ uint64_t _zp_os_now_ns(void)
 	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
 		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- membarrier ------------------------------------------------------- */
+
+/* 0: not registered yet, 1: registered, -1: unavailable. */
+static _Atomic int membarrier_state;
+static _Atomic bool membarrier_denied;
+
+void _zp_test_deny_membarrier(bool deny)
+{
+	zp_atomic_store_relaxed(&membarrier_denied, deny);
+}
+
+static long sys_membarrier(int cmd)
+{
+	return syscall(SYS_membarrier, cmd, 0u, 0);
+}
+
+int _zp_os_membarrier(void)
+{
+	if (zp_atomic_load_relaxed(&membarrier_denied))
+		return -1;
+	int state = zp_atomic_load_relaxed(&membarrier_state);
+	if (state == 0) {
+		/* Registering twice is harmless: no lock needed. */
+		state = sys_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 ? 1 : -1;
+		zp_atomic_store_relaxed(&membarrier_state, state);
+	}
+	if (state < 0)
+		return -1;
+	if (sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+		return 0;
+	/* EPERM: a forked child whose registration did not carry over. */
+	if (errno == EPERM && sys_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 &&
+	    sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+		return 0;
+	zp_atomic_store_relaxed(&membarrier_state, -1);
+	return -1;
 }
 
 /* ---- failure injection ------------------------------------------------ */

@@ -49,6 +49,16 @@ uint64_t _zp_os_now_ns(void);
 /* Tests: from now on _zp_os_now_ns() returns ns (0: the real clock again). */
 ZP_API void _zp_test_set_clock(uint64_t ns);
 
+/* A full memory barrier on every running thread of this process
+ * (membarrier MEMBARRIER_CMD_PRIVATE_EXPEDITED, registered on first use):
+ * when it returns, each thread's accesses before some point of its own are
+ * visible here, and its accesses after that point see what this thread
+ * stored before the call.  Returns 0, or -1 when the system has none (the
+ * caller then must not rely on it).  Tests can deny it
+ * (_zp_test_deny_membarrier) to run the fallback. */
+int _zp_os_membarrier(void);
+ZP_API void _zp_test_deny_membarrier(bool deny);
+
 /* Failure injection: the n-th allocation from now (1 = the next) through
  * _zp_os_alloc or _zp_meta_alloc fails with ENOMEM; 0 disarms.  Returns
  * the number of allocations made since the last arming. */

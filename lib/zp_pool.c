@@ -69,6 +69,7 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 		return NULL;
 	}
 	pool->slot = _zp_tcache_slot_acquire();
+	pool->decay_caches = _zp_tcache_decay_caches;
 	if (_zp_fork_track(pool) != 0) {
 		pool_free(pool);
 		return NULL;
@@ -132,6 +133,7 @@ size_t zp_trim(zp_pool *pool)
 	}
 	uint64_t n = 0;
 	size_t freed = _zp_tcache_trim_self(pool, &n);
+	freed += _zp_tcache_trim_others(pool, &n);
 	unsigned hint = _zp_tcache_hint();
 	for (unsigned cls = 0; cls < pool->classes; cls++)
 		freed += _zp_store_drain(pool, hint, cls, &n);
@@ -146,11 +148,17 @@ long zp_maintain(zp_pool *pool)
 		return -1;
 	}
 	long given = _zp_decay_run(pool);
-	/* the caller's own cache, as its slow paths do */
+	if (pool->decay_tick_ns == 0)
+		return given;
+	/* the caller's own cache, as its slow paths do, and the others */
 	zp_cache *c = _zp_tcache_peek(pool);
-	if (pool->decay_tick_ns != 0 && c != NULL)
-		_zp_tcache_decay_poll(_zp_tcache_of(c));
-	return given;
+	if (c != NULL) {
+		struct _zp_tcache *tc = _zp_tcache_of(c);
+		_zp_tcache_enter(tc);
+		_zp_tcache_decay_poll(tc);
+		_zp_tcache_leave(tc);
+	}
+	return given + _zp_tcache_decay_caches(pool, true);
 }
 
 const char *zp_backend_name(const zp_pool *pool)

@@ -127,6 +127,9 @@ struct zp_pool {
 	struct _zp_tcache *caches;
 	zp_pool *live_next, *live_prev;
 	unsigned ncaches;
+	/* Set at create by the entry layer: the look at idle caches after a
+	 * step, for the maintenance thread (which lives in this layer). */
+	long (*decay_caches)(zp_pool *pool, bool wait);
 
 	/* The idle-bytes budget (zp_store.c) */
 	_Atomic uint64_t idle_reserved;  /* granted to classes, <= max_idle_bytes */
@@ -144,7 +147,10 @@ struct zp_pool {
 	_Atomic uint64_t decay_next_ns; /* when the next step is due */
 	_Atomic uint64_t decay_steps;   /* intervals elapsed in steps so far */
 	_Atomic uint64_t decayed;       /* buffers given back by steps */
-	struct _zp_decay *decay;        /* the steps' state, under decay_lock */
+	/* decay_steps at the last look at threads' idle caches
+	 * (_zp_tcache_decay_caches, which writes it under _zp_tcache_lock) */
+	_Atomic uint64_t caches_step;
+	struct _zp_decay *decay; /* the steps' state, under decay_lock */
 };
 _Static_assert(offsetof(struct zp_pool, totals) == ZP_CACHELINE,
 	       "line 0 of the pool holds the read-mostly fields of the hot paths, and only them");

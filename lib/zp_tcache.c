@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "zp_os.h"
 #include "zp_poison.h"
 #include "zp_tcache.h"
 
@@ -107,18 +108,24 @@ static bool slots_inline(const struct _zp_tcache *tc, unsigned k)
 static void hg_counters(struct _zp_tcache *tc, bool on)
 {
 #if ZP_VALGRIND
+	/* With them, what a drain reads or writes while the owner may run
+	 * its inline paths (ordered by a membarrier, which checkers cannot
+	 * see): the class records (count beside the counters), the words
+	 * that close the inline paths, and the hand-off's flags. */
 	unsigned k = tc->pool->classes;
 	size_t n = k * sizeof(struct _zp_class_counters);
-	for (unsigned i = 0; i < k; i++) {
-		if (on)
-			_zp_hg_counters(&tc->pub.cls[i].hits, 2 * sizeof(uint64_t));
-		else
-			_zp_hg_counters_gone(&tc->pub.cls[i].hits, 2 * sizeof(uint64_t));
-	}
-	if (on)
+	size_t recs = k * sizeof(struct _zp_cache_class);
+	if (on) {
+		_zp_hg_counters(tc->pub.cls, recs);
 		_zp_hg_counters(tc->ctr, n);
-	else
+		_zp_hg_counters(&tc->pub.put_tag, 2 * sizeof(uintptr_t));
+		_zp_hg_counters(&tc->in_slow, 2 * sizeof(uint32_t));
+	} else {
+		_zp_hg_counters_gone(tc->pub.cls, recs);
 		_zp_hg_counters_gone(tc->ctr, n);
+		_zp_hg_counters_gone(&tc->pub.put_tag, 2 * sizeof(uintptr_t));
+		_zp_hg_counters_gone(&tc->in_slow, 2 * sizeof(uint32_t));
+	}
 #else
 	(void)tc;
 	(void)on;
@@ -147,14 +154,18 @@ void _zp_tcache_drain(struct _zp_tcache *tc, unsigned k, uint32_t n)
 		done += m;
 	}
 	memmove(cc->slots, cc->slots + n, (size_t)(count - n) * sizeof(zp_buf *));
-	cc->count = count - n;
+	_ZP_STORE(&cc->count, count - n);
 }
+
+static void reopen_locked(struct _zp_tcache *tc);
 
 /* Give a cache's buffers back to its pool's store (hottest last, so they
  * stay hot there) and free the cache. */
 static void retire_cache(struct _zp_tcache *tc)
 {
 	zp_pool *pool = tc->pool;
+	if (zp_atomic_load_relaxed(&tc->closed) != 0)
+		reopen_locked(tc);
 	for (unsigned k = 0; k < pool->classes; k++)
 		_zp_tcache_drain(tc, k, tc->pub.cls[k].count);
 	_zp_store_unborrow(pool, tc->borrowed);
@@ -192,6 +203,12 @@ void _zp_tcache_detach_all(zp_pool *pool)
 	pool->caches = NULL;
 	pool->ncaches = 0;
 	pthread_mutex_unlock(&_zp_tcache_lock);
+}
+
+/* Zeroing pools take the slow path for every get: it zeroes. */
+static size_t open_fast_limit(const zp_pool *pool)
+{
+	return (pool->cfg.flags & ZP_F_ZERO_ON_GET) ? 0 : pool->cfg.max_size + 1;
 }
 
 /* ---- attaching a cache --------------------------------------------------- */
@@ -246,7 +263,8 @@ zp_cache *_zp_tcache_attach(zp_pool *pool)
 		      k * sizeof(struct _zp_cache_class);
 	size_t ctr_off = (head + 7) & ~(size_t)7;
 	size_t ops_off = ctr_off + k * sizeof(struct _zp_class_counters);
-	size_t slots_off = ops_off + k * sizeof(uint64_t);
+	size_t base_off = ops_off + k * sizeof(uint64_t);
+	size_t slots_off = (base_off + k * sizeof(uint32_t) + 7) & ~(size_t)7;
 	struct _zp_tcache *tc = _zp_meta_alloc(slots_off + (size_t)k * init * sizeof(zp_buf *));
 	if (tc == NULL)
 		return NULL;
@@ -254,13 +272,19 @@ zp_cache *_zp_tcache_attach(zp_pool *pool)
 	tc->pool = pool;
 	tc->ctr = (struct _zp_class_counters *)((char *)tc + ctr_off);
 	tc->decay_step = zp_atomic_load_relaxed(&pool->decay_steps);
+	tc->idle_step = (uint32_t)tc->decay_step;
+	tc->idle_ops = 0;
+	tc->trim_pending = false;
+	tc->picked = false;
+	zp_atomic_store_relaxed(&tc->in_slow, 0);
+	zp_atomic_store_relaxed(&tc->closed, 0);
 	tc->inline_slots = (zp_buf **)((char *)tc + slots_off);
 	hg_counters(tc, true);
 	tc->init = init;
 	zp_cache *c = &tc->pub;
 	c->tag = pool->tag;
-	/* Zeroing pools take the slow path for every get: it zeroes. */
-	c->fast_limit = (pool->cfg.flags & ZP_F_ZERO_ON_GET) ? 0 : pool->cfg.max_size + 1;
+	c->put_tag = pool->tag;
+	c->fast_limit = open_fast_limit(pool);
 	uint32_t sh = pool->spacing_shift;
 	unsigned m = (unsigned)__builtin_ctzll(pool->cfg.min_size);
 	for (unsigned i = 0; i < 64; i++) { /* see struct zp_cache */
@@ -445,21 +469,234 @@ void _zp_tcache_decay(struct _zp_tcache *tc, uint64_t steps)
 
 /* ---- trim ---------------------------------------------------------------- */
 
+/* Free n buffers of slots; returns their bytes, adding those of heap
+ * buffers to *heap. */
+static size_t free_slots(zp_pool *pool, zp_buf *const *slots, uint32_t n, uint64_t *heap)
+{
+	size_t freed = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		size_t cap = slots[i]->cap;
+		freed += cap;
+		if (cap < _ZP_MMAP_MIN)
+			*heap += cap;
+		_zp_store_buf_free(pool, slots[i]);
+	}
+	return freed;
+}
+
+static size_t trim_cache(struct _zp_tcache *tc, uint64_t *nbufs)
+{
+	size_t freed = 0;
+	uint64_t heap = 0;
+	for (unsigned cls = 0; cls < tc->pool->classes; cls++) {
+		struct _zp_cache_class *cc = &tc->pub.cls[cls];
+		uint32_t count = cc->count;
+		freed += free_slots(tc->pool, cc->slots, count, &heap);
+		*nbufs += count;
+		_ZP_STORE(&cc->count, 0);
+	}
+	return freed;
+}
+
 size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs)
 {
 	zp_cache *c = _zp_tcache_peek(pool);
 	if (c == NULL)
 		return 0;
+	struct _zp_tcache *tc = _zp_tcache_of(c);
+	_zp_tcache_enter(tc);
+	size_t freed = trim_cache(tc, nbufs);
+	_zp_tcache_leave(tc);
+	return freed;
+}
+
+/* ---- draining another thread's cache ----------------------------------------- */
+
+/*
+ * The owner's inline paths take no lock and write `count` and the slots
+ * with plain stores, yet zp_trim and the decay of idle caches take buffers
+ * from caches of other threads, under _zp_tcache_lock, in this hand-off:
+ *
+ *   drainer                                 owner
+ *   close: fast_limit 0, put_tag ^ 8,       inline get or put: reads
+ *     closed 1                                fast_limit or put_tag, then
+ *   membarrier()                              count, writes count
+ *   in_slow 0?  take slots[base..count-1)   slow path: in_slow 1, compiler
+ *     of each class; base = count - 1         fence, closed?  reopen under
+ *   else leave it (closed stays)              _zp_tcache_lock
+ *
+ * After the membarrier every inline get or put that starts sees the closed
+ * paths and goes to the slow path.  At most one started before and may
+ * still run, on any class, and it read `count` as the drainer reads it now
+ * (the owner is its only writer, and the membarrier made its last store
+ * visible): a get pops slots[count - 1], a put writes slots[count].  So the
+ * drainer takes what lies below slots[count - 1] and leaves that one.  The
+ * slow path's store-then-load against the drainer's store-then-load is
+ * Dekker's pattern with the membarrier as the fence of both sides (the
+ * asymmetric fence of liburcu's memb flavour): either the drainer sees
+ * in_slow and leaves the cache alone, or the owner sees `closed` and takes
+ * _zp_tcache_lock, held by the drainer, before it touches its cache.  The
+ * owner's reopen moves what stayed down to slots[0] and opens the paths;
+ * the inline paths gain no instruction.  Without membarrier (an old kernel,
+ * a seccomp filter) the drainer only closes the cache, and the owner trims
+ * it on its next call.
+ */
+
+/* Tags are 64-byte aligned: a put_tag with this bit matches no owner word. */
+#define CLOSED_TAG ((uintptr_t)8)
+
+static void close_cache(struct _zp_tcache *tc)
+{
+	_ZP_STORE(&tc->pub.fast_limit, (size_t)0);
+	_ZP_STORE(&tc->pub.put_tag, tc->pub.tag ^ CLOSED_TAG);
+	zp_atomic_store_relaxed(&tc->closed, 1);
+}
+
+/* Under _zp_tcache_lock, on the owner's thread (or at its exit). */
+static void reopen_locked(struct _zp_tcache *tc)
+{
+	uint32_t *base = _zp_tcache_base(tc);
+	for (unsigned k = 0; k < tc->pool->classes; k++) {
+		if (base[k] == 0)
+			continue;
+		struct _zp_cache_class *cc = &tc->pub.cls[k];
+		uint32_t n = cc->count - base[k];
+		memmove(cc->slots, cc->slots + base[k], (size_t)n * sizeof(zp_buf *));
+		_ZP_STORE(&cc->count, n);
+		base[k] = 0;
+	}
+	_ZP_STORE(&tc->pub.put_tag, tc->pub.tag);
+	_ZP_STORE(&tc->pub.fast_limit, open_fast_limit(tc->pool));
+	zp_atomic_store_relaxed(&tc->closed, 0);
+}
+
+void _zp_tcache_reopen(struct _zp_tcache *tc)
+{
+	pthread_mutex_lock(&_zp_tcache_lock);
+	reopen_locked(tc);
+	bool trim = tc->trim_pending;
+	tc->trim_pending = false;
+	pthread_mutex_unlock(&_zp_tcache_lock);
+	if (trim) {
+		uint64_t n = 0;
+		(void)trim_cache(tc, &n);
+		zp_atomic_add_relaxed(&tc->pool->trimmed, n);
+	}
+}
+
+/* What a drain could take from tc: some class holds more than its top. */
+static bool drainable(struct _zp_tcache *tc)
+{
+	const uint32_t *base = _zp_tcache_base(tc);
+	for (unsigned k = 0; k < tc->pool->classes; k++)
+		if (_ZP_LOAD(&tc->pub.cls[k].count) > base[k] + 1)
+			return true;
+	return false;
+}
+
+/* After the membarrier, with the owner out of its slow paths: free
+ * slots[base..count-1) of every class. */
+static size_t take_cache(struct _zp_tcache *tc, uint64_t *nbufs, uint64_t *heap)
+{
+	zp_pool *pool = tc->pool;
+	uint32_t *base = _zp_tcache_base(tc);
 	size_t freed = 0;
-	for (unsigned cls = 0; cls < pool->classes; cls++) {
-		struct _zp_cache_class *cc = &c->cls[cls];
-		uint32_t count = cc->count;
-		for (uint32_t i = 0; i < count; i++) {
-			freed += cc->slots[i]->cap;
-			_zp_store_buf_free(pool, cc->slots[i]);
-		}
-		*nbufs += count;
-		cc->count = 0;
+	for (unsigned k = 0; k < pool->classes; k++) {
+		struct _zp_cache_class *cc = &tc->pub.cls[k];
+		uint32_t top = _ZP_LOAD(&cc->count);
+		if (top <= base[k] + 1)
+			continue;
+		uint32_t n = top - 1 - base[k];
+		freed += free_slots(pool, cc->slots + base[k], n, heap);
+		*nbufs += n;
+		base[k] = top - 1;
 	}
 	return freed;
+}
+
+/* Close the caches marked `picked`, then drain those whose owner is out of
+ * its slow paths; for a trim, the others (and all, without membarrier)
+ * get trim_pending.  (For decay, an owner in its slow path is back, and
+ * without membarrier an owner decays its own cache when it returns.)
+ * Under _zp_tcache_lock. */
+static size_t drain_picked(zp_pool *pool, bool trim, uint64_t *nbufs)
+{
+	bool any = false;
+	for (struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next)
+		if (tc->picked) {
+			if (zp_atomic_load_relaxed(&tc->closed) == 0)
+				close_cache(tc);
+			any = true;
+		}
+	if (!any)
+		return 0;
+	bool barrier = _zp_os_membarrier() == 0;
+	size_t freed = 0;
+	uint64_t heap = 0;
+	for (struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next) {
+		if (!tc->picked)
+			continue;
+		tc->picked = false;
+		if (barrier && zp_atomic_load_acquire(&tc->in_slow) == 0) {
+			_zp_hb_after(&tc->pub); /* the owner's inline paths, for checkers */
+			freed += take_cache(tc, nbufs, &heap);
+		} else if (trim) {
+			tc->trim_pending = true;
+		}
+	}
+	if (heap >= _ZP_HEAP_TRIM_MIN)
+		_zp_os_trim_heap();
+	return freed;
+}
+
+size_t _zp_tcache_trim_others(zp_pool *pool, uint64_t *nbufs)
+{
+	const struct _zp_thread *self = self_table;
+	pthread_mutex_lock(&_zp_tcache_lock);
+	for (struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next)
+		tc->picked = tc->thread != self && drainable(tc);
+	size_t freed = drain_picked(pool, true, nbufs);
+	pthread_mutex_unlock(&_zp_tcache_lock);
+	return freed;
+}
+
+/* Gets and puts of every class of tc so far. */
+static uint64_t cache_ops(const struct _zp_tcache *tc)
+{
+	uint64_t ops = 0;
+	for (unsigned k = 0; k < tc->pool->classes; k++)
+		ops += class_ops(tc, k);
+	return ops;
+}
+
+long _zp_tcache_decay_caches(zp_pool *pool, bool wait)
+{
+	uint64_t steps = zp_atomic_load_relaxed(&pool->decay_steps);
+	if (steps == zp_atomic_load_relaxed(&pool->caches_step))
+		return 0;
+	if (!wait) {
+		if (pthread_mutex_trylock(&_zp_tcache_lock) != 0)
+			return 0;
+	} else {
+		pthread_mutex_lock(&_zp_tcache_lock);
+	}
+	zp_atomic_store_relaxed(&pool->caches_step, steps);
+	const struct _zp_thread *self = self_table;
+	for (struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next) {
+		tc->picked = false;
+		if (tc->thread == self)
+			continue; /* the caller's own decays on its slow paths */
+		uint64_t ops = cache_ops(tc);
+		if (ops != tc->idle_ops || zp_atomic_load_relaxed(&tc->closed) != 0) {
+			tc->idle_ops = ops; /* busy, or drained and not back yet */
+			tc->idle_step = (uint32_t)steps;
+			continue;
+		}
+		tc->picked = (uint32_t)steps - tc->idle_step >= ZP_DECAY_SLOTS && drainable(tc);
+	}
+	uint64_t n = 0;
+	(void)drain_picked(pool, false, &n);
+	pthread_mutex_unlock(&_zp_tcache_lock);
+	zp_atomic_add_relaxed(&pool->decayed, n);
+	return (long)n;
 }

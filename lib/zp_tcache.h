@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "zp_decay.h"
+#include "zp_poison.h"
 #include "zp_store.h"
 
 extern pthread_mutex_t _zp_tcache_lock;
@@ -55,6 +56,20 @@ struct _zp_tcache {
 	 * each class's gets + puts then follow the counters in this block
 	 * (_zp_tcache_decay_ops). */
 	uint64_t decay_step;
+	/* The hand-off with threads that drain this cache (zp_tcache.c,
+	 * "Draining another thread's cache").  in_slow: 1 while the owner
+	 * is in a slow path (its own accesses).  closed: a drain closed the
+	 * inline paths and may have taken buffers from the bottom of classes
+	 * (below base[]); written under _zp_tcache_lock.  The rest belong to
+	 * drainers, under _zp_tcache_lock: trim_pending (a zp_trim that could
+	 * not take everything asks the owner to trim), and the activity seen
+	 * at the last look of the decay of idle caches. */
+	_Atomic uint32_t in_slow;
+	_Atomic uint32_t closed;
+	uint32_t idle_step; /* decay steps, modulo 2^32 */
+	bool trim_pending;
+	bool picked; /* chosen by the drain under way */
+	uint64_t idle_ops;
 	/* Must be last (a flexible array), and at an offset that puts the
 	 * 32-byte class records of cls[] on 32-byte boundaries of this
 	 * line-aligned block, so that none straddles two cache lines (a field
@@ -68,6 +83,48 @@ static inline uint64_t *_zp_tcache_decay_ops(struct _zp_tcache *tc)
 {
 	return (uint64_t *)(void *)(tc->ctr + tc->pool->classes);
 }
+
+/* Per class, the buffers a drain took from the bottom of its slots
+ * (slots[0..base) are gone): [classes] uint32_t after the decay ops, zero
+ * while the cache is open. */
+static inline uint32_t *_zp_tcache_base(struct _zp_tcache *tc)
+{
+	return (uint32_t *)(void *)(_zp_tcache_decay_ops(tc) + tc->pool->classes);
+}
+
+/* The owner's side of the hand-off, around everything it does to its cache
+ * outside the inline paths: enter marks it busy, then (a store before a
+ * load, ordered against a drainer by that drainer's membarrier) sees
+ * whether a drain closed the cache, and if so takes the drained slots out
+ * and reopens the inline paths; leave ends it. */
+void _zp_tcache_reopen(struct _zp_tcache *tc);
+static inline void _zp_tcache_enter(struct _zp_tcache *tc)
+{
+	zp_atomic_store_relaxed(&tc->in_slow, 1);
+	zp_atomic_compiler_fence();
+	if (ZP_UNLIKELY(zp_atomic_load_relaxed(&tc->closed) != 0))
+		_zp_tcache_reopen(tc);
+}
+static inline void _zp_tcache_leave(struct _zp_tcache *tc)
+{
+	_zp_hb_before(&tc->pub); /* helgrind and DRD do not see the release */
+	zp_atomic_store_release(&tc->in_slow, 0);
+}
+
+/* Free the buffers of the caches of pool that other threads own (they may
+ * be using them), all but the top buffer of each class (the owner may be in
+ * the middle of a get or put of it).  The owners of caches that could not
+ * be drained (in a slow path at that moment, or no membarrier on this
+ * system) trim their own on their next call.  Returns the bytes freed,
+ * adding their number to *nbufs. */
+size_t _zp_tcache_trim_others(zp_pool *pool, uint64_t *nbufs);
+
+/* After a decay step: free the buffers of the caches of pool whose owner
+ * made no get or put through the last decay_ms (not the caller's own), as
+ * _zp_tcache_trim_others does, counted in pool->decayed.  Runs at most once
+ * per step; wait false: not if another thread holds _zp_tcache_lock.
+ * Returns the buffers freed. */
+long _zp_tcache_decay_caches(zp_pool *pool, bool wait);
 
 /* Capacity a class gets on first use in an adaptive cache
  * (ZP_CACHE_DEPTH_AUTO); it has none before. */

@@ -9,6 +9,7 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -264,6 +265,188 @@ static void test_maintenance_thread(void)
 	zp_pool_destroy(p); /* with its thread running */
 }
 
+/* ---- other threads' caches ------------------------------------------------ */
+
+/* A thread that fills its cache, then works `rounds` rounds (a cycle each,
+ * between two waits on `bar`), then parks until released, then makes one
+ * more cycle (its next call after a drain) and exits. */
+struct worker {
+	zp_pool *pool;
+	pthread_barrier_t bar;
+	int rounds;
+	pthread_t t;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	cycle(w->pool, 32, 1024);
+	pthread_barrier_wait(&w->bar); /* filled */
+	for (int r = 0; r < w->rounds; r++) {
+		pthread_barrier_wait(&w->bar);
+		cycle(w->pool, 4, 1024);
+		pthread_barrier_wait(&w->bar);
+	}
+	pthread_barrier_wait(&w->bar); /* parked until released */
+	cycle(w->pool, 1, 1024);
+	return NULL;
+}
+
+static void worker_start(struct worker *w, zp_pool *p, int rounds)
+{
+	w->pool = p;
+	w->rounds = rounds;
+	REQUIRE(pthread_barrier_init(&w->bar, NULL, 2) == 0);
+	REQUIRE(pthread_create(&w->t, NULL, work, w) == 0);
+	pthread_barrier_wait(&w->bar);
+}
+
+static void worker_end(struct worker *w)
+{
+	pthread_barrier_wait(&w->bar);
+	pthread_join(w->t, NULL);
+	pthread_barrier_destroy(&w->bar);
+}
+
+/* zp_trim from one thread reaches the cache of another that sits idle: all
+ * but the top buffer of each class (which it might be getting or putting at
+ * that moment); the owner's next call finds its cache consistent.  Without
+ * membarrier the trim cannot touch the cache, and the owner trims it on
+ * its next call. */
+static void trim_idle_thread(bool deny)
+{
+	zp_pool *p = make(ZP_DECAY_NEVER, ZP_CACHE_DEPTH_AUTO, 0);
+	struct worker w;
+	worker_start(&w, p, 0);
+	uint64_t cached = stats(p).cached_buffers;
+	CHECK(cached >= 16);
+	_zp_test_deny_membarrier(deny);
+	size_t freed = zp_trim(p);
+	struct zp_stats st = stats(p);
+	CHECK_EQ(st.cached_buffers, deny ? cached : 1);
+	CHECK_EQ(freed, (deny ? 0 : cached - 1) * 1024 + (32 - cached) * 1024);
+	worker_end(&w); /* its next get reopens the cache (and trims it, denied) */
+	_zp_test_deny_membarrier(false);
+	st = stats(p);
+	CHECK_EQ(st.trimmed, 31 + (deny ? 1 : 0));
+	CHECK_EQ(st.outstanding, 0);
+	CHECK_EQ(st.live_buffers, st.idle_buffers);
+	zp_pool_destroy(p);
+}
+
+static void test_trim_idle_thread(void)
+{
+	trim_idle_thread(false);
+}
+
+static void test_trim_idle_thread_no_membarrier(void)
+{
+	trim_idle_thread(true);
+}
+
+/* Decay reaches a thread that stopped calling the pool: a look at every
+ * step notes what each cache did, and a cache that did nothing for
+ * decay_ms (8 steps) is drained (all but each class's top) and freed.  A
+ * thread that keeps working keeps its cache. */
+static void test_decay_idle_thread(void)
+{
+	zp_pool *p = make(DECAY_MS, ZP_CACHE_DEPTH_AUTO, 0);
+	struct worker w;
+	worker_start(&w, p, 0);
+	uint64_t cached = stats(p).cached_buffers;
+	CHECK(cached >= 16);
+	for (int i = 0; i < 8; i++) {
+		tick(p); /* the first look notes its gets and puts */
+		CHECK_EQ(stats(p).cached_buffers, cached);
+	}
+	uint64_t before = stats(p).decayed;
+	tick(p); /* 8 steps later nothing changed: drained */
+	struct zp_stats st = stats(p);
+	CHECK_EQ(st.cached_buffers, 1);
+	CHECK(st.decayed >= before + cached - 1);
+	worker_end(&w);
+	CHECK_EQ(stats(p).outstanding, 0);
+
+	worker_start(&w, p, 24);
+	cached = stats(p).cached_buffers;
+	for (int i = 0; i < 24; i++) {
+		pthread_barrier_wait(&w.bar);
+		pthread_barrier_wait(&w.bar); /* it made a cycle */
+		tick(p);
+		CHECK_EQ(stats(p).cached_buffers, cached);
+	}
+	worker_end(&w);
+	CHECK_EQ(stats(p).outstanding, 0);
+	zp_pool_destroy(p);
+}
+
+/* Owners on their inline paths while another thread trims all caches and
+ * runs steps, without pause: a buffer an owner holds is never taken (its
+ * pattern stays), none is lost (gets == puts, and every live buffer is
+ * accounted for at rest). */
+struct owner {
+	zp_pool *pool;
+	unsigned seed;
+	long iters;
+	_Atomic int *running;
+	_Atomic long *trims;
+};
+
+static void *own(void *arg)
+{
+	struct owner *o = arg;
+	zp_buf *held[8];
+	unsigned s = o->seed;
+	/* at least `iters` rounds, and until the trims overlapped them */
+	for (long i = 0; i < o->iters || atomic_load(o->trims) < 50; i++) {
+		s = s * 1103515245u + 12345u;
+		int n = 1 + (int)((s >> 16) % 8);
+		size_t len = 64u << ((s >> 8) % 4);
+		for (int k = 0; k < n; k++) {
+			REQUIRE((held[k] = zp_get(o->pool, len)) != NULL);
+			memset(held[k]->data, (int)(o->seed + (unsigned)k), len);
+		}
+		for (int k = 0; k < n; k++) {
+			if (held[k]->data[0] != (unsigned char)(o->seed + (unsigned)k) ||
+			    held[k]->data[len - 1] != (unsigned char)(o->seed + (unsigned)k))
+				CHECK(!"a held buffer changed");
+			CHECK_EQ(zp_put(o->pool, held[k]), 0);
+		}
+	}
+	atomic_fetch_sub(o->running, 1);
+	return NULL;
+}
+
+static void test_trim_race(void)
+{
+	clock_set(0);
+	zp_config c = zp_test_config();
+	c.decay_ms = 0;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	enum { T = 3 };
+	pthread_t t[T];
+	struct owner o[T];
+	_Atomic int running = T;
+	_Atomic long trims = 0;
+	for (int i = 0; i < T; i++) {
+		o[i] = (struct owner){p, 29u * (unsigned)i + 3, (long)(2000 * zp_test_scale) + 16,
+				      &running, &trims};
+		REQUIRE(pthread_create(&t[i], NULL, own, &o[i]) == 0);
+	}
+	while (atomic_load(&running) > 0) {
+		zp_trim(p);
+		zp_maintain(p);
+		atomic_fetch_add(&trims, 1);
+	}
+	for (int i = 0; i < T; i++)
+		pthread_join(t[i], NULL);
+	struct zp_stats st = stats(p);
+	CHECK_EQ(st.outstanding, 0);
+	CHECK_EQ(st.gets, st.puts);
+	zp_pool_destroy(p);
+}
+
 /* Owners, trims, slow-path steps and the maintenance thread at once: every
  * held buffer keeps its owner's pattern (none is given back while held),
  * and at rest every buffer is accounted for. */
@@ -339,6 +522,10 @@ int main(int argc, char **argv)
 	    {"never", test_never},
 	    {"zero", test_zero},
 	    {"maintenance_thread", test_maintenance_thread},
+	    {"trim_idle_thread", test_trim_idle_thread},
+	    {"trim_idle_thread_no_membarrier", test_trim_idle_thread_no_membarrier},
+	    {"decay_idle_thread", test_decay_idle_thread},
+	    {"trim_race", test_trim_race},
 	    {"race", test_race},
 	};
 	return zp_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);

@@ -179,8 +179,12 @@ typedef struct zp_config {
 	 * first thread to see it due, which does not wait for another's),
 	 * from zp_maintain(), and, with ZP_F_MAINTENANCE_THREAD, on a thread of
 	 * the pool's own, so that a pool whose threads stop calling it decays
-	 * too.  A thread that stops calling the pool keeps its cache until its
-	 * next slow path or its exit, or zp_trim() from it.
+	 * too.  After each step, the cache of a thread that made no get or put
+	 * on the pool for decay_ms is freed by the thread that ran the step,
+	 * as zp_trim() frees other threads' caches (the top buffer of each
+	 * class stays until the owner calls again); so with the maintenance
+	 * thread a pool whose threads all went quiet, alive or not, gives back
+	 * everything but those within about 2 x decay_ms.
 	 * 0: release at every step whatever is idle.  ZP_DECAY_NEVER: no decay.
 	 * Other negative values and values above ZP_MAX_DECAY_MS are EINVAL.
 	 * Default 10000 (10 s, jemalloc's dirty_decay_ms). */
@@ -264,21 +268,28 @@ ZP_EXPORT int zp_put(zp_pool *pool, zp_buf *buf);
  * placed before the failure stay in the pool). */
 ZP_EXPORT long zp_preallocate(zp_pool *pool, size_t count, size_t size);
 
-/* Free the idle buffers of the shared store and of the calling thread's
- * cache for this pool.  Other threads' caches are left alone (they may be in
- * use); they drain when those threads exit.  Returns the bytes freed, or
- * (size_t)-1 with errno EINVAL for a NULL pool. */
+/* Free the idle buffers of the shared store and of every thread's cache for
+ * this pool.  Other threads may be using their caches at that moment: the
+ * call closes their inline paths and, after one membarrier(2), frees what
+ * each cache holds but the top buffer of each class (the owner may be in
+ * the middle of a get or put of it), which stays until the owner's next
+ * call.  A thread in the library's slow path at that moment, or every
+ * thread when the system has no membarrier (MEMBARRIER_CMD_PRIVATE_EXPEDITED,
+ * Linux 4.14), frees its own cache on its next call instead.  The calling
+ * thread's own cache is freed whole.  The owners' inline paths pay nothing
+ * for this (docs/design.md, "Draining another thread's cache").  Returns
+ * the bytes freed now, or (size_t)-1 with errno EINVAL for a NULL pool. */
 ZP_EXPORT size_t zp_trim(zp_pool *pool);
 
 /* Run the decay steps due by now (see zp_config.decay_ms), for
  * applications that keep their own timers instead of
  * ZP_F_MAINTENANCE_THREAD: call it every decay_ms / 8 or so.  A step that
  * is not due yet does nothing.  The calling thread's own cache decays too,
- * as on its slow paths (other threads' caches decay on theirs).  Waits for
- * a step that another thread is running.  Any thread, concurrently with
- * every call but destroy.  Returns the number of buffers whose memory the
- * step gave back (freed, unmapped, or whose pages it released), or -1 with
- * errno EINVAL (NULL pool). */
+ * as on its slow paths, and the caches of threads idle for decay_ms are
+ * freed (see decay_ms).  Waits for a step that another thread is running.
+ * Any thread, concurrently with every call but destroy.  Returns the
+ * number of buffers whose memory the step gave back (freed, unmapped, or
+ * whose pages it released), or -1 with errno EINVAL (NULL pool). */
 ZP_EXPORT long zp_maintain(zp_pool *pool);
 
 /* The backend serving the pool ("locked", ...), or NULL with EINVAL. */
@@ -412,7 +423,7 @@ ZP_EXPORT zp_cache *zp_thread_cache(zp_pool *pool);
 #define _ZP_CLASS_OVERSIZE UINT32_MAX
 
 struct _zp_cache_class {
-	uint32_t count; /* buffers in slots[0..count); the owner's alone */
+	uint32_t count; /* buffers in slots[0..count); written by the owner */
 	uint32_t limit; /* capacity: slots has `limit` entries */
 	zp_buf **slots; /* LIFO: slots[count-1] is hottest */
 	/* Counters written by the owning thread only (a load and a store).
@@ -424,7 +435,11 @@ struct _zp_cache_class {
 };
 
 struct zp_cache {
-	uintptr_t tag;     /* the pool's tag (its address), see _ZP_OWNED */
+	uintptr_t tag; /* the pool's tag (its address), see _ZP_OWNED */
+	/* Another thread that drains this cache closes the inline paths
+	 * (zp_tcache.c, "Draining another thread's cache"): the owner's next
+	 * get or put then takes the slow path, which reopens them. */
+	uintptr_t put_tag; /* puts are inline when it is `tag` */
 	size_t fast_limit; /* gets with len < fast_limit are served inline:
 			    * max_size + 1, or 0 to send all to the slow path */
 	/* _zp_class_index as tables over k = floor(log2 y), y = (len - 1) | 1:
@@ -449,9 +464,38 @@ ZP_EXPORT void _zp_instrument_put(zp_buf *b);
 #define _zp_instrument_get(b) ((void)0)
 #define _zp_instrument_put(b) ((void)0)
 #endif
+/* Race checkers cannot see the hand-off with a thread that drains the
+ * cache (a membarrier): each inline get and put ends by telling them that
+ * what it did happens before that thread's drain. */
+#if defined(__SANITIZE_THREAD__)
+#define _ZP_TSAN_HIT 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define _ZP_TSAN_HIT 1
+#endif
+#endif
+#if defined(_ZP_TSAN_HIT)
+void __tsan_release(void *addr);
+#define _zp_instrument_done(c) __tsan_release(c)
+#elif ZP_VALGRIND
+ZP_EXPORT void _zp_instrument_done(zp_cache *c);
+#else
+#define _zp_instrument_done(c) ((void)0)
+#endif
 
 #define _ZP_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define _ZP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+/* A word another thread may write while the owner's inline path reads it
+ * (fast_limit).  A relaxed load cannot fold into the compare (one more
+ * instruction per get), so builds without a race checker read it plainly:
+ * an aligned word, read once per call, which GCC and Clang load whole;
+ * the drainer's write reaches the owner through a membarrier, not through
+ * this load's ordering. */
+#if defined(_ZP_TSAN_HIT) || ZP_VALGRIND
+#define _ZP_LOAD_SHARED(p) _ZP_LOAD(p)
+#else
+#define _ZP_LOAD_SHARED(p) (*(p))
+#endif
 /* Single-writer counters: a load and a store, no read-modify-write; the
  * release form orders what the thread did before (its gets, and gets of
  * other threads it synchronized with) before the new value. */
@@ -475,20 +519,21 @@ static inline unsigned _zp_class_index(size_t len, size_t min_size, uint32_t s, 
 
 static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 {
-	if (ZP_LIKELY(len < c->fast_limit)) {
+	if (ZP_LIKELY(len < _ZP_LOAD_SHARED(&c->fast_limit))) {
 		size_t y = (len - 1) | 1;
 		size_t k = (size_t)(63 ^ __builtin_clzll((unsigned long long)y));
 		struct _zp_cache_class *cc =
 		    &c->cls[c->class_add[k] + (int64_t)(y >> c->class_shift[k])];
 		_ZP_OPAQUE(cc);
-		uint32_t n = cc->count;
+		uint32_t n = _ZP_LOAD(&cc->count);
 		if (ZP_LIKELY(n != 0)) {
 			zp_buf *b = cc->slots[--n];
-			cc->count = n;
+			_ZP_STORE(&cc->count, n);
 			_ZP_COUNT(&cc->hits);
 			b->_zp_owner = _ZP_OWNED(c->tag, b);
 			*(size_t *)&b->len = len;
 			_zp_instrument_get(b);
+			_zp_instrument_done(c);
 			return b;
 		}
 	}
@@ -497,16 +542,18 @@ static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 
 static inline int zp_cache_put(zp_cache *c, zp_buf *b)
 {
-	if (ZP_LIKELY(b != NULL && b->_zp_owner == _ZP_OWNED(c->tag, b))) {
+	uintptr_t tag = _ZP_LOAD(&c->put_tag);
+	if (ZP_LIKELY(b != NULL && b->_zp_owner == _ZP_OWNED(tag, b))) {
 		struct _zp_cache_class *cc = &c->cls[b->_zp_class];
 		_ZP_OPAQUE(cc);
-		uint32_t n = cc->count;
+		uint32_t n = _ZP_LOAD(&cc->count);
 		if (ZP_LIKELY(n < cc->limit)) {
-			b->_zp_owner = _ZP_OWNED(c->tag, b) | _ZP_OWNER_IDLE;
+			b->_zp_owner = _ZP_OWNED(tag, b) | _ZP_OWNER_IDLE;
 			_zp_instrument_put(b);
 			cc->slots[n] = b;
-			cc->count = n + 1;
+			_ZP_STORE(&cc->count, n + 1);
 			_ZP_COUNT_RELEASE(&cc->puts);
+			_zp_instrument_done(c);
 			return 0;
 		}
 	}
