@@ -98,7 +98,7 @@ static long step_locked(zp_pool *pool, uint64_t now)
 	d->last_ns += elapsed * tick;
 	zp_atomic_store_relaxed(&pool->decay_next_ns, d->last_ns + tick);
 	long given = 0;
-	uint64_t heap_freed = 0;
+	struct _zp_freed freed = {0, 0};
 	for (unsigned k = 0; k < pool->classes; k++) {
 		uint64_t idle, idle_low, rel, rel_low;
 		_zp_store_decay_sample(pool, k, &idle, &idle_low, &rel, &rel_low);
@@ -118,12 +118,10 @@ static long step_locked(zp_pool *pool, uint64_t now)
 			unsigned got = _zp_store_decay_idle(pool, k, clamp_batch(n));
 			ring_take(ri, got);
 			given += got;
-			if (_zp_store_class_size(pool, k) < _ZP_MMAP_MIN)
-				heap_freed += (uint64_t)got * _zp_store_class_size(pool, k);
+			_zp_freed_add(&freed, _zp_store_class_size(pool, k), got);
 		}
 	}
-	if (heap_freed >= _ZP_HEAP_TRIM_MIN)
-		_zp_os_trim_heap();
+	_zp_os_give_back(&freed);
 	d->pos = (d->pos + (e < ZP_DECAY_SLOTS ? e : ZP_DECAY_SLOTS)) % ZP_DECAY_SLOTS;
 	zp_atomic_add_relaxed(&pool->decay_steps, elapsed);
 	if (given > 0)

@@ -4,7 +4,7 @@
  * pthread_atfork handlers, installed when the first pool is created: the
  * prepare handler takes every lock of the library in the documented order
  * (_zp_tcache_lock, then each live pool's decay locks, its descriptor lock, then its
- * store's locks through the backend's fork_prepare), so that no other
+ * store's locks through the backend's fork_prepare, then the page arena's), so that no other
  * thread is inside any of them when the process is copied; the parent and
  * child handlers release them.  The child thus inherits every pool in a
  * consistent state and may use and destroy it.  What other threads of the
@@ -14,7 +14,7 @@
  *
  * Lock order, the same everywhere in the library: _zp_tcache_lock, then a
  * pool's decay_lock (a decay step) and its maintenance thread's lock, then
- * its desc_lock, then a store's locks (retiring a cache at thread exit
+ * its desc_lock, then a store's locks, then the page arena's (retiring a cache at thread exit
  * holds the first and frees buffers, taking the second; a give under the
  * first takes a shard lock).  A descriptor lock is never held while
  * another library lock is taken.
@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "zp_arena.h"
 #include "zp_decay.h"
 #include "zp_fork.h"
 
@@ -38,6 +39,7 @@ static void prepare(void)
 		if (p->ops->fork_prepare != NULL)
 			p->ops->fork_prepare(p->store);
 	}
+	_zp_arena_fork_prepare();
 }
 
 /* After the fork, in the parent or in the child: the child has one
@@ -47,6 +49,7 @@ static void prepare(void)
  * paths and zp_maintain). */
 static void release_all(bool in_child)
 {
+	_zp_arena_fork_release();
 	for (zp_pool *p = live_pools; p != NULL; p = p->live_next) {
 		void (*hook)(void *) = in_child ? p->ops->fork_child : p->ops->fork_parent;
 		if (hook != NULL)

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "zp_arena.h"
 #include "zp_os.h"
 #include "zp_poison.h"
 
@@ -150,9 +151,15 @@ void *_zp_os_alloc(size_t cap, unsigned flags)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (cap >= _ZP_ARENA_MIN && cap < _ZP_MMAP_MIN) {
+		void *p = _zp_arena_alloc(cap);
+		if (p != NULL && (flags & ZP_F_PREFAULT))
+			prefault(p, cap);
+		return p;
+	}
 	if (cap < _ZP_MMAP_MIN) {
 		void *p = NULL;
-		int rc = posix_memalign(&p, cap >= ZP_PAGE ? ZP_PAGE : ZP_CACHELINE, cap);
+		int rc = posix_memalign(&p, ZP_CACHELINE, cap);
 		if (rc != 0) {
 			errno = ENOMEM;
 			return NULL;
@@ -183,6 +190,10 @@ void _zp_os_free(void *p, size_t cap)
 {
 	if (p == NULL)
 		return;
+	if (cap >= _ZP_ARENA_MIN && cap < _ZP_MMAP_MIN) {
+		_zp_arena_free(p, cap);
+		return;
+	}
 	_zp_unpoison(p, cap); /* the allocator may hand this memory out again */
 	if (cap < _ZP_MMAP_MIN)
 		free(p);
@@ -209,10 +220,13 @@ int _zp_os_release_pages(void *p, size_t cap, bool now)
 	return madvise(p, cap, MADV_DONTNEED);
 }
 
-void _zp_os_trim_heap(void)
+void _zp_os_give_back(const struct _zp_freed *f)
 {
+	if (f->arena > 0)
+		(void)_zp_arena_purge();
 #ifdef __GLIBC__
-	(void)malloc_trim(0);
+	if (f->heap >= _ZP_HEAP_TRIM_MIN)
+		(void)malloc_trim(0);
 #endif
 }
 

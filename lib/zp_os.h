@@ -17,9 +17,10 @@
 #define ZP_API __attribute__((visibility("default")))
 #define ZP_PAGE 4096u
 
-/* Buffer data: page aligned (mmap) for cap >= _ZP_MMAP_MIN, else
- * posix_memalign with 4 KiB alignment from 4 KiB up and 64 B below.
- * Returns NULL with errno ENOMEM.  `flags` are the pool's ZP_F_* flags. */
+/* Buffer data: a mapping of its own for cap >= _ZP_MMAP_MIN, a page-aligned
+ * slot of the page arena (zp_arena.h) from 4 KiB up, else malloc's
+ * (posix_memalign, 64 B aligned).  Returns NULL with errno ENOMEM.
+ * `flags` are the pool's ZP_F_* flags. */
 #define _ZP_MMAP_MIN ((size_t)64 << 10)
 void *_zp_os_alloc(size_t cap, unsigned flags);
 void _zp_os_free(void *p, size_t cap);
@@ -30,12 +31,28 @@ void _zp_os_free(void *p, size_t cap);
  * (the buffer is unchanged). */
 int _zp_os_release_pages(void *p, size_t cap, bool now);
 
-/* Heap buffers were freed in bulk (decay): ask malloc to give the free
- * pages of its heap back to the OS (glibc's malloc_trim; elsewhere
- * nothing), or they stay in the RSS. */
-void _zp_os_trim_heap(void);
-/* Heap bytes freed at once from which decay trims the heap (the trim walks
- * it: once per step, not per buffer). */
+/* Bytes of buffers below _ZP_MMAP_MIN freed in bulk (decay, a drain),
+ * by where their data came from: _zp_freed_add per buffer, then
+ * _zp_os_give_back once. */
+struct _zp_freed {
+	uint64_t arena; /* the page arena's (4 KiB up) */
+	uint64_t heap;  /* malloc's */
+};
+#define _ZP_ARENA_MIN ((size_t)ZP_PAGE)
+/* n buffers of capacity cap. */
+static inline void _zp_freed_add(struct _zp_freed *f, size_t cap, uint64_t n)
+{
+	if (cap < _ZP_ARENA_MIN)
+		f->heap += n * cap;
+	else if (cap < _ZP_MMAP_MIN)
+		f->arena += n * cap;
+}
+/* Give what such frees left resident back to the OS, or it stays in the
+ * RSS: the page arena's free pages when any arena buffer was freed
+ * (_zp_arena_purge), and malloc's free heap pages (glibc's malloc_trim;
+ * elsewhere nothing) from _ZP_HEAP_TRIM_MIN heap bytes on (the trim walks
+ * the heap: once per step, not per buffer). */
+void _zp_os_give_back(const struct _zp_freed *f);
 #define _ZP_HEAP_TRIM_MIN ((uint64_t)1 << 20)
 
 /* CPUs this process may run on (at least 1), and physical memory in bytes

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "zp_arena.h"
 #include "zp_config.h"
 #include "zp_decay.h"
 #include "zp_fork.h"
@@ -137,6 +138,7 @@ size_t zp_trim(zp_pool *pool)
 	unsigned hint = _zp_tcache_hint();
 	for (unsigned cls = 0; cls < pool->classes; cls++)
 		freed += _zp_store_drain(pool, hint, cls, &n);
+	(void)_zp_arena_purge(); /* and what was freed before: a trim gives back all */
 	zp_atomic_add_relaxed(&pool->trimmed, n);
 	return freed;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "zp_arena.h"
 #include "zp_os.h"
 #include "zp_poison.h"
 #include "zp_store.h"
@@ -121,6 +122,8 @@ void _zp_store_free_all_data(zp_pool *pool)
 			if (b->data != NULL)
 				_zp_os_free(b->data, b->cap);
 		}
+	/* What the pool held leaves the RSS with it, not at the next purge. */
+	(void)_zp_arena_purge();
 }
 
 void _zp_store_fini(zp_pool *pool)

@@ -469,16 +469,15 @@ void _zp_tcache_decay(struct _zp_tcache *tc, uint64_t steps)
 
 /* ---- trim ---------------------------------------------------------------- */
 
-/* Free n buffers of slots; returns their bytes, adding those of heap
- * buffers to *heap. */
-static size_t free_slots(zp_pool *pool, zp_buf *const *slots, uint32_t n, uint64_t *heap)
+/* Free n buffers of slots (of one class); returns their bytes, adding
+ * them to *f. */
+static size_t free_slots(zp_pool *pool, zp_buf *const *slots, uint32_t n, struct _zp_freed *f)
 {
 	size_t freed = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		size_t cap = slots[i]->cap;
 		freed += cap;
-		if (cap < _ZP_MMAP_MIN)
-			*heap += cap;
+		_zp_freed_add(f, cap, 1);
 		_zp_store_buf_free(pool, slots[i]);
 	}
 	return freed;
@@ -487,14 +486,15 @@ static size_t free_slots(zp_pool *pool, zp_buf *const *slots, uint32_t n, uint64
 static size_t trim_cache(struct _zp_tcache *tc, uint64_t *nbufs)
 {
 	size_t freed = 0;
-	uint64_t heap = 0;
+	struct _zp_freed f = {0, 0};
 	for (unsigned cls = 0; cls < tc->pool->classes; cls++) {
 		struct _zp_cache_class *cc = &tc->pub.cls[cls];
 		uint32_t count = cc->count;
-		freed += free_slots(tc->pool, cc->slots, count, &heap);
+		freed += free_slots(tc->pool, cc->slots, count, &f);
 		*nbufs += count;
 		_ZP_STORE(&cc->count, 0);
 	}
+	_zp_os_give_back(&f);
 	return freed;
 }
 
@@ -596,7 +596,7 @@ static bool drainable(struct _zp_tcache *tc)
 
 /* After the membarrier, with the owner out of its slow paths: free
  * slots[base..count-1) of every class. */
-static size_t take_cache(struct _zp_tcache *tc, uint64_t *nbufs, uint64_t *heap)
+static size_t take_cache(struct _zp_tcache *tc, uint64_t *nbufs, struct _zp_freed *f)
 {
 	zp_pool *pool = tc->pool;
 	uint32_t *base = _zp_tcache_base(tc);
@@ -607,7 +607,7 @@ static size_t take_cache(struct _zp_tcache *tc, uint64_t *nbufs, uint64_t *heap)
 		if (top <= base[k] + 1)
 			continue;
 		uint32_t n = top - 1 - base[k];
-		freed += free_slots(pool, cc->slots + base[k], n, heap);
+		freed += free_slots(pool, cc->slots + base[k], n, f);
 		*nbufs += n;
 		base[k] = top - 1;
 	}
@@ -632,20 +632,19 @@ static size_t drain_picked(zp_pool *pool, bool trim, uint64_t *nbufs)
 		return 0;
 	bool barrier = _zp_os_membarrier() == 0;
 	size_t freed = 0;
-	uint64_t heap = 0;
+	struct _zp_freed f = {0, 0};
 	for (struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next) {
 		if (!tc->picked)
 			continue;
 		tc->picked = false;
 		if (barrier && zp_atomic_load_acquire(&tc->in_slow) == 0) {
 			_zp_hb_after(&tc->pub); /* the owner's inline paths, for checkers */
-			freed += take_cache(tc, nbufs, &heap);
+			freed += take_cache(tc, nbufs, &f);
 		} else if (trim) {
 			tc->trim_pending = true;
 		}
 	}
-	if (heap >= _ZP_HEAP_TRIM_MIN)
-		_zp_os_trim_heap();
+	_zp_os_give_back(&f);
 	return freed;
 }
 

@@ -8,7 +8,7 @@ layer or below, so the front end has no circle:
 
     0  zeropool.h zeropool_config.h zp_atomic.h zp_poison.h   leaves
     1  zp_backend.h                                            the contract
-    2  zp_os.* zp_config.* zp_registry.c                       below the store
+    2  zp_os.* zp_arena.* zp_config.* zp_registry.c            below the store
     3  zp_store.* zp_decay.*                                   the store
     4  zp_tcache.*                                             thread caches
     5  zp_alloc.c zp_pool.c zp_stats.c zp_fork.*               entry points
@@ -26,7 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYER = {
     "zeropool.h": 0, "zeropool_config.h": 0, "zp_atomic.h": 0, "zp_poison.h": 0,
     "zp_backend.h": 1, "zp_backends.inc": 1,
-    "zp_os.h": 2, "zp_os.c": 2, "zp_config.h": 2, "zp_config.c": 2, "zp_registry.c": 2,
+    "zp_os.h": 2, "zp_os.c": 2, "zp_arena.h": 2, "zp_arena.c": 2, "zp_config.h": 2, "zp_config.c": 2, "zp_registry.c": 2,
     "zp_store.h": 3, "zp_store.c": 3, "zp_decay.h": 3, "zp_decay.c": 3,
     "zp_tcache.h": 4, "zp_tcache.c": 4,
     "zp_alloc.c": 5, "zp_pool.c": 5, "zp_stats.c": 5, "zp_fork.h": 5, "zp_fork.c": 5,

@@ -208,7 +208,10 @@ ZP_EXPORT void zp_config_init(zp_config *cfg);
 
 /* The descriptor handed to callers.  `data`, `len` and `cap` are read-only
  * for callers; the fields after them belong to the library.  `data` is
- * 4 KiB aligned for classes of 4 KiB and up, 64 B aligned below. */
+ * 4 KiB aligned for classes of 4 KiB and up, 64 B aligned below.  Data
+ * below 4 KiB comes from malloc, from 4 KiB up to 64 KiB from the library's
+ * page arena (page-aligned slots of 1 MiB spans, free pages given back in
+ * batches), from 64 KiB up from a mapping of its own. */
 typedef struct zp_buf {
 	unsigned char *const data; /* cap bytes, contents unspecified on get */
 	const size_t len;          /* the length asked for in zp_get */
@@ -277,8 +280,11 @@ ZP_EXPORT long zp_preallocate(zp_pool *pool, size_t count, size_t size);
  * thread when the system has no membarrier (MEMBARRIER_CMD_PRIVATE_EXPEDITED,
  * Linux 4.14), frees its own cache on its next call instead.  The calling
  * thread's own cache is freed whole.  The owners' inline paths pay nothing
- * for this (docs/design.md, "Draining another thread's cache").  Returns
- * the bytes freed now, or (size_t)-1 with errno EINVAL for a NULL pool. */
+ * for this (docs/design.md, "Draining another thread's cache").  The free
+ * pages of buffers of 4 KiB to 64 KiB, which the library keeps in its page
+ * arena for reuse, go back to the OS too (MADV_DONTNEED), those of every
+ * pool.  Returns the bytes freed now, or (size_t)-1 with errno EINVAL for
+ * a NULL pool. */
 ZP_EXPORT size_t zp_trim(zp_pool *pool);
 
 /* Run the decay steps due by now (see zp_config.decay_ms), for
