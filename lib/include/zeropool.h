@@ -83,7 +83,7 @@ typedef enum zp_evict_policy {
 /* Flags for zp_config.flags. */
 enum {
 	ZP_F_ZERO_ON_GET = 1u << 0, /* zero `len` bytes on every get (costs a memset) */
-	ZP_F_MLOCK = 1u << 1,       /* mlock page-sized and larger buffers */
+	ZP_F_MLOCK = 1u << 1,       /* mlock buffers of 64 KiB and up (mapped) */
 	ZP_F_HUGE_PAGES = 1u << 2,  /* madvise(MADV_HUGEPAGE) on buffers of 2 MiB and up */
 	ZP_F_PREFAULT = 1u << 3,    /* fault every page in when a buffer is allocated */
 	/* run decay steps on a thread of the pool's own (see decay_ms) */
