@@ -30,7 +30,9 @@
 
 #define SPAN _ZP_ARENA_SPAN
 #define HEADER ZP_PAGE
-#define STRIDES (_ZP_MMAP_MIN / ZP_PAGE - 1) /* strides of 1 .. 15 pages */
+/* strides of 1 .. 16 pages: a class below _ZP_MMAP_MIN may round up to it
+ * (62 KiB with 16 classes per doubling) */
+#define STRIDES (_ZP_MMAP_MIN / ZP_PAGE)
 #define MAX_SLOTS ((SPAN - HEADER) / ZP_PAGE)
 #define WORDS ((MAX_SLOTS + 63) / 64)
 #define EMPTY_KEEP 8u
@@ -180,7 +182,7 @@ static void bit_set(uint64_t *words, uint32_t i, bool on)
 void *_zp_arena_alloc(size_t cap)
 {
 	size_t stride = (cap + ZP_PAGE - 1) & ~(size_t)(ZP_PAGE - 1);
-	zp_assert(cap >= _ZP_ARENA_MIN && stride < _ZP_MMAP_MIN);
+	zp_assert(cap >= _ZP_ARENA_MIN && cap < _ZP_MMAP_MIN);
 	unsigned k = (unsigned)(stride / ZP_PAGE - 1);
 	pthread_mutex_lock(&lock);
 	struct span *s = warm[k] != NULL ? warm[k] : cold[k];

@@ -76,6 +76,32 @@ static void test_slots_aligned_and_disjoint(void)
 	zp_pool_destroy(p);
 }
 
+/* With 16 classes per doubling, a class just below 64 KiB (62 KiB) rounds
+ * up to a 64 KiB slot: the largest stride, 15 slots per span. */
+static void test_largest_stride(void)
+{
+	enum { N = 40 }; /* more than two spans */
+	zp_config c = zp_test_config();
+	c.classes_per_doubling = 16;
+	c.cache_depth = 0;
+	c.max_per_class = 1;
+	zp_pool *p = zp_pool_create(&c);
+	REQUIRE(p != NULL);
+	zp_buf *b[N];
+	for (int i = 0; i < N; i++) {
+		REQUIRE((b[i] = zp_get(p, 63000)) != NULL);
+		CHECK_EQ(b[i]->cap, 63488);
+		CHECK_EQ((uintptr_t)b[i]->data % ZP_PAGE, 0);
+		memset(b[i]->data, i, b[i]->cap);
+	}
+	for (int i = 0; i < N; i++) {
+		CHECK_EQ(b[i]->data[0], (unsigned char)i);
+		CHECK_EQ(b[i]->data[b[i]->cap - 1], (unsigned char)i);
+		zp_put(p, b[i]);
+	}
+	zp_pool_destroy(p);
+}
+
 static void test_freed_slot_reused_first(void)
 {
 	zp_pool *p = evicting_pool();
@@ -244,6 +270,7 @@ int main(int argc, char **argv)
 {
 	static const struct zp_test tests[] = {
 	    {"slots_aligned_and_disjoint", test_slots_aligned_and_disjoint},
+	    {"largest_stride", test_largest_stride},
 	    {"freed_slot_reused_first", test_freed_slot_reused_first},
 	    {"trim_gives_pages_back", test_trim_gives_pages_back},
 	    {"free_resident_bytes_bounded", test_free_resident_bytes_bounded},
