@@ -1,0 +1,587 @@
+#!/usr/bin/python3
+"""findings.py - docs/findings.md, rendered from one results run.
+
+    analysis/findings.py [RESULTS_DIR] [--out FILE] [--no-plots] [--check]
+
+Reads RESULTS_DIR (bench/run_matrix.py --full: results.csv, machine.json,
+raw/callgrind/, profile/) and writes a document that answers the project's
+questions about contention, batching, eviction, reclamation, safety
+features, where pooling pays and the four workloads.  Every number in it is
+computed here from the run's files; the document names the command that
+reproduces each.  Plots go to RESULTS_DIR/findings/ (matplotlib; skipped
+with --no-plots, the text does not change).
+
+Without RESULTS_DIR, the run FILE names in its first lines.  --check
+renders without writing and exits 1 when a question that the run
+should answer lacks data, or when FILE (default docs/findings.md) differs
+from the rendering (the committed document is stale).  Questions this
+project has not measured yet are listed as open, by name, in the document.
+
+Standard library only, plus matplotlib for the plots.
+"""
+
+import argparse
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import summarize as S  # noqa: E402  (the loaders and formatting of the summary)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BACKENDS = ["locked", "lockfree-ck", "lockfree-urcu"]
+PEERS = ["glibc", "jemalloc", "mimalloc", "tcmalloc"]
+WORKLOADS = ["network_server", "stress_test", "file_pipeline", "ml_checkpoint_loader"]
+
+
+class Missing(Exception):
+    """A value the finding needs is not in the run."""
+
+
+# ---------------------------------------------------------------------------
+# selecting values
+
+def select(rows, **want):
+    """Rows whose fields equal every given value (params: exact string)."""
+    out = []
+    for r in rows:
+        if all(str(r.get(k)) == str(v) for k, v in want.items()):
+            out.append(r)
+    return out
+
+
+def cell(rows, **want):
+    """Median, min and max of the matching rows' values; Missing if none."""
+    st = S.stats([r["value"] for r in select(rows, **want)])
+    if st is None:
+        raise Missing(", ".join(f"{k}={v}" for k, v in want.items()))
+    return st
+
+
+def spread(st, fmt="{:.1f}"):
+    return f"{fmt.format(st['median'])} ({fmt.format(st['min'])}-{fmt.format(st['max'])})"
+
+
+def pair(rows, backend, case, size, threads=1, params="", allocator="glibc",
+         metric="ns_per_pair"):
+    return cell(rows, kind="micro", case=case, backend=backend, allocator=allocator,
+                size=size, threads=threads, params=params, metric=metric)
+
+
+def peer(rows, case, size, alloc, threads=1, params=""):
+    return pair(rows, "malloc", case, size, threads, params, alloc)
+
+
+# ---------------------------------------------------------------------------
+# evidence: callgrind per function, perf top symbols
+
+def callgrind_functions(path, iters, limit=8):
+    """[(function, Ir per pair)] of a callgrind output, largest first."""
+    try:
+        out = subprocess.run(["callgrind_annotate", "--inclusive=no", path], text=True,
+                             capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise Missing(f"callgrind_annotate {path}: {e}") from e
+    funcs = []
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+\([\s\d.]+%\)\s+\S*?:(\S+)", line)
+        if m and "PROGRAM TOTALS" not in line:
+            funcs.append((m.group(2), int(m.group(1).replace(",", "")) / iters))
+    if not funcs:
+        raise Missing(f"no functions in {path}")
+    return funcs[:limit]
+
+
+def cg_iters(path):
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = re.search(r"--iters (\d+)", line)
+            if m:
+                return int(m.group(1))
+    raise Missing(f"no --iters in {path}")
+
+
+def perf_top(path, limit=8):
+    """[(percent, dso, symbol)] from a perf report --sort dso,sym file."""
+    if not os.path.exists(path):
+        raise Missing(path)
+    top = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.+?)\s*$", line)
+            if m:
+                top.append((float(m.group(1)), m.group(2), m.group(3)))
+    if not top:
+        raise Missing(f"no samples in {path}")
+    return top[:limit]
+
+
+def annotate_hot(path, per_symbol=4):
+    """The first lines of each symbol's section of findings_extra.sh's
+    annotate file (already sorted hottest first), trimmed."""
+    if not os.path.exists(path):
+        raise Missing(path)
+    out, n = [], 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.rstrip()
+            if line.startswith("====="):
+                out.append("  " + line.strip("= "))
+                n = 0
+            elif n < per_symbol and line.strip():
+                out.append("    " + re.sub(r"\s+", " ", line.strip()))
+                n += 1
+    if not out:
+        raise Missing(f"no annotation in {path}")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# plots
+
+class Plotter:
+    def __init__(self, outdir, enabled):
+        self.outdir = outdir
+        self.plt = None
+        if enabled:
+            try:
+                import matplotlib
+                matplotlib.use("Agg")
+                import matplotlib.pyplot as plt
+                self.plt = plt
+            except ImportError:
+                print("findings.py: matplotlib missing, no plots", file=sys.stderr)
+
+    def lines(self, name, title, xlabel, ylabel, series, xlog=False, ylog=False, xticks=None):
+        """series: {label: [(x, y), ...]}; returns the file name (written if able)."""
+        fname = f"{name}.png"
+        if self.plt is None:
+            return fname
+        os.makedirs(self.outdir, exist_ok=True)
+        fig, ax = self.plt.subplots(figsize=(6.4, 4))
+        for label, pts in series.items():
+            pts = [p for p in pts if p[1] is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        if xlog:
+            ax.set_xscale("log", base=2)
+        if ylog:
+            ax.set_yscale("log")
+        if xticks:
+            ax.set_xticks(xticks[0])
+            ax.set_xticklabels(xticks[1], rotation=45, fontsize=7)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.outdir, fname), dpi=100)
+        self.plt.close(fig)
+        return fname
+
+    def bars(self, name, title, ylabel, groups, labels):
+        """groups: {group: [value per label]}."""
+        fname = f"{name}.png"
+        if self.plt is None:
+            return fname
+        os.makedirs(self.outdir, exist_ok=True)
+        fig, ax = self.plt.subplots(figsize=(6.4, 4))
+        n = len(labels)
+        width = 0.8 / n
+        for i, label in enumerate(labels):
+            xs = [g + i * width for g in range(len(groups))]
+            ax.bar(xs, [v[i] for v in groups.values()], width, label=label)
+        ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
+        ax.set_xticklabels(list(groups), fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+        ax.grid(True, axis="y", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(os.path.join(self.outdir, fname), dpi=100)
+        self.plt.close(fig)
+        return fname
+
+
+# ---------------------------------------------------------------------------
+# the findings: each returns (answer paragraphs, table lines, plot, evidence)
+
+def f_contention(run, rows, plot):
+    threads = [1, 2, 4]
+    table = ["| backend | path | " + " | ".join(f"{t} thr: ns/pair (contention /1000 ops)"
+                                                  for t in threads) + " |",
+             "|---|---|" + "---|" * len(threads)]
+    series = {}
+    at = {}
+    for b in BACKENDS:
+        for path, case, params in (("backend", "backend", ""),
+                                   ("magazine", "working_set", "keep:256")):
+            cells = []
+            for t in threads:
+                ns = pair(rows, b, case, 4096, t, params)
+                ev = pair(rows, b, case, 4096, t, params, metric="contention_per_op")
+                at[(b, path, t)] = (ns, ev["median"] * 1000)
+                cells.append(f"{ns['median']:.1f} [{ns['min']:.1f}-{ns['max']:.1f}] "
+                             f"({ev['median'] * 1000:.1f})")
+                series.setdefault(f"{b} {path}", []).append((t, ns["median"]))
+            table.append(f"| {b} | {path} | " + " | ".join(cells) + " |")
+    png = plot.lines("q1_contention", "4 KiB get+put pairs by thread count",
+                     "threads", "ns per pair (median)", series, xticks=(threads, threads))
+    lines = []
+    for t in threads:
+        lk = at[("locked", "backend", t)][0]["median"]
+        best = min(("lockfree-ck", "lockfree-urcu"), key=lambda b: at[(b, "backend", t)][0]["median"])
+        lf = at[(best, "backend", t)][0]["median"]
+        lines.append(f"{t} thread{'s' if t > 1 else ''}: locked {lk:.1f} ns, {best} {lf:.1f} ns "
+                     f"({lk / lf:.2f}x)")
+    wins = [t for t in threads
+            if at[("locked", "backend", t)][0]["min"] >
+            min(at[(b, "backend", t)][0]["max"] for b in ("lockfree-ck", "lockfree-urcu"))]
+    ev4 = {b: at[(b, "backend", 4)][1] for b in BACKENDS}
+    answer = [
+        "On the backend path (no thread cache: every get and put goes to the shared store), "
+        "per 4 KiB pair, the mutex against the faster lock-free backend (the ratio is the "
+        "mutex's time over the lock-free one's: above 1, lock-free is faster): " +
+        "; ".join(lines) + ". Lock-free beats the mutex beyond the spread of the runs (the "
+        "mutex's fastest run slower than the lock-free one's slowest) at " +
+        (", ".join(f"{t} thread{'s' if t > 1 else ''}" for t in wins) if wins else
+         "no thread count of this run") + ". Contention events per 1000 operations at 4 threads (failed trylocks for the mutex, "
+        "CAS retries for the lock-free stacks): " +
+        ", ".join(f"{b} {ev4[b]:.1f}" for b in BACKENDS) + " (lockfree-urcu reports none: "
+        "liburcu's stack does not count its retries, so its 0 is not a measurement).",
+        "On the magazine path (256 buffers kept per thread, so the cache refills and drains the "
+        "store in batches) the backend's share is amortised over a batch: at 4 threads " +
+        ", ".join(f"{b} {at[(b, 'magazine', 4)][0]['median']:.1f} ns"
+                  for b in BACKENDS) + " per pair.",
+    ]
+    ev = []
+    for b in BACKENDS:
+        path = os.path.join(run, "raw", "callgrind", f"callgrind.backend-{b}.out")
+        funcs = callgrind_functions(path, cg_iters(path), limit=6)
+        ev.append(f"{b}: " + ", ".join(f"{f} {ir:.0f}" for f, ir in funcs))
+    ev.append("")
+    ev.append("Under contention, 2 threads, self time by symbol (perf cpu-clock, "
+              "`analysis/findings_extra.sh`):")
+    for b in BACKENDS:
+        top = perf_top(os.path.join(run, "extra", f"{b}.top.txt"), limit=6)
+        ev.append(f"{b}: " + ", ".join(f"{sym} {pct:.1f}%" for pct, _, sym in top))
+    ev.append("")
+    ev.append("Hottest instructions of the hottest symbols (perf annotate, percent of the "
+              "symbol's samples):")
+    for b in BACKENDS:
+        ev += [f"{b}:"] + annotate_hot(os.path.join(run, "extra", f"{b}.annotate.txt"))
+    evidence = ("Instructions per pair on the backend path by function, one thread (callgrind, "
+                "`zp_hitpath --count --depth 0`):", ev)
+    return answer, table, png, evidence
+
+
+def f_batching(run, rows, plot):
+    batches = [1, 2, 4, 8, 16, 32, 64]
+    table = ["| backend | " + " | ".join(f"batch {b}" for b in batches) + " |",
+             "|---|" + "---|" * len(batches)]
+    series = {}
+    answer_parts = []
+    for b in BACKENDS:
+        vals = [pair(rows, b, "batch", 4096, 1, f"keep:256;depth:64;batch:{n}") for n in batches]
+        table.append(f"| {b} | " + " | ".join(f"{v['median']:.1f}" for v in vals) + " |")
+        series[b] = [(n, v["median"]) for n, v in zip(batches, vals)]
+        best = min(v["median"] for v in vals)
+        stop = next(n for n, v in zip(batches, vals) if v["median"] <= best * 1.10)
+        answer_parts.append(f"{b} {vals[0]['median']:.1f} ns at batch 1, {best:.1f} at best, "
+                            f"within 10% of it from batch {stop}")
+    png = plot.lines("q2_batching", "256 buffers of 4 KiB, cache depth 64, one thread",
+                     "refill/drain batch", "ns per pair (median)", series, xlog=True,
+                     xticks=(batches, batches))
+    answer = ["Cost per get+put pair against the refill/drain batch (`batch` case: a thread "
+              "keeps 256 buffers of 4 KiB through a cache of 64, one thread): " +
+              "; ".join(answer_parts) + ". The returns stop where the next doubling gains "
+              "less than the spread of the runs. What the adaptive cache (the default) "
+              "chooses on each workload is not recorded in this run."]
+    return answer, table, png, None
+
+
+def f_eviction(run, rows, plot):
+    table = ["| backend | size | policy | ns/pair | evictions/put | fresh/get | hit rate |",
+             "|---|---|---|---|---|---|---|"]
+    groups = {}
+    parts = []
+    for size in (4096, 1048576):
+        for b in BACKENDS:
+            got = {}
+            for pol in ("coldest", "newest"):
+                p = f"keep:8;mpc:4;policy:{pol}"
+                ns = pair(rows, b, "evict", size, 1, p)
+                ev = pair(rows, b, "evict", size, 1, p, metric="evict_per_put")["median"]
+                fr = pair(rows, b, "evict", size, 1, p, metric="fresh_per_get")["median"]
+                hr = pair(rows, b, "evict", size, 1, p, metric="hit_rate")["median"]
+                got[pol] = ns["median"]
+                table.append(f"| {b} | {S.size_label(size)} | {pol} | {spread(ns)} | "
+                             f"{ev:.2f} | {fr:.2f} | {hr:.2f} |")
+            groups[f"{b}\n{S.size_label(size)}"] = [got["coldest"], got["newest"]]
+            parts.append((size, b, got["coldest"], got["newest"]))
+    png = plot.bars("q3_eviction", "evict: 8 buffers through a store of 4 per class",
+                    "ns per pair (median)", groups, ["drop coldest", "drop newest"])
+    by = {}
+    for size, b, c, n in parts:
+        by.setdefault(size, []).append(f"{b} {c:.0f} vs {n:.0f}")
+    budget = []
+    for size, cap in ((16384, 65536), (1048576, 4194304)):
+        for b in BACKENDS:
+            p = f"keep:32;budget:{cap}"
+            bound = pair(rows, b, "idle_budget", size, 1, p)
+            free = pair(rows, b, "idle_budget", size, 1, p + ";store:4096")
+            disc = pair(rows, b, "idle_budget", size, 1, p, metric="discard_per_put")["median"]
+            budget.append((size, b, bound["median"], free["median"], disc))
+    answer = [
+        "Under a store too small for the load (`evict`: 8 buffers cycled through a store of 4 "
+        "per class, no thread cache), ns per pair, drop-coldest vs drop-newest: at 4 KiB " +
+        ", ".join(by[4096]) + "; at 1 MiB " + ", ".join(by[1048576]) + ". Under either policy "
+        "half the puts evict and half the gets allocate (table), against 4-5 ns for a cached "
+        "pair (question 5): the time is the eviction's free and the fresh allocation's, and "
+        "the policy changes which buffer goes, not how many.",
+        "The idle-bytes budget (`idle_budget`: 32 buffers cycled with `max_idle_bytes` of 4 "
+        "buffers, the default cache in front) against the same case with a store that keeps "
+        "all (`store:4096`), ns per pair and the budget's discards per put: " +
+        "; ".join(f"{b} {S.size_label(s)} {x:.0f} vs {y:.0f} ns, {d:.2f} discards/put"
+                  for s, b, x, y, d in budget) + ". Where it discards nothing the thread cache "
+        "holds the 32 buffers and the budget is not reached.",
+    ]
+    return answer, table, png, None
+
+
+def f_safety(run, rows, plot):
+    table = ["| backend | zp_get+zp_put Ir | inline handle Ir | zp_get+zp_put ns | handle ns |",
+             "|---|---|---|---|---|"]
+    groups = {}
+    for b in BACKENDS:
+        ir_get = cell(rows, case="hitpath_get", backend=b, metric="instructions_per_pair")
+        ir_h = cell(rows, case="hitpath_handle", backend=b, metric="instructions_per_pair")
+        ns_get = cell(rows, case="hitpath_get", backend=b, metric="ns_per_pair")
+        ns_h = cell(rows, case="hitpath_handle", backend=b, metric="ns_per_pair")
+        table.append(f"| {b} | {ir_get['median']:.0f} | {ir_h['median']:.0f} | "
+                     f"{spread(ns_get, '{:.2f}')} | {spread(ns_h, '{:.2f}')} |")
+        groups[b] = [ns_get["median"], ns_h["median"]]
+    png = plot.bars("q5_hitpath", "one cached 64 B get+put", "ns per pair (median)", groups,
+                    ["zp_get+zp_put", "inline handle"])
+    b = "lockfree-ck"
+    ir_get = cell(rows, case="hitpath_get", backend=b, metric="instructions_per_pair")["median"]
+    ir_h = cell(rows, case="hitpath_handle", backend=b, metric="instructions_per_pair")["median"]
+    mal = {a: cell(rows, case="hitpath_malloc", allocator=a, metric="ns_per_pair")["median"]
+           for a in PEERS}
+    answer = [
+        f"The inline handle against the library call, {b}: {ir_h:.0f} against {ir_get:.0f} "
+        "instructions per cached pair (callgrind), "
+        f"{cell(rows, case='hitpath_handle', backend=b, metric='ns_per_pair')['median']:.2f} "
+        f"against {cell(rows, case='hitpath_get', backend=b, metric='ns_per_pair')['median']:.2f} "
+        "ns; the malloc peers' malloc+free of 64 B: " +
+        ", ".join(f"{a} {v:.2f} ns" for a, v in mal.items()) + ". " + check_cost(run) +
+        " The per-class counters and debug-build poisoning are not measured apart in this run "
+        "(the counters are inside every count above; poisoning exists only in debug builds)."]
+    return answer, table, png, None
+
+
+def check_cost(run):
+    """The sentence of bench/zp_check_cost's result (findings_extra.sh)."""
+    path = os.path.join(run, "extra", "check_cost.txt")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise Missing(path) from e
+    m = re.search(r"with check ([\d.]+) ns/pair, without ([\d.]+) ns/pair, median paired "
+                  r"difference ([-\d.]+) ns", text)
+    if m is None:
+        raise Missing(f"no result in {path}")
+    return (f"The double-put check (the owner tag's stores and compare) costs {m.group(3)} ns "
+            f"per pair on the inline handle path: {m.group(1)} ns with it, {m.group(2)} without "
+            "(medians of 11 interleaved runs, `bench/zp_check_cost`).")
+
+
+def f_sizes(run, rows, plot):
+    sizes = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
+             67108864, 268435456]
+    table = ["| size | " + " | ".join(BACKENDS + PEERS) + " | best pool / best malloc |",
+             "|---|" + "---|" * (len(BACKENDS) + len(PEERS) + 1)]
+    series = {}
+    ratios = []
+    for s in sizes:
+        pool = {b: pair(rows, b, "hit", s)["median"] for b in BACKENDS}
+        mal = {a: peer(rows, "hit", s, a)["median"] for a in PEERS}
+        bp, bm = min(pool.values()), min(mal.values())
+        ratios.append((s, bm / bp, min(mal, key=mal.get)))
+        table.append(f"| {S.size_label(s)} | " +
+                     " | ".join(f"{pool[b]:.1f}" for b in BACKENDS) + " | " +
+                     " | ".join(S.fmt_num(mal[a]) for a in PEERS) + f" | {bp / bm:.3f} |")
+        for k, v in list(pool.items()) + list(mal.items()):
+            series.setdefault(k, []).append((s, v))
+    png = plot.lines("q6_sizes", "hit: get, touch, put, one thread", "buffer size (bytes)",
+                     "ns per pair (median)", series, xlog=True, ylog=True)
+    slower = [f"{S.size_label(s)} ({1 / r:.2f}x)" for s, r, _ in ratios if r < 0.97]
+    faster = [f"{S.size_label(s)} ({r:.1f}x, {a})" for s, r, a in ratios if r >= 2.0]
+    answer = [
+        "Pool (the fastest backend at each size) against the fastest malloc, one thread, a "
+        "buffer that stays cached (`hit`): the pool is slower at " +
+        (", ".join(slower) if slower else "no size") +
+        " (its time over the best malloc's, where it is over 3% slower); the best malloc is at least twice as slow at " +
+        (", ".join(faster) if faster else "no size") +
+        " (its time over the pool's). Why, per size, is not profiled in this run."]
+    return answer, table, png, None
+
+
+def f_workloads(run, rows, plot):
+    table = ["| workload | " + " | ".join(BACKENDS + PEERS) + " |",
+             "|---|" + "---|" * (len(BACKENDS) + len(PEERS))]
+    rss_rows = []
+    groups = {}
+    for w in WORKLOADS:
+        t, m = [], []
+        for b in BACKENDS:
+            p = "scale:1;api:get;config:zeropool"
+            t.append(cell(rows, kind="workload", case=w, backend=b, params=p, metric="wall_s"))
+            m.append(cell(rows, kind="workload", case=w, backend=b, params=p,
+                          metric="peak_rss_kib"))
+        for a in PEERS:
+            p = "scale:1;api:get"
+            t.append(cell(rows, kind="workload", case=w, backend="malloc", allocator=a, params=p,
+                          metric="wall_s"))
+            m.append(cell(rows, kind="workload", case=w, backend="malloc", allocator=a,
+                          params=p, metric="peak_rss_kib"))
+        table.append(f"| {w} time s | " + " | ".join(f"{x['median']:.3f}" for x in t) + " |")
+        rss_rows.append(f"| {w} peak MiB | " +
+                        " | ".join(f"{x['median'] / 1024:.1f}" for x in m) + " |")
+        groups[w] = [min(x["median"] for x in t[:3]), min(x["median"] for x in t[3:])]
+    table += rss_rows
+    png = plot.bars("q7_workloads", "workloads at scale 1: best backend vs best malloc",
+                    "wall seconds (median)", groups, ["pool", "malloc"])
+    answer = ["Wall time and peak RSS at scale 1, the original programs' pool settings, "
+              "medians of the run's repetitions (table). Best pool backend against best "
+              "malloc: " + ", ".join(f"{w} {g[0]:.3f} vs {g[1]:.3f} s ({g[1] / g[0]:.1f}x)"
+                                     for w, g in groups.items()) + "."]
+    ev = []
+    for w in WORKLOADS:
+        for target in ("lockfree-ck", "malloc-glibc"):
+            top = perf_top(os.path.join(run, "profile", f"{w}.{target}.top.txt"), limit=5)
+            ev.append(f"{w} {target}: " + ", ".join(f"{sym} {pct:.1f}%" for pct, _, sym in top))
+    stress = []
+    for w in WORKLOADS:
+        p = "scale:1;api:get;config:zeropool"
+        q = {m: cell(rows, kind="workload", case=w, backend="lockfree-ck", params=p,
+                     metric=m)["median"]
+             for m in ("gets", "hit_rate", "fresh", "evictions", "minor_faults")}
+        stress.append(f"{w}: {q['gets']:.0f} gets, {q['hit_rate'] * 100:.2f}% hits, "
+                      f"{q['fresh']:.0f} fresh allocations, {q['evictions']:.0f} evictions, "
+                      f"{q['minor_faults']:.0f} page faults")
+    answer.append("What each stresses in the pool (lockfree-ck, the run's medians): " +
+                  "; ".join(stress) + ". A workload whose gets nearly all hit measures the "
+                  "thread cache; fresh allocations and evictions measure the store's bounds "
+                  "and the allocator behind it.")
+    evidence = ("Top symbols by self time (perf, `analysis/profile.sh`):", ev)
+    return answer, table, png, evidence
+
+
+QUESTIONS = [
+    ("contention", "Contention: where does lock-free beat the mutex, and by how much?",
+     f_contention),
+    ("batching", "Batching: cost per pair against batch size; where do the returns stop?",
+     f_batching),
+    ("eviction", "Eviction: drop-newest vs drop-coldest under a tight store; what does the "
+     "idle-bytes budget cost when it binds?", f_eviction),
+    ("reclamation", "Reclamation: Concurrency Kit's generation-counted stack vs liburcu's "
+     "grace periods", None),
+    ("safety", "Safety features and the inline handle: what does a cached pair cost?", f_safety),
+    ("sizes", "Where pooling pays: pool vs malloc by buffer size", f_sizes),
+    ("workloads", "The four workloads: time, peak RSS, top symbols", f_workloads),
+]
+
+# What a question still lacks in every run of this project, said in the
+# document rather than hidden.
+OPEN = {
+    "reclamation": "not measured: the matrix has no case for the cost per reused magazine, the "
+                   "grace-period latency or the memory held while waiting (nor a QSBR flavour).",
+}
+
+
+def render(run, plots_enabled):
+    rows = S.load_rows(run)
+    machine = S.load_json(os.path.join(run, "machine.json"), {})
+    rel = os.path.relpath(run, os.path.join(ROOT, "docs"))
+    name = os.path.basename(os.path.normpath(run))
+    plot = Plotter(os.path.join(run, "findings"), plots_enabled)
+    out = ["# Findings", "",
+           "<!-- Generated by analysis/findings.py from " + name + "; do not edit. -->", "",
+           f"Every number below comes from one run of the matrix, [`{name}`]({rel}/summary.md) "
+           f"({machine.get('mode', '?')} mode, {machine.get('cpus_online', '?')} CPUs, "
+           f"{machine.get('cpu_model', '?')}, {machine.get('date', '?')[:10]}, commit "
+           f"{str(machine.get('git_commit', '?'))[:7]}), reproduced by "
+           "`bench/run_matrix.sh --full --out DIR`, `analysis/findings_extra.sh DIR` and "
+           "`analysis/findings.py DIR`. Cells are "
+           "medians of the run's repetitions, with [min-max] where shown; ns are per get+put "
+           "pair. This machine has 2 cores: 4-thread numbers measure oversubscription as much "
+           "as contention.", ""]
+    missing = []
+    for i, (key, q, fn) in enumerate(QUESTIONS, 1):
+        out += [f"## {i}. {q}", ""]
+        if fn is None:
+            out += [f"Open: {OPEN[key]}", ""]
+            continue
+        try:
+            answer, table, png, evidence = fn(run, rows, plot)
+        except Missing as e:
+            missing.append(f"{key}: {e}")
+            out += [f"Missing data: {e}", ""]
+            continue
+        for a in answer:
+            out += [a, ""]
+        out += table + [""]
+        out += [f"![{key}]({rel}/findings/{png})", ""]
+        if evidence:
+            out += [evidence[0], "", "```"] + evidence[1] + ["```", ""]
+    return "\n".join(out).rstrip() + "\n", missing
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", nargs="?",
+                    help="a results directory (default: the one FILE was rendered from)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "findings.md"))
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--check", action="store_true")
+    a = ap.parse_args()
+    if a.run is None:
+        try:
+            with open(a.out) as f:
+                m = re.search(r"Generated by analysis/findings.py from (\S+);", f.read())
+        except OSError:
+            m = None
+        if m is None:
+            sys.exit(f"findings.py: no results directory given, and none named in {a.out}")
+        a.run = os.path.join(ROOT, "results", m.group(1))
+    if not os.path.exists(os.path.join(a.run, "results.csv")):
+        sys.exit(f"findings.py: {a.run}/results.csv not found")
+    text, missing = render(os.path.abspath(a.run), not (a.no_plots or a.check))
+    if a.check:
+        bad = [f"missing data: {m}" for m in missing]
+        try:
+            with open(a.out) as f:
+                if f.read() != text:
+                    bad.append(f"{a.out} differs from the rendering: rerun analysis/findings.py")
+        except OSError as e:
+            bad.append(f"{a.out}: {e}")
+        for b in bad:
+            print(f"findings.py: {b}", file=sys.stderr)
+        print(f"findings.py: {len(QUESTIONS)} questions, {len(OPEN)} open, "
+              f"{len(missing)} missing data")
+        return 1 if bad else 0
+    with open(a.out, "w") as f:
+        f.write(text)
+    for m in missing:
+        print(f"findings.py: missing data: {m}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
