@@ -69,11 +69,23 @@ static unsigned char *slot_addr(struct span *s, uint32_t i)
 	return (unsigned char *)s + HEADER + (size_t)i * s->stride;
 }
 
+/* The slot size of a block of cap bytes: whole pages. */
+static size_t stride_of(size_t cap)
+{
+	return (cap + ZP_PAGE - 1) & ~(size_t)(ZP_PAGE - 1);
+}
+
+/* The index of a stride's lists. */
+static unsigned stride_index(size_t stride)
+{
+	return (unsigned)(stride / ZP_PAGE - 1);
+}
+
 static struct span **list_of(enum where w, size_t stride)
 {
 	if (w == EMPTY)
 		return &empty;
-	unsigned k = (unsigned)(stride / ZP_PAGE - 1);
+	unsigned k = stride_index(stride);
 	return w == WARM ? &warm[k] : &cold[k];
 }
 
@@ -181,9 +193,9 @@ static void bit_set(uint64_t *words, uint32_t i, bool on)
 
 void *_zp_arena_alloc(size_t cap)
 {
-	size_t stride = (cap + ZP_PAGE - 1) & ~(size_t)(ZP_PAGE - 1);
-	zp_assert(cap >= _ZP_ARENA_MIN && cap < _ZP_MMAP_MIN);
-	unsigned k = (unsigned)(stride / ZP_PAGE - 1);
+	zp_assert(_zp_os_in_arena(cap));
+	size_t stride = stride_of(cap);
+	unsigned k = stride_index(stride);
 	pthread_mutex_lock(&lock);
 	struct span *s = warm[k] != NULL ? warm[k] : cold[k];
 	if (s == NULL) {
@@ -273,16 +285,15 @@ static uint64_t purge_locked(void)
 void _zp_arena_free(void *p, size_t cap)
 {
 	struct span *s = span_of(p);
-	size_t stride = (cap + ZP_PAGE - 1) & ~(size_t)(ZP_PAGE - 1);
+	size_t stride = stride_of(cap);
 	size_t off = (size_t)((unsigned char *)p - (unsigned char *)s);
+	uint32_t i = off < HEADER ? 0 : (uint32_t)((off - HEADER) / stride);
 	_zp_poison(p, stride);
 	pthread_mutex_lock(&lock);
 	/* Cheap enough to check always: a wrong free here would hand one
 	 * slot to two buffers. */
-	if (s->stride != stride || off < HEADER || (off - HEADER) % stride != 0 ||
-	    bit(s->free, (uint32_t)((off - HEADER) / stride)))
+	if (s->stride != stride || off < HEADER || (off - HEADER) % stride != 0 || bit(s->free, i))
 		_zp_fatal(__FILE__, __LINE__, "arena free of a block it did not hand out");
-	uint32_t i = (uint32_t)((off - HEADER) / stride);
 	bit_set(s->free, i, true);
 	bit_set(s->dirty, i, true);
 	s->nfree++;

@@ -151,7 +151,7 @@ void *_zp_os_alloc(size_t cap, unsigned flags)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (cap >= _ZP_ARENA_MIN && cap < _ZP_MMAP_MIN) {
+	if (_zp_os_in_arena(cap)) {
 		void *p = _zp_arena_alloc(cap);
 		if (p != NULL && (flags & ZP_F_PREFAULT))
 			prefault(p, cap);
@@ -190,7 +190,7 @@ void _zp_os_free(void *p, size_t cap)
 {
 	if (p == NULL)
 		return;
-	if (cap >= _ZP_ARENA_MIN && cap < _ZP_MMAP_MIN) {
+	if (_zp_os_in_arena(cap)) {
 		_zp_arena_free(p, cap);
 		return;
 	}

@@ -39,12 +39,17 @@ struct _zp_freed {
 	uint64_t heap;  /* malloc's */
 };
 #define _ZP_ARENA_MIN ((size_t)ZP_PAGE)
+/* Whether a buffer of capacity cap lives in the page arena. */
+static inline bool _zp_os_in_arena(size_t cap)
+{
+	return cap >= _ZP_ARENA_MIN && cap < _ZP_MMAP_MIN;
+}
 /* n buffers of capacity cap. */
 static inline void _zp_freed_add(struct _zp_freed *f, size_t cap, uint64_t n)
 {
 	if (cap < _ZP_ARENA_MIN)
 		f->heap += n * cap;
-	else if (cap < _ZP_MMAP_MIN)
+	else if (_zp_os_in_arena(cap))
 		f->arena += n * cap;
 }
 /* Give what such frees left resident back to the OS, or it stays in the
