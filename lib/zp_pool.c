@@ -133,12 +133,17 @@ size_t zp_trim(zp_pool *pool)
 		return (size_t)-1;
 	}
 	uint64_t n = 0;
-	size_t freed = _zp_tcache_trim_self(pool, &n);
-	freed += _zp_tcache_trim_others(pool, &n);
+	struct _zp_freed f = {0, 0};
+	size_t freed = _zp_tcache_trim_self(pool, &n, &f);
+	freed += _zp_tcache_trim_others(pool, &n, &f);
 	unsigned hint = _zp_tcache_hint();
 	for (unsigned cls = 0; cls < pool->classes; cls++)
 		freed += _zp_store_drain(pool, hint, cls, &n);
-	(void)_zp_arena_purge(); /* and what was freed before: a trim gives back all */
+	/* Once for the whole trim: every free arena page, also those that
+	 * earlier evictions left (a trim gives back all), and malloc's heap. */
+	(void)_zp_arena_purge();
+	f.arena = 0; /* purged just above */
+	_zp_os_give_back(&f);
 	zp_atomic_add_relaxed(&pool->trimmed, n);
 	return freed;
 }

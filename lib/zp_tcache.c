@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "zp_os.h"
 #include "zp_poison.h"
 #include "zp_tcache.h"
 
@@ -483,29 +482,27 @@ static size_t free_slots(zp_pool *pool, zp_buf *const *slots, uint32_t n, struct
 	return freed;
 }
 
-static size_t trim_cache(struct _zp_tcache *tc, uint64_t *nbufs)
+static size_t trim_cache(struct _zp_tcache *tc, uint64_t *nbufs, struct _zp_freed *f)
 {
 	size_t freed = 0;
-	struct _zp_freed f = {0, 0};
 	for (unsigned cls = 0; cls < tc->pool->classes; cls++) {
 		struct _zp_cache_class *cc = &tc->pub.cls[cls];
 		uint32_t count = cc->count;
-		freed += free_slots(tc->pool, cc->slots, count, &f);
+		freed += free_slots(tc->pool, cc->slots, count, f);
 		*nbufs += count;
 		_ZP_STORE(&cc->count, 0);
 	}
-	_zp_os_give_back(&f);
 	return freed;
 }
 
-size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs)
+size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs, struct _zp_freed *f)
 {
 	zp_cache *c = _zp_tcache_peek(pool);
 	if (c == NULL)
 		return 0;
 	struct _zp_tcache *tc = _zp_tcache_of(c);
 	_zp_tcache_enter(tc);
-	size_t freed = trim_cache(tc, nbufs);
+	size_t freed = trim_cache(tc, nbufs, f);
 	_zp_tcache_leave(tc);
 	return freed;
 }
@@ -579,7 +576,9 @@ void _zp_tcache_reopen(struct _zp_tcache *tc)
 	pthread_mutex_unlock(&_zp_tcache_lock);
 	if (trim) {
 		uint64_t n = 0;
-		(void)trim_cache(tc, &n);
+		struct _zp_freed f = {0, 0};
+		(void)trim_cache(tc, &n, &f);
+		_zp_os_give_back(&f);
 		zp_atomic_add_relaxed(&tc->pool->trimmed, n);
 	}
 }
@@ -618,8 +617,9 @@ static size_t take_cache(struct _zp_tcache *tc, uint64_t *nbufs, struct _zp_free
  * its slow paths; for a trim, the others (and all, without membarrier)
  * get trim_pending.  (For decay, an owner in its slow path is back, and
  * without membarrier an owner decays its own cache when it returns.)
- * Under _zp_tcache_lock. */
-static size_t drain_picked(zp_pool *pool, bool trim, uint64_t *nbufs)
+ * Under _zp_tcache_lock; what it freed is added to *f, for the caller to
+ * give back after the lock. */
+static size_t drain_picked(zp_pool *pool, bool trim, uint64_t *nbufs, struct _zp_freed *f)
 {
 	bool any = false;
 	for (struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next)
@@ -632,29 +632,27 @@ static size_t drain_picked(zp_pool *pool, bool trim, uint64_t *nbufs)
 		return 0;
 	bool barrier = _zp_os_membarrier() == 0;
 	size_t freed = 0;
-	struct _zp_freed f = {0, 0};
 	for (struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next) {
 		if (!tc->picked)
 			continue;
 		tc->picked = false;
 		if (barrier && zp_atomic_load_acquire(&tc->in_slow) == 0) {
 			_zp_hb_after(&tc->pub); /* the owner's inline paths, for checkers */
-			freed += take_cache(tc, nbufs, &f);
+			freed += take_cache(tc, nbufs, f);
 		} else if (trim) {
 			tc->trim_pending = true;
 		}
 	}
-	_zp_os_give_back(&f);
 	return freed;
 }
 
-size_t _zp_tcache_trim_others(zp_pool *pool, uint64_t *nbufs)
+size_t _zp_tcache_trim_others(zp_pool *pool, uint64_t *nbufs, struct _zp_freed *f)
 {
 	const struct _zp_thread *self = self_table;
 	pthread_mutex_lock(&_zp_tcache_lock);
 	for (struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next)
 		tc->picked = tc->thread != self && drainable(tc);
-	size_t freed = drain_picked(pool, true, nbufs);
+	size_t freed = drain_picked(pool, true, nbufs, f);
 	pthread_mutex_unlock(&_zp_tcache_lock);
 	return freed;
 }
@@ -694,8 +692,10 @@ long _zp_tcache_decay_caches(zp_pool *pool, bool wait)
 		tc->picked = (uint32_t)steps - tc->idle_step >= ZP_DECAY_SLOTS && drainable(tc);
 	}
 	uint64_t n = 0;
-	(void)drain_picked(pool, false, &n);
+	struct _zp_freed f = {0, 0};
+	(void)drain_picked(pool, false, &n, &f);
 	pthread_mutex_unlock(&_zp_tcache_lock);
+	_zp_os_give_back(&f);
 	zp_atomic_add_relaxed(&pool->decayed, n);
 	return (long)n;
 }

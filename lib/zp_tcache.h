@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "zp_decay.h"
+#include "zp_os.h"
 #include "zp_poison.h"
 #include "zp_store.h"
 
@@ -116,8 +117,9 @@ static inline void _zp_tcache_leave(struct _zp_tcache *tc)
  * the middle of a get or put of it).  The owners of caches that could not
  * be drained (in a slow path at that moment, or no membarrier on this
  * system) trim their own on their next call.  Returns the bytes freed,
- * adding their number to *nbufs. */
-size_t _zp_tcache_trim_others(zp_pool *pool, uint64_t *nbufs);
+ * adding their number to *nbufs and their bytes to *f (the caller gives
+ * them back: _zp_os_give_back, not under _zp_tcache_lock). */
+size_t _zp_tcache_trim_others(zp_pool *pool, uint64_t *nbufs, struct _zp_freed *f);
 
 /* After a decay step: free the buffers of the caches of pool whose owner
  * made no get or put through the last decay_ms (not the caller's own), as
@@ -195,8 +197,9 @@ static inline void _zp_tcache_decay_poll(struct _zp_tcache *tc)
 }
 
 /* Free every buffer in the calling thread's cache of pool (if it has one);
- * adds their number to *nbufs and returns their bytes. */
-size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs);
+ * adds their number to *nbufs and their bytes to *f (for
+ * _zp_os_give_back), and returns their bytes. */
+size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs, struct _zp_freed *f);
 
 /* The calling thread's small id (shard hint). */
 unsigned _zp_tcache_hint(void);
