@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "zeropool.h"
+#include "zp_progs.h"
 
 static void usage(FILE *f)
 {
@@ -37,14 +38,12 @@ static void usage(FILE *f)
 
 static long rss_kib(void)
 {
-	long size = 0, resident = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (f == NULL || fscanf(f, "%ld %ld", &size, &resident) != 2) {
-		perror("zp_burst_rss: /proc/self/statm");
+	long kib = zpp_rss_kib();
+	if (kib == 0) {
+		fprintf(stderr, "zp_burst_rss: cannot read /proc/self/statm\n");
 		exit(1);
 	}
-	fclose(f);
-	return resident * 4;
+	return kib;
 }
 
 static long parse_long(const char *opt, const char *v, long lo, long hi)

@@ -28,9 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "zeropool.h"
+#include "zp_progs.h"
 
 static struct {
 	const char *backend; /* NULL: the library's default; "malloc" */
@@ -194,18 +194,6 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static long rss_kib(void)
-{
-	FILE *f = fopen("/proc/self/statm", "r");
-	long size = 0, res = 0;
-	if (f != NULL) {
-		if (fscanf(f, "%ld %ld", &size, &res) != 2)
-			res = 0;
-		fclose(f);
-	}
-	return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -257,7 +245,7 @@ int main(int argc, char **argv)
 		if (calls)
 			(void)zp_maintain(pool);
 		printf("%.0f,%s,%ld\n", now - t0, atomic_load(&load_over) ? "quiet" : "load",
-		       rss_kib());
+		       zpp_rss_kib());
 		if (now >= end)
 			break;
 		struct timespec ts = {opt.sample_ms / 1000, (opt.sample_ms % 1000) * 1000000};

@@ -1,6 +1,6 @@
 /*
  * zp_progs.c - the out-of-line part of zp_progs.h: the clock, sorting of
- * samples, and the malloc provider.
+ * samples, the resident set, and the malloc provider.
  */
 #include "zp_progs.h"
 
@@ -10,12 +10,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t zpp_now_ns(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+long zpp_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long size = 0, res = 0;
+	if (f != NULL) {
+		if (fscanf(f, "%ld %ld", &size, &res) != 2)
+			res = 0;
+		fclose(f);
+	}
+	return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 double zpp_now(void)

@@ -100,6 +100,10 @@ double zpp_now(void);
 /* Sort n doubles in ascending order (qsort; NaNs compare equal to all). */
 void zpp_sort_doubles(double *v, size_t n);
 
+/* This process's resident set now, in KiB (/proc/self/statm), or 0 when it
+ * cannot be read (a live process has some). */
+long zpp_rss_kib(void);
+
 /* ---- which library serves malloc ------------------------------------------
  *
  * Found once per process from dladdr(dlsym(RTLD_DEFAULT, "malloc")), so an
