@@ -17,36 +17,27 @@ Standard library only.
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the matrix's allocator table, library lookup and zp_rusage runner
+from run_matrix import ALLOCATORS, find_lib, run_measured  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = [("jemalloc", "libjemalloc.so.2"), ("tcmalloc", "libtcmalloc_minimal.so.4"),
-         ("mimalloc", "libmimalloc.so.2")]
-
-
-def find_lib(name):
-    out = subprocess.run(["/sbin/ldconfig", "-p"], text=True, capture_output=True).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        if parts and parts[0] == name:
-            return parts[-1]
-    return None
+PEERS = ["jemalloc", "tcmalloc", "mimalloc"]
 
 
 def variants(build, workload):
     prog = os.path.join(build, "workloads", workload)
     v = [("pool", [prog], None), ("pool-defaults", [prog, "--config", "defaults"], None),
          ("glibc", [prog, "--backend", "malloc"], None)]
-    for name, lib in PEERS:
-        path = find_lib(lib)
+    for name in PEERS:
+        path = find_lib(ALLOCATORS[name])
         if path is None:
-            print(f"peak_rss.py: {lib} not found, {name} skipped", file=sys.stderr)
+            print(f"peak_rss.py: {name} not found, skipped", file=sys.stderr)
             continue
         env = dict(os.environ, LD_PRELOAD=path)
         v.append((name, [prog, "--backend", "malloc"], env))
@@ -54,18 +45,10 @@ def variants(build, workload):
 
 
 def run_one(rusage, cmd, env):
-    with tempfile.TemporaryDirectory() as tmp:
-        ufile = os.path.join(tmp, "u.json")
-        t0 = time.monotonic()
-        r = subprocess.run([rusage, ufile] + cmd + ["--quiet"], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                           timeout=600)
-        wall = time.monotonic() - t0
-        if r.returncode != 0:
-            sys.exit(f"peak_rss.py: {' '.join(cmd)} failed ({r.returncode}): {r.stderr[-500:]}")
-        with open(ufile) as f:
-            u = json.load(f)
-    return u["maxrss_kib"] / 1024.0, wall
+    rc, _, err, usage, wall = run_measured(cmd + ["--quiet"], rusage, env=env, timeout=600)
+    if rc != 0 or usage is None:
+        sys.exit(f"peak_rss.py: {' '.join(cmd)} failed ({rc}): {err[-500:]}")
+    return usage["maxrss_kib"] / 1024.0, wall
 
 
 def main():
