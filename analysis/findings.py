@@ -155,12 +155,20 @@ class Plotter:
             except ImportError:
                 print("findings.py: matplotlib missing, no plots", file=sys.stderr)
 
+    def _save(self, fig, ax, fname, title, ylabel):
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        os.makedirs(self.outdir, exist_ok=True)
+        fig.savefig(os.path.join(self.outdir, fname), dpi=100)
+        self.plt.close(fig)
+
     def lines(self, name, title, xlabel, ylabel, series, xlog=False, ylog=False, xticks=None):
         """series: {label: [(x, y), ...]}; returns the file name (written if able)."""
         fname = f"{name}.png"
         if self.plt is None:
             return fname
-        os.makedirs(self.outdir, exist_ok=True)
         fig, ax = self.plt.subplots(figsize=(6.4, 4))
         for label, pts in series.items():
             pts = [p for p in pts if p[1] is not None]
@@ -173,14 +181,9 @@ class Plotter:
         if xticks:
             ax.set_xticks(xticks[0])
             ax.set_xticklabels(xticks[1], rotation=45, fontsize=7)
-        ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(os.path.join(self.outdir, fname), dpi=100)
-        self.plt.close(fig)
+        self._save(fig, ax, fname, title, ylabel)
         return fname
 
     def bars(self, name, title, ylabel, groups, labels):
@@ -188,7 +191,6 @@ class Plotter:
         fname = f"{name}.png"
         if self.plt is None:
             return fname
-        os.makedirs(self.outdir, exist_ok=True)
         fig, ax = self.plt.subplots(figsize=(6.4, 4))
         n = len(labels)
         width = 0.8 / n
@@ -197,13 +199,8 @@ class Plotter:
             ax.bar(xs, [v[i] for v in groups.values()], width, label=label)
         ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
         ax.set_xticklabels(list(groups), fontsize=8)
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7)
         ax.grid(True, axis="y", alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(os.path.join(self.outdir, fname), dpi=100)
-        self.plt.close(fig)
+        self._save(fig, ax, fname, title, ylabel)
         return fname
 
 
