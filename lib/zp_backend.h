@@ -96,8 +96,17 @@ struct zp_store_params {
 	zp_evict_policy evict;
 };
 
+/* What a store reports for zp_stats.  The front end zeroes the struct
+ * before stats() and a backend writes what it has: every backend its
+ * contention and meta_bytes, one that defers the reuse of its nodes to
+ * grace periods the other fields. */
 struct zp_backend_stats {
-	uint64_t contention; /* failed trylocks, CAS retries */
+	uint64_t contention;    /* failed trylocks, CAS retries */
+	uint64_t reclaimed;     /* magazines back in use after a grace period */
+	uint64_t grace_periods; /* grace periods waited for (callbacks run) */
+	uint64_t grace_ns;      /* their latency, queued to run, summed */
+	uint64_t grace_max_ns;  /* the longest of them */
+	uint64_t meta_bytes;    /* gauge: the store's own memory (rings, magazines) */
 };
 
 struct zp_backend_ops {

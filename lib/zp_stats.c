@@ -66,6 +66,9 @@ static void sum_class(zp_pool *pool, unsigned k, struct zp_class_stats *o, uint6
 	o->evictions = SUM(v, evictions);
 	o->discards = SUM(v, discards);
 	o->idle_buffers = pool->ops->count(pool->store, k);
+	o->cache_limit_peak = zp_atomic_load_relaxed(&pool->sc[k].cache_limit_peak);
+	if (pool->depth != ZP_CACHE_DEPTH_AUTO) /* fixed: every cache's every class */
+		o->cache_limit_peak = pool->depth;
 	*refills = SUM(v, refills);
 	*drains = SUM(v, drains);
 }
@@ -109,6 +112,11 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	struct zp_backend_stats bs = {0};
 	pool->ops->stats(pool->store, &bs);
 	out->contention = bs.contention;
+	out->reclaimed = bs.reclaimed;
+	out->grace_periods = bs.grace_periods;
+	out->grace_ns = bs.grace_ns;
+	out->grace_max_ns = bs.grace_max_ns;
+	out->store_meta_bytes = bs.meta_bytes;
 	out->idle_bytes = _zp_store_cap_idle(pool, out->idle_bytes);
 	_zp_store_live(pool, &out->live_buffers, &out->live_bytes);
 	_zp_store_released(pool, &out->released_buffers, &out->released_bytes);

@@ -84,6 +84,9 @@ struct _zp_store_class {
 	_Atomic int64_t idle_low;
 	uint64_t released_low;
 	_Atomic int64_t idle_high;
+	/* The largest capacity a thread cache gave this class (zp_class_stats):
+	 * raised by _zp_tcache_grow, a slow path. */
+	_Atomic uint32_t cache_limit_peak;
 } ZP_ALIGNED_CL;
 
 struct _zp_slab; /* a block of descriptors */

@@ -413,6 +413,10 @@ uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 	}
 	cc->limit = (uint32_t)want;
 	tc->cap_bytes += (size_t)(want - lim) * size;
+	_Atomic uint32_t *peak = &pool->sc[k].cache_limit_peak;
+	uint32_t seen = zp_atomic_load_relaxed(peak);
+	while (seen < cc->limit && !zp_atomic_cas_weak_relaxed(peak, &seen, cc->limit))
+		;
 	return cc->limit;
 }
 

@@ -57,6 +57,7 @@ struct shard {
 struct store {
 	unsigned shards, mask, classes;
 	zp_evict_policy evict;
+	size_t fixed_bytes; /* this struct, its shards and rings */
 	struct shard shard[];
 };
 
@@ -167,6 +168,7 @@ static void *locked_create(const struct zp_store_params *p)
 	if (s == NULL)
 		return NULL;
 	s->shards = shards;
+	s->fixed_bytes = head + rings;
 	s->mask = shards - 1;
 	s->classes = p->classes;
 	s->evict = p->evict;
@@ -280,8 +282,16 @@ static void locked_stats(void *store, struct zp_backend_stats *out)
 {
 	struct store *s = store;
 	out->contention = 0;
-	for (unsigned i = 0; i < s->shards; i++)
-		out->contention += zp_atomic_load_relaxed(&s->shard[i].contention);
+	out->meta_bytes = s->fixed_bytes;
+	for (unsigned i = 0; i < s->shards; i++) {
+		struct shard *sh = &s->shard[i];
+		out->contention += zp_atomic_load_relaxed(&sh->contention);
+		pthread_mutex_lock(&sh->lock); /* the slot arrays grow under it */
+		for (unsigned k = 0; k < s->classes; k++)
+			out->meta_bytes += (size_t)sh->rings[k].cap * sizeof(zp_buf *);
+		pthread_mutex_unlock(&sh->lock);
+	}
+	/* Nothing waits for a grace period: a ring slot is reused at once. */
 }
 
 /* fork: every shard lock, in shard order (no path holds two of them, so

@@ -85,6 +85,7 @@ struct ck_store {
 	unsigned per_chunk; /* magazines per chunk */
 	ck_stack_t chunks ZP_ALIGNED_16;
 	_Atomic uint64_t contention ZP_ALIGNED_CL; /* failed CAS (push or pop) */
+	_Atomic size_t meta_bytes;                 /* this struct and its chunks */
 	struct ck_class cls[];
 };
 
@@ -158,9 +159,11 @@ static inline ck_stack_entry_t *lf_pop(struct ck_store *s, ck_stack_t *st)
 /* Carve a new chunk: keep one magazine, file the others as spares. */
 static struct ck_mag *mag_grow(struct ck_store *s, struct ck_class *c)
 {
-	struct ck_chunk *ch = _zp_meta_alloc(sizeof *ch + s->per_chunk * s->stride);
+	size_t bytes = sizeof(struct ck_chunk) + s->per_chunk * s->stride;
+	struct ck_chunk *ch = _zp_meta_alloc(bytes);
 	if (ch == NULL)
 		return NULL;
+	zp_atomic_add_relaxed(&s->meta_bytes, bytes);
 	zp_racy_by_design(&ch->link, sizeof ch->link);
 	lf_push(s, &s->chunks, &ch->link);
 	char *base = (char *)(ch + 1);
@@ -206,6 +209,7 @@ static void *ck_create(const struct zp_store_params *p)
 		c->empty.generation = (char *)c;
 	}
 	s->classes = p->classes;
+	s->meta_bytes = sizeof *s + (size_t)p->classes * sizeof(struct ck_class);
 	s->max = p->max_per_class;
 	unsigned cap = p->max_batch;
 	if (cap < 1)
@@ -353,6 +357,9 @@ static void ck_stats(void *store, struct zp_backend_stats *out)
 {
 	struct ck_store *s = store;
 	out->contention = zp_atomic_load_relaxed(&s->contention);
+	out->meta_bytes = zp_atomic_load_relaxed(&s->meta_bytes);
+	/* reclaimed, grace_*: 0.  A popped magazine goes straight back (the
+	 * generation counter, not a grace period, keeps stale pops out). */
 }
 
 const struct zp_backend_ops _zp_backend_lockfree_ck = {

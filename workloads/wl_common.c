@@ -590,6 +590,27 @@ static void json_stats(const wl_stats *st)
 	printf("}");
 }
 
+/* The classes the run used, with the capacity the thread caches gave
+ * each (docs/findings.md, question 2: what the adaptive cache chose). */
+static void json_classes(zp_pool *pool, unsigned classes)
+{
+	const char *sep = "";
+
+	printf("[");
+	for (unsigned k = 0; k < classes; k++) {
+		struct zp_class_stats c;
+
+		if (zp_class_stats(pool, k, &c) != 0 || c.gets == 0)
+			continue;
+		printf("%s{\"size\": %zu, \"gets\": %llu, \"cache_hits\": %llu, "
+		       "\"cache_limit_peak\": %llu}",
+		       sep, c.size, (unsigned long long)c.gets, (unsigned long long)c.cache_hits,
+		       (unsigned long long)c.cache_limit_peak);
+		sep = ", ";
+	}
+	printf("]");
+}
+
 static void json_config(const zp_config *c)
 {
 	printf("{");
@@ -653,10 +674,12 @@ static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 		json_config(&ctx->cfg);
 		printf(", \"stats\": ");
 		json_stats(st);
+		printf(", \"classes\": ");
+		json_classes(ctx->pool, st->classes);
 		printf(", \"hit_rate\": %.9g", hit_rate(st));
 	} else {
 		printf("\"preallocated\": null, \"config\": null, \"stats\": null, "
-		       "\"hit_rate\": null");
+		       "\"classes\": null, \"hit_rate\": null");
 	}
 	printf(", \"ok\": %s}\n", ok ? "true" : "false");
 	fflush(stdout);

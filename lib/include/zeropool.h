@@ -332,6 +332,11 @@ struct zp_stats {
 	uint64_t trimmed;          /* freed by zp_trim */
 	uint64_t decayed;          /* given back by decay steps (freed, unmapped, pages released) */
 	uint64_t contention;       /* failed trylocks / CAS retries in the store */
+	uint64_t reclaimed;        /* store magazines reused after an RCU grace period */
+	uint64_t grace_periods;    /* grace periods the store waited for */
+	uint64_t grace_ns;         /* their latency (queued to callback), summed, in ns */
+	uint64_t grace_max_ns;     /* the longest of them, in ns (a maximum, not a sum) */
+	uint64_t store_meta_bytes; /* gauge: the store's own memory (rings, magazines) */
 	uint64_t idle_buffers;     /* gauge: buffers in the shared store */
 	uint64_t idle_bytes;       /* gauge: their capacity in bytes */
 	uint64_t released_buffers; /* gauge: refused by max_idle_bytes, kept mapped */
@@ -365,6 +370,11 @@ struct zp_stats {
 	X(trimmed)                                                                                 \
 	X(decayed)                                                                                 \
 	X(contention)                                                                              \
+	X(reclaimed)                                                                               \
+	X(grace_periods)                                                                           \
+	X(grace_ns)                                                                                \
+	X(grace_max_ns)                                                                            \
+	X(store_meta_bytes)                                                                        \
 	X(idle_buffers)                                                                            \
 	X(idle_bytes)                                                                              \
 	X(released_buffers)                                                                        \
@@ -389,6 +399,11 @@ struct zp_class_stats {
 	uint64_t evictions;
 	uint64_t discards;
 	uint64_t idle_buffers; /* gauge: in the shared store */
+	/* The most slots one thread's cache has given this class since the
+	 * pool was made: what the adaptive cache (ZP_CACHE_DEPTH_AUTO) chose
+	 * for it; a refill or drain then moves min(half of it, batch).  With a
+	 * fixed cache_depth, that depth. */
+	uint64_t cache_limit_peak;
 };
 
 /* Fill *out.  Returns 0, or -1 with EINVAL (NULL argument).  (The struct
