@@ -30,6 +30,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import summarize as S  # noqa: E402  (the loaders and formatting of the summary)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "bench"))
+import run_matrix as RM  # noqa: E402  (zp_bench's JSON parser)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ["locked", "lockfree-ck", "lockfree-urcu"]
@@ -296,9 +299,31 @@ def f_batching(run, rows, plot):
     answer = ["Cost per get+put pair against the refill/drain batch (`batch` case: a thread "
               "keeps 256 buffers of 4 KiB through a cache of 64, one thread): " +
               "; ".join(answer_parts) + ". The returns stop where the next doubling gains "
-              "less than the spread of the runs. What the adaptive cache (the default) "
-              "chooses on each workload is not recorded in this run."]
+              "less than the spread of the runs."]
+    chose = adaptive_choice(run)
+    answer.append(
+        "What the adaptive cache (the default, `--config defaults`) chose on each workload, "
+        "for lockfree-ck at scale 1: the most slots one thread's cache gave each class the "
+        "workload used (`cache_limit_peak` of `zp_class_stats`; a refill or drain then "
+        "moves half of it, at most `batch`), as size: slots: " + "; ".join(
+            f"{w} " + ", ".join(f"{S.size_label(sz)}: {lim}" for sz, lim in cl)
+            for w, cl in chose.items()) + ". A class gets 4 slots on first use and doubles "
+        "them whenever it overflows or refills, within the 4 MiB of `cache_bytes` per "
+        "thread: classes larger than that get none.")
     return answer, table, png, None
+
+
+def adaptive_choice(run):
+    """{workload: [(class size, cache_limit_peak)]} from the first repetition's
+    driver JSON of lockfree-ck with --config defaults."""
+    out = {}
+    for w in WORKLOADS:
+        path = os.path.join(run, "raw", "workloads", f"{w}.lockfree-ck.defaults.rep0.json")
+        doc = S.load_json(path, None)
+        if doc is None or not isinstance(doc.get("classes"), list):
+            raise Missing(f"per-class statistics in {path}")
+        out[w] = [(c["size"], c["cache_limit_peak"]) for c in doc["classes"]]
+    return out
 
 
 def f_eviction(run, rows, plot):
@@ -350,6 +375,118 @@ def f_eviction(run, rows, plot):
     return answer, table, png, None
 
 
+def trial_rows(run):
+    """The QSBR trial's rows (findings_extra.sh, extra/qsbr/*.json), parsed
+    as the matrix parses zp_bench's JSON."""
+    d = os.path.join(run, "extra", "qsbr")
+    try:
+        names = sorted(n for n in os.listdir(d) if n.endswith(".json"))
+    except OSError as e:
+        raise Missing(d) from e
+    out = []
+    for n in names:
+        doc = S.load_json(os.path.join(d, n), None)
+        if doc is None:
+            raise Missing(f"unreadable {d}/{n}")
+        rnd = int(n.rsplit(".", 2)[1])
+        out += [dict(r, allocator="glibc") for r in RM.micro_rows(doc, n, rnd)]
+    if not out:
+        raise Missing(f"no QSBR trial results in {d}")
+    return out
+
+
+def f_reclamation(run, rows, plot):
+    lf = ["lockfree-ck", "lockfree-urcu"]
+    threads = [1, 2, 4]
+    table = ["| backend | path | thr | ns/pair | reused after a grace period /1000 ops | "
+             "grace period ms, mean (longest) | store's own memory KiB | "
+             "worker CPU ns/op |", "|---|---|---|---|---|---|---|---|"]
+    got = {}
+    cases = [("backend", "backend", t) for t in threads] + \
+            [("prodcons", "prodcons", t) for t in (2, 4)]
+    for b in BACKENDS:
+        for path, case, t in cases:
+            m = {k: pair(rows, b, case, 4096, t, metric=k)
+                 for k in ("ns_per_pair", "reclaimed_per_op", "grace_us", "grace_max_us",
+                           "store_meta_kib", "bg_cpu_ns_per_op")}
+            got[(b, path, t)] = m
+            g = m["grace_us"]["median"] / 1e3
+            table.append(f"| {b} | {path} | {t} | {spread(m['ns_per_pair'])} | "
+                         f"{m['reclaimed_per_op']['median'] * 1000:.0f} | "
+                         + (f"{g:.2f} ({m['grace_max_us']['median'] / 1e3:.1f})" if g else "-")
+                         + f" | {spread(m['store_meta_kib'], '{:.0f}')} | "
+                         f"{m['bg_cpu_ns_per_op']['median']:.1f} |")
+    groups = {f"{path} {t} thr": [got[(b, path, t)]["store_meta_kib"]["median"] for b in lf]
+              for path, _, t in cases}
+    png = plot.bars("q4_reclamation", "store's own memory (magazines), 4 KiB pairs",
+                    "KiB (median)", groups, lf)
+    u, c = "lockfree-urcu", "lockfree-ck"
+    per_mag = []
+    for path, _, t in cases:
+        m = got[(u, path, t)]
+        r = m["reclaimed_per_op"]["median"]
+        if r > 0:
+            per_mag.append(f"{path} {t} thr {m['bg_cpu_ns_per_op']['median'] / r:.0f} ns")
+    held = [f"{path} {t} thr {got[(u, path, t)]['store_meta_kib']['median']:.0f} vs "
+            f"{got[(c, path, t)]['store_meta_kib']['median']:.0f} KiB" for path, _, t in cases]
+    lat = [f"{path} {t} thr {got[(u, path, t)]['grace_us']['median'] / 1e3:.1f} ms" for path, _, t
+           in cases]
+    cost = [f"{path} {t} thr {got[(c, path, t)]['ns_per_pair']['median']:.0f} vs "
+            f"{got[(u, path, t)]['ns_per_pair']['median']:.0f} ns" for path, _, t in cases]
+    answer = [
+        "Concurrency Kit's stack never waits: a popped magazine goes straight back to a stack, "
+        "because the generation counter beside the head makes a stale pop's double-width CAS "
+        "fail (its reused-after-a-grace-period count is 0 in every case). liburcu's stack has "
+        "no such counter, so a popped magazine may be pushed again only after a grace period: "
+        "this backend parks it in a limbo stack and hands every 32 of them to one `call_rcu`, "
+        "whose callback, on liburcu's worker thread, files them as spares again. On the "
+        "backend path (no thread cache, 4 KiB) every take retires one magazine.",
+        "Grace-period latency (call_rcu queued to callback run, mean of the run): " +
+        ", ".join(lat) + ". The worker's CPU time per reused magazine (CPU time outside the "
+        "benchmark's threads over the magazines reused): " +
+        (", ".join(per_mag) if per_mag else "none: no grace period ended inside these runs") +
+        ". Memory "
+        "held while waiting, as the store's own memory at the end of the case, lockfree-urcu "
+        "vs lockfree-ck: " + ", ".join(held) + ": the magazines retired during one grace "
+        "period are allocated beside the ones in use, and stay allocated (chunks are freed "
+        "only with the store). Per pair, lockfree-ck vs lockfree-urcu: " + ", ".join(cost) +
+        " (the difference holds the read side and the retirement as well as the stacks' "
+        "different CAS).",
+    ]
+    trial = trial_rows(run)
+    q = "lockfree-urcu-qsbr"
+    qt = ["", "| trial case | thr | memb ns/pair | QSBR ns/pair | QSBR / memb | "
+          "memb grace ms | QSBR grace ms |", "|---|---|---|---|---|---|---|"]
+    qparts, qslower, qfaster = [], [], []
+    for path, case, t in cases:
+        mb = pair(trial, u, case, 4096, t)
+        qs = pair(trial, q, case, 4096, t)
+        gm = pair(trial, u, case, 4096, t, metric="grace_us")["median"] / 1e3
+        gq = pair(trial, q, case, 4096, t, metric="grace_us")["median"] / 1e3
+        ratio = qs["median"] / mb["median"]
+        qt.append(f"| {path} | {t} | {spread(mb)} | {spread(qs)} | {ratio:.2f} | {gm:.2f} | "
+                  f"{gq:.2f} |")
+        qparts.append(f"{path} {t} thr {ratio:.2f}x")
+        qslower.append(qs["min"] > mb["max"])
+        qfaster.append(qs["max"] < mb["min"])
+    table += qt
+    answer.append(
+        "QSBR trial (`lockfree-urcu-qsbr`, CMake option `ZP_URCU_QSBR`, measured side by side "
+        "with the memb flavour of the same build, alternating processes): QSBR's read side is "
+        "free, but its grace period waits for every registered thread that is online to "
+        "announce a quiescent state, and a library cannot make its callers' threads do that (a "
+        "thread that put a buffer and then blocked in `read()` would hold every grace period "
+        "for as long). The trial therefore keeps its threads offline between calls and goes "
+        "online for each take and give, a full fence each way. QSBR's time over memb's: " +
+        ", ".join(qparts) + f". QSBR is slower beyond the spread of the rounds in "
+        f"{sum(qslower)} of {len(cases)} cases and faster in {sum(qfaster)}. The memb flavour's "
+        "read side is a compiler barrier only (liburcu makes the writer pay with "
+        "`membarrier(2)`), and it needs nothing of the caller's threads: " +
+        ("it stays the backend." if sum(qfaster) == 0 else
+         "the trial's gains above are what keeping the threads online would buy."))
+    return answer, table, png, None
+
+
 def f_safety(run, rows, plot):
     table = ["| backend | zp_get+zp_put Ir | inline handle Ir | zp_get+zp_put ns | handle ns |",
              "|---|---|---|---|---|"]
@@ -376,26 +513,52 @@ def f_safety(run, rows, plot):
         f"against {cell(rows, case='hitpath_get', backend=b, metric='ns_per_pair')['median']:.2f} "
         "ns; the malloc peers' malloc+free of 64 B: " +
         ", ".join(f"{a} {v:.2f} ns" for a, v in mal.items()) + ". " + check_cost(run) +
-        " The per-class counters and debug-build poisoning are not measured apart in this run "
-        "(the counters are inside every count above; poisoning exists only in debug builds)."]
+        " " + poison_cost(run)]
     return answer, table, png, None
+
+
+def poison_cost(run):
+    """The sentence of bench/zp_poison_cost's ASan result (findings_extra.sh)."""
+    path, text = extra_text(run, "poison_cost.txt")
+    got = re.findall(r"poisoning \(AddressSanitizer\) size (\d+): ([\d.]+) ns/pair "
+                     r"\(median paired difference, \[([\d.]+)-([\d.]+)\]\)", text)
+    if not got:
+        raise Missing(f"no AddressSanitizer result in {path}")
+    return ("Use-after-put poisoning exists only in debug-checks builds (`ZP_DEBUG_CHECKS`); "
+            "under AddressSanitizer it adds, per pair (one poison at the put, one unpoison "
+            "at the get, of the whole capacity): " +
+            ", ".join(f"{S.size_label(int(sz))} {md} ns [{lo}-{hi}]" for sz, md, lo, hi in got) +
+            " (`bench/zp_poison_cost`, medians of 11 interleaved runs): it grows with the "
+            "buffer, since ASan writes one shadow byte per 8 bytes. Release builds compile it "
+            "out.")
+
+
+def extra_text(run, name):
+    """(path, text) of a file findings_extra.sh wrote; Missing if absent."""
+    path = os.path.join(run, "extra", name)
+    try:
+        with open(path) as f:
+            return path, f.read()
+    except OSError as e:
+        raise Missing(path) from e
 
 
 def check_cost(run):
     """The sentence of bench/zp_check_cost's result (findings_extra.sh)."""
-    path = os.path.join(run, "extra", "check_cost.txt")
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError as e:
-        raise Missing(path) from e
+    path, text = extra_text(run, "check_cost.txt")
     m = re.search(r"with check ([\d.]+) ns/pair, without ([\d.]+) ns/pair, median paired "
                   r"difference ([-\d.]+) ns", text)
     if m is None:
         raise Missing(f"no result in {path}")
+    c = re.search(r"without check and counters ([\d.]+) ns/pair, median paired difference to "
+                  r"without check ([-\d.]+) ns", text)
+    if c is None:
+        raise Missing(f"no counters result in {path}")
     return (f"The double-put check (the owner tag's stores and compare) costs {m.group(3)} ns "
-            f"per pair on the inline handle path: {m.group(1)} ns with it, {m.group(2)} without "
-            "(medians of 11 interleaved runs, `bench/zp_check_cost`).")
+            f"per pair on the inline handle path: {m.group(1)} ns with it, {m.group(2)} without; "
+            f"the per-class statistics (the hits and puts counters the owner bumps) cost "
+            f"{c.group(2)} more: {c.group(1)} ns per pair without both (medians of 11 "
+            "interleaved runs, `bench/zp_check_cost`, 4 KiB).")
 
 
 def f_sizes(run, rows, plot):
@@ -425,8 +588,28 @@ def f_sizes(run, rows, plot):
         (", ".join(slower) if slower else "no size") +
         " (its time over the best malloc's, where it is over 3% slower); the best malloc is at least twice as slow at " +
         (", ".join(faster) if faster else "no size") +
-        " (its time over the pool's). Why, per size, is not profiled in this run."]
-    return answer, table, png, None
+        " (its time over the pool's)."]
+    ev = []
+    kern = {}
+    for size in (1048576, 16777216, 268435456):
+        for who in ("lockfree-ck", "glibc"):
+            path = os.path.join(run, "extra", "sizes", f"{who}.{size}.top.txt")
+            top = perf_top(path, limit=40)
+            kern[(who, size)] = sum(p for p, dso, _ in top if dso.startswith("[kernel"))
+            ev.append(f"{S.size_label(size)} {who}: " +
+                      ", ".join(f"{sym} {pct:.1f}%" for pct, _, sym in top[:6]))
+    answer.append(
+        "Why, from perf (`hit` case, one thread, `analysis/findings_extra.sh`): the share of "
+        "samples in the kernel (page faults, zeroing of fresh pages, mmap and munmap), pool "
+        "(lockfree-ck) vs glibc: " + ", ".join(
+            f"{S.size_label(sz)} {kern[('lockfree-ck', sz)]:.0f}% vs {kern[('glibc', sz)]:.0f}%"
+            for sz in (1048576, 16777216, 268435456)) + ". Above glibc's mmap threshold each "
+        "malloc maps fresh pages that the touch faults in and the kernel zeroes, and each free "
+        "unmaps them; a buffer the pool keeps is mapped and resident already. Where the pool "
+        "is slower its buffer is not in the thread cache (a class above `cache_bytes`): the "
+        "top symbols show where its time goes instead.")
+    evidence = ("Self time by symbol (perf cpu-clock, kernel included):", ev)
+    return answer, table, png, evidence
 
 
 def f_workloads(run, rows, plot):
@@ -488,7 +671,7 @@ QUESTIONS = [
     ("eviction", "Eviction: drop-newest vs drop-coldest under a tight store; what does the "
      "idle-bytes budget cost when it binds?", f_eviction),
     ("reclamation", "Reclamation: Concurrency Kit's generation-counted stack vs liburcu's "
-     "grace periods", None),
+     "grace periods", f_reclamation),
     ("safety", "Safety features and the inline handle: what does a cached pair cost?", f_safety),
     ("sizes", "Where pooling pays: pool vs malloc by buffer size", f_sizes),
     ("workloads", "The four workloads: time, peak RSS, top symbols", f_workloads),
@@ -496,10 +679,7 @@ QUESTIONS = [
 
 # What a question still lacks in every run of this project, said in the
 # document rather than hidden.
-OPEN = {
-    "reclamation": "not measured: the matrix has no case for the cost per reused magazine, the "
-                   "grace-period latency or the memory held while waiting (nor a QSBR flavour).",
-}
+OPEN = {}
 
 
 def render(run, plots_enabled):

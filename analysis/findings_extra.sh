@@ -1,7 +1,7 @@
 #!/bin/sh
 # findings_extra.sh RESULTS_DIR: what docs/findings.md needs beyond the
 # matrix, measured with the build the run used (ZP_BUILD_DIR, default
-# build/release), into RESULTS_DIR/extra/.  About a minute.
+# build/release), into RESULTS_DIR/extra/.  About three minutes.
 #
 # 1. Where the cycles of the backend path go under contention (question 1):
 # zp_bench's `backend` case (cache_depth 0: every get and put goes to
@@ -9,8 +9,9 @@
 # under `perf record -e cpu-clock` (these VMs have no hardware counters),
 # writing <backend>.top.txt (self time by symbol) and <backend>.annotate.txt
 # (the hottest instructions of the three hottest library symbols).
-# 2. What the double-put check costs on the hit path (question 5):
-# bench/zp_check_cost, written to check_cost.txt.
+# 2. What the double-put check and the per-class counters cost on the hit
+# path (question 5): bench/zp_check_cost, written to check_cost.txt; and
+# poisoning under AddressSanitizer, poison_cost.txt.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -42,3 +43,52 @@ for b in locked lockfree-ck lockfree-urcu; do
 done
 echo "findings_extra.sh: zp_check_cost" >&2
 "${ZP_BUILD_DIR:-$root/build/release}/bench/zp_check_cost" >"$out/check_cost.txt"
+# and what use-after-put poisoning adds in a debug-checks build under
+# AddressSanitizer: bench/zp_poison_cost built with -fsanitize=address
+# against the asan preset's configuration header (configured if missing).
+echo "findings_extra.sh: zp_poison_cost (AddressSanitizer)" >&2
+[ -f "$root/build/asan/lib/include/zeropool_config.h" ] || (cd "$root" && cmake --preset asan >/dev/null)
+${CC:-cc} -std=c11 -O2 -fsanitize=address -I"$root/lib" -I"$root/build/asan/lib/include" \
+	"$root/bench/zp_poison_cost.c" -o "$tmp/zp_poison_cost"
+"$tmp/zp_poison_cost" >"$out/poison_cost.txt"
+
+# 3. Where the time goes by buffer size (question 6): the `hit` case (get,
+# touch, put, one thread) at 1 MiB, 16 MiB and 256 MiB, the pool
+# (lockfree-ck) and glibc's malloc, under perf (kernel symbols included:
+# page faults, zeroing, mmap and munmap are the kernel's), writing
+# sizes/<who>.<size>.top.txt.
+mkdir -p "$out/sizes"
+for size in 1048576 16777216 268435456; do
+	for who in pool/lockfree-ck malloc/glibc; do
+		tag=$(echo "$who" | sed 's#.*/##').$size
+		echo "findings_extra.sh: hit $who $size" >&2
+		perf record -q -e cpu-clock -o "$tmp/$tag.data" -- "$bin" \
+			--benchmark_filter="^$who/hit/size:$size/" --benchmark_min_time=1 \
+			>"$out/sizes/$tag.bench.txt" 2>&1
+		perf report -i "$tmp/$tag.data" --stdio --no-children --sort dso,sym 2>/dev/null \
+			| grep -v '^#' | grep -v '^$' | head -40 >"$out/sizes/$tag.top.txt"
+	done
+done
+
+# 4. The QSBR trial (question 4): the liburcu backend built with the QSBR
+# flavour (CMake preset qsbr-trial, its own tree) against the memb flavour of
+# the same build, on the backend path (1, 2, 4 threads) and the cross-thread
+# magazine path (prodcons, 2 and 4 threads), 4 KiB; one process per backend
+# per round, the order alternating, extra/qsbr/<backend>.<round>.json.
+echo "findings_extra.sh: QSBR trial (build/qsbr-trial)" >&2
+(cd "$root" && cmake --preset qsbr-trial >/dev/null &&
+	cmake --build --preset qsbr-trial --target zp_bench >/dev/null)
+qbin=$root/build/qsbr-trial/bench/zp_bench
+mkdir -p "$out/qsbr"
+rounds=${ZP_QSBR_ROUNDS:-5}
+r=0
+while [ "$r" -lt "$rounds" ]; do
+	if [ $((r % 2)) -eq 0 ]; then order="lockfree-urcu lockfree-urcu-qsbr"
+	else order="lockfree-urcu-qsbr lockfree-urcu"; fi
+	for b in $order; do
+		"$qbin" --zp_threads=1,2,4 --benchmark_min_time=0.3 \
+			--benchmark_filter="^pool/$b/(backend|prodcons)/size:4096/" \
+			--benchmark_out="$out/qsbr/$b.$r.json" --benchmark_out_format=json >/dev/null 2>&1
+	done
+	r=$((r + 1))
+done

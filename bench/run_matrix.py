@@ -399,9 +399,13 @@ def micro_rows(doc, tag, rnd=0):
         rows.append(dict(base, metric="cpu_time", value=b.get("cpu_time"), unit=unit))
         for k in ("hit_rate", "store_hit_rate", "fresh_per_get", "refills_per_get",
                   "drains_per_put", "evict_per_put", "discard_per_put", "contention_per_op",
-                  "handoff_per_get"):
+                  "reclaimed_per_op", "handoff_per_get"):
             if k in b:
                 rows.append(dict(base, metric=k, value=b[k], unit="ratio"))
+        for k, kunit in (("grace_us", "us"), ("grace_max_us", "us"), ("store_meta_kib", "KiB"),
+                         ("bg_cpu_ns_per_op", "ns")):
+            if k in b:
+                rows.append(dict(base, metric=k, value=b[k], unit=kunit))
     return rows
 
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "zeropool.h"
 #include "zp_progs.h"
@@ -615,6 +616,7 @@ struct thread_state {
 	uint64_t seen;          /* prodcons: the partner's index last read */
 	uint64_t rng;           /* mixed: this thread's zpp_splitmix64 state */
 	uint64_t iters, handed; /* mixed: timed iterations, buffers passed on in them */
+	uint64_t cpu0, cpu1;    /* this thread's CPU time (ns) at enter and leave */
 	unsigned nthreads;
 	bool tls_ready;
 	bool dpdk_registered;
@@ -631,6 +633,7 @@ static struct {
 	struct zp_stats st0;
 	bool have_st0;
 	uint64_t t0;         /* when the last thread was ready (ns) */
+	uint64_t pcpu0;      /* the process's CPU time then (ns) */
 	_Atomic uint64_t t1; /* the earliest time a thread saw the run finished */
 } rt;
 
@@ -1128,6 +1131,14 @@ static int thread_init(zpb_case *c, int tid, int nthreads)
 	return 0;
 }
 
+static uint64_t cpu_ns(clockid_t clk)
+{
+	struct timespec t;
+	if (clock_gettime(clk, &t) != 0)
+		return 0;
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 int zpb_enter(zpb_case *c, int tid, int nthreads)
 {
 	if (tid == 0) {
@@ -1156,6 +1167,10 @@ int zpb_enter(zpb_case *c, int tid, int nthreads)
 	}
 	if (tid == 0 && rt.pool != NULL)
 		rt.have_st0 = zp_stats(rt.pool, &rt.st0) == 0;
+	if (tid == 0)
+		rt.pcpu0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+	if (tid < ZPB_MAX_THREADS)
+		ts[tid].cpu0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
 	return 0;
 }
 
@@ -1169,15 +1184,19 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 	/* The run ended when the last thread finished its loop; every thread
 	 * gets here only after Google Benchmark's closing barrier, so the
 	 * earliest of their clocks is the closest to that moment. */
+	if (tid < ZPB_MAX_THREADS)
+		ts[tid].cpu1 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
 	uint64_t t = zpp_now_ns(), cur = atomic_load(&rt.t1);
 	while (t < cur && !atomic_compare_exchange_weak(&rt.t1, &cur, t))
 		;
 	size_t n = 0;
-	if (tid == 0 && rt.pool != NULL && rt.have_st0 && max >= 8) {
+	uint64_t ops = 0; /* gets + puts of the run, for the background CPU */
+	if (tid == 0 && rt.pool != NULL && rt.have_st0 && max >= 13) {
 		struct zp_stats s1;
 		if (zp_stats(rt.pool, &s1) == 0) {
 			const struct zp_stats *s0 = &rt.st0;
 			uint64_t gets = s1.gets - s0->gets, puts = s1.puts - s0->puts;
+			ops = gets + puts;
 			out[n++] =
 			    (zpb_counter){"hit_rate", ratio(s1.cache_hits - s0->cache_hits, gets)};
 			out[n++] = (zpb_counter){"store_hit_rate",
@@ -1195,6 +1214,19 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 			out[n++] =
 			    (zpb_counter){"contention_per_op",
 					  ratio(s1.contention - s0->contention, gets + puts)};
+			/* Reclamation (docs/findings.md, question 4): magazines
+			 * reused after a grace period, per operation; the mean
+			 * grace period of the run; the longest since the pool
+			 * was made; the store's own memory at the end. */
+			out[n++] = (zpb_counter){"reclaimed_per_op",
+						 ratio(s1.reclaimed - s0->reclaimed, gets + puts)};
+			out[n++] =
+			    (zpb_counter){"grace_us", ratio(s1.grace_ns - s0->grace_ns,
+							    s1.grace_periods - s0->grace_periods) /
+							  1e3};
+			out[n++] = (zpb_counter){"grace_max_us", (double)s1.grace_max_ns / 1e3};
+			out[n++] =
+			    (zpb_counter){"store_meta_kib", (double)s1.store_meta_bytes / 1024.0};
 		}
 	}
 	if (tid == 0 && c->body == B_MIXED && n < max) {
@@ -1208,6 +1240,16 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 		out[n++] = (zpb_counter){"handoff_per_get", ratio(handed, iters)};
 	}
 	barrier_wait(&rt.bar, (unsigned)nthreads, NULL);
+	if (tid == 0 && ops != 0 && n < max) {
+		/* CPU time the process spent outside the benchmark's threads
+		 * (liburcu's call_rcu worker: question 4 of docs/findings.md),
+		 * per operation.  Every thread has read its clock: the barrier. */
+		uint64_t mine = 0, all = cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - rt.pcpu0;
+		for (int i = 0; i < nthreads && i < ZPB_MAX_THREADS; i++)
+			mine += ts[i].cpu1 - ts[i].cpu0;
+		out[n++] = (zpb_counter){"bg_cpu_ns_per_op",
+					 all > mine ? (double)(all - mine) / (double)ops : 0.0};
+	}
 	*wall_s = (double)(atomic_load(&rt.t1) - rt.t0) / 1e9;
 	thread_fini(c, tid);
 	return n;

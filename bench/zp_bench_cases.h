@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 #define ZPB_MAX_THREADS 64
-#define ZPB_MAX_COUNTERS 12
+#define ZPB_MAX_COUNTERS 16
 
 typedef struct zpb_case zpb_case;
 
