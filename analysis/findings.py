@@ -457,7 +457,7 @@ def f_reclamation(run, rows, plot):
     q = "lockfree-urcu-qsbr"
     qt = ["", "| trial case | thr | memb ns/pair | QSBR ns/pair | QSBR / memb | "
           "memb grace ms | QSBR grace ms |", "|---|---|---|---|---|---|---|"]
-    qparts, qslower, qfaster = [], [], []
+    qparts, qslower, qfaster, qshorter = [], [], [], []
     for path, case, t in cases:
         mb = pair(trial, u, case, 4096, t)
         qs = pair(trial, q, case, 4096, t)
@@ -468,6 +468,7 @@ def f_reclamation(run, rows, plot):
                   f"{gq:.2f} |")
         qparts.append(f"{path} {t} thr {ratio:.2f}x")
         qslower.append(qs["min"] > mb["max"])
+        qshorter.append(gq <= gm)
         qfaster.append(qs["max"] < mb["min"])
     table += qt
     answer.append(
@@ -479,7 +480,9 @@ def f_reclamation(run, rows, plot):
         "for as long). The trial therefore keeps its threads offline between calls and goes "
         "online for each take and give, a full fence each way. QSBR's time over memb's: " +
         ", ".join(qparts) + f". QSBR is slower beyond the spread of the rounds in "
-        f"{sum(qslower)} of {len(cases)} cases and faster in {sum(qfaster)}. The memb flavour's "
+        f"{sum(qslower)} of {len(cases)} cases and faster in {sum(qfaster)}; its mean grace "
+        f"period was as short as memb's or shorter in {sum(qshorter)} of {len(cases)}, so "
+        "what it costs is on the read side, the two fences of every call. The memb flavour's "
         "read side is a compiler barrier only (liburcu makes the writer pay with "
         "`membarrier(2)`), and it needs nothing of the caller's threads: " +
         ("it stays the backend." if sum(qfaster) == 0 else
@@ -561,6 +564,37 @@ def check_cost(run):
             "interleaved runs, `bench/zp_check_cost`, 4 KiB).")
 
 
+# The hit case profiled per size (findings_extra.sh) and how its samples are
+# told apart: the pool's inline cache path, its shared store (the backend and
+# the front end's store layer and miss paths), libc, the kernel.
+PROFILED_SIZES = (1048576, 16777216, 268435456)
+SAMPLE_KINDS = {
+    "cache": lambda dso, sym: sym.split("@")[0] in ("zp_get", "zp_put"),
+    "store": lambda dso, sym: sym.startswith(("ck_", "_zp_store_", "get_miss",
+                                              "_zp_cache_put_slow", "_zp_cache_get_slow")),
+    "libc": lambda dso, sym: dso.startswith("libc."),
+    "kernel": lambda dso, sym: dso.startswith("[kernel"),
+}
+
+
+def crossover(ratios):
+    """The sentence on where a good malloc stops being as fast: ratios are
+    (size, best malloc time / best pool time, that malloc), by size."""
+    near = 0
+    for s, r, _ in ratios:
+        if r >= 1.10:
+            break
+        near = s
+    if near == 0:
+        return "The pool is more than 10% faster than every malloc from the smallest size on."
+    s1, r1, a1 = next((s, r, a) for s, r, a in ratios if s > near)
+    odd = [S.size_label(s) for s, r, _ in ratios if s > s1 and r < 1.10]
+    return (f"The crossover: up to {S.size_label(near)} the best malloc is within 10% of the "
+            f"pool (or faster); from {S.size_label(s1)} on it is slower ({r1:.1f}x at "
+            f"{S.size_label(s1)}, {a1})" +
+            (f", except at {', '.join(odd)} (below)." if odd else "."))
+
+
 def f_sizes(run, rows, plot):
     sizes = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
              67108864, 268435456]
@@ -588,26 +622,31 @@ def f_sizes(run, rows, plot):
         (", ".join(slower) if slower else "no size") +
         " (its time over the best malloc's, where it is over 3% slower); the best malloc is at least twice as slow at " +
         (", ".join(faster) if faster else "no size") +
-        " (its time over the pool's)."]
+        " (its time over the pool's). " + crossover(ratios)]
     ev = []
-    kern = {}
-    for size in (1048576, 16777216, 268435456):
+    share = {}
+    for size in PROFILED_SIZES:
         for who in ("lockfree-ck", "glibc"):
-            path = os.path.join(run, "extra", "sizes", f"{who}.{size}.top.txt")
-            top = perf_top(path, limit=40)
-            kern[(who, size)] = sum(p for p, dso, _ in top if dso.startswith("[kernel"))
+            top = perf_top(os.path.join(run, "extra", "sizes", f"{who}.{size}.top.txt"),
+                           limit=40)
+            share[(who, size)] = {k: sum(p for p, dso, sym in top if pred(dso, sym))
+                                  for k, pred in SAMPLE_KINDS.items()}
             ev.append(f"{S.size_label(size)} {who}: " +
                       ", ".join(f"{sym} {pct:.1f}%" for pct, _, sym in top[:6]))
     answer.append(
-        "Why, from perf (`hit` case, one thread, `analysis/findings_extra.sh`): the share of "
-        "samples in the kernel (page faults, zeroing of fresh pages, mmap and munmap), pool "
-        "(lockfree-ck) vs glibc: " + ", ".join(
-            f"{S.size_label(sz)} {kern[('lockfree-ck', sz)]:.0f}% vs {kern[('glibc', sz)]:.0f}%"
-            for sz in (1048576, 16777216, 268435456)) + ". Above glibc's mmap threshold each "
-        "malloc maps fresh pages that the touch faults in and the kernel zeroes, and each free "
-        "unmaps them; a buffer the pool keeps is mapped and resident already. Where the pool "
-        "is slower its buffer is not in the thread cache (a class above `cache_bytes`): the "
-        "top symbols show where its time goes instead.")
+        "Why, from perf (`hit` case, one thread, self time by symbol, kernel included, "
+        "`analysis/findings_extra.sh`), the shares of the samples: " + "; ".join(
+            f"{S.size_label(sz)}: pool {share[('lockfree-ck', sz)]['cache']:.0f}% in its "
+            f"thread-cache path, {share[('lockfree-ck', sz)]['store']:.0f}% in the shared "
+            f"store, {share[('lockfree-ck', sz)]['kernel']:.0f}% kernel; glibc "
+            f"{share[('glibc', sz)]['libc']:.0f}% in libc, "
+            f"{share[('glibc', sz)]['kernel']:.0f}% kernel" for sz in PROFILED_SIZES) +
+        ". Where glibc spends its time in the kernel it maps fresh pages for each malloc "
+        "(page-table updates, `clear_page` zeroing the pages the touch faults in) and unmaps "
+        "them at free; where it stays in libc it reuses heap chunks, through the slower "
+        "paths of large chunks. Where the pool's time is in the shared store, the class is "
+        "larger than the thread cache's `cache_bytes` (4 MiB), so every get and put moves "
+        "the buffer through the store (question 2: such classes get no cache slots).")
     evidence = ("Self time by symbol (perf cpu-clock, kernel included):", ev)
     return answer, table, png, evidence
 
