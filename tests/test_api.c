@@ -360,6 +360,14 @@ static void test_defaults(void)
  * stay within cache_bytes.  (Here the budget is too small to lend the cache
  * more capacity: an eighth of it, 24 KiB, is less than cache_bytes; see
  * test_cache_borrow.) */
+static uint64_t class_limit_peak(zp_pool *p, size_t len)
+{
+	struct zp_class_stats cs;
+	int k = zp_class_of(p, len);
+	REQUIRE(k >= 0 && zp_class_stats(p, (unsigned)k, &cs) == 0);
+	return cs.cache_limit_peak;
+}
+
 static void test_adaptive_cache(void)
 {
 	zp_config c = zp_test_config();
@@ -417,6 +425,18 @@ static void test_adaptive_cache(void)
 	CHECK_EQ(st.cached_buffers, 4 + 4 + 1);
 	CHECK_EQ(st.outstanding, 0);
 	CHECK_EQ(st.cached_buffers + st.idle_buffers, st.live_buffers);
+	/* What the cache chose, per class: the most slots it ever gave, not
+	 * what the class holds now (4 KiB went 4 -> 8 -> 16, then back to 4). */
+	CHECK_EQ(class_limit_peak(p, 4096), 16);
+	CHECK_EQ(class_limit_peak(p, 8192), 4);
+	CHECK_EQ(class_limit_peak(p, 65536), 0);
+	zp_pool_destroy(p);
+	/* A fixed depth is what every cache gives every class. */
+	zp_config fixed = c;
+	fixed.cache_depth = 6;
+	p = zp_pool_create(&fixed);
+	REQUIRE(p != NULL);
+	CHECK_EQ(class_limit_peak(p, 4096), 6);
 	zp_pool_destroy(p);
 	/* On a fresh thread cache, a class as large as cache_bytes is cached
 	 * (one buffer); the next class up never is. */

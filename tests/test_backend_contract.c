@@ -617,6 +617,13 @@ static int defers_reuse(const struct zp_backend_ops *ops)
 	return strncmp(ops->name, "lockfree-urcu", strlen("lockfree-urcu")) == 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 /* Batches cycled through a store: the store reports its own memory, and a
  * backend that defers reuse reports the grace periods it waited for (the
  * call_rcu worker runs them in its own time: polled, with a deadline far
@@ -625,6 +632,7 @@ static void test_reclamation_stats(void)
 {
 	struct model m;
 	size_t idx[8];
+	uint64_t t0 = mono_ns();
 	model_init(&m, params(1, 64, 8, 1, ZP_EVICT_DROP_NEWEST), 64);
 	struct zp_backend_stats st;
 	for (unsigned round = 0; round < 400 && !broken(&m); round++) {
@@ -646,6 +654,9 @@ static void test_reclamation_stats(void)
 		CHECK(st.grace_max_ns > 0);
 		CHECK(st.grace_ns >= st.grace_max_ns);
 		CHECK(st.grace_ns / st.grace_periods <= st.grace_max_ns);
+		/* No grace period outlasts the store (a latency measured from a
+		 * stale or missing timestamp would). */
+		CHECK(st.grace_max_ns <= mono_ns() - t0);
 	} else {
 		CHECK_EQ(st.reclaimed, 0);
 		CHECK_EQ(st.grace_periods, 0);
