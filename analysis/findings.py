@@ -327,10 +327,12 @@ def adaptive_choice(run):
 
 
 def f_eviction(run, rows, plot):
-    table = ["| backend | size | policy | ns/pair | evictions/put | fresh/get | hit rate |",
-             "|---|---|---|---|---|---|---|"]
+    table = ["| backend | size | policy | ns/pair | evictions/put | fresh/get | hit rate | "
+             "pool's memory KiB |", "|---|---|---|---|---|---|---|---|"]
     groups = {}
     parts = []
+    rates = []
+    prof = evict_profile(run)
     for size in (4096, 1048576):
         for b in BACKENDS:
             got = {}
@@ -340,9 +342,11 @@ def f_eviction(run, rows, plot):
                 ev = pair(rows, b, "evict", size, 1, p, metric="evict_per_put")["median"]
                 fr = pair(rows, b, "evict", size, 1, p, metric="fresh_per_get")["median"]
                 hr = pair(rows, b, "evict", size, 1, p, metric="hit_rate")["median"]
+                live = pair(rows, b, "evict", size, 1, p, metric="live_kib")
                 got[pol] = ns["median"]
+                rates.append((ev, fr))
                 table.append(f"| {b} | {S.size_label(size)} | {pol} | {spread(ns)} | "
-                             f"{ev:.2f} | {fr:.2f} | {hr:.2f} |")
+                             f"{ev:.2f} | {fr:.2f} | {hr:.2f} | {spread(live, '{:.0f}')} |")
             groups[f"{b}\n{S.size_label(size)}"] = [got["coldest"], got["newest"]]
             parts.append((size, b, got["coldest"], got["newest"]))
     png = plot.bars("q3_eviction", "evict: 8 buffers through a store of 4 per class",
@@ -362,9 +366,9 @@ def f_eviction(run, rows, plot):
         "Under a store too small for the load (`evict`: 8 buffers cycled through a store of 4 "
         "per class, no thread cache), ns per pair, drop-coldest vs drop-newest: at 4 KiB " +
         ", ".join(by[4096]) + "; at 1 MiB " + ", ".join(by[1048576]) + ". Under either policy "
-        "half the puts evict and half the gets allocate (table), against 4-5 ns for a cached "
-        "pair (question 5): the time is the eviction's free and the fresh allocation's, and "
-        "the policy changes which buffer goes, not how many.",
+        f"{min(e for e, _ in rates):.2f}-{max(e for e, _ in rates):.2f} evictions per put and "
+        f"{min(f for _, f in rates):.2f}-{max(f for _, f in rates):.2f} fresh allocations per "
+        "get (table): the policy changes which buffer goes, not how many. " + prof[0],
         "The idle-bytes budget (`idle_budget`: 32 buffers cycled with `max_idle_bytes` of 4 "
         "buffers, the default cache in front) against the same case with a store that keeps "
         "all (`store:4096`), ns per pair and the budget's discards per put: " +
@@ -372,7 +376,9 @@ def f_eviction(run, rows, plot):
                   for s, b, x, y, d in budget) + ". Where it discards nothing the thread cache "
         "holds the 32 buffers and the budget is not reached.",
     ]
-    return answer, table, png, None
+    evidence = ("The evict case under perf (cpu-clock, kernel included, lockfree-ck, "
+                "`analysis/findings_extra.sh`), self time by symbol:", prof[1])
+    return answer, table, png, evidence
 
 
 def trial_rows(run):
@@ -488,6 +494,38 @@ def f_reclamation(run, rows, plot):
         ("it stays the backend." if sum(qfaster) == 0 else
          "the trial's gains above are what keeping the threads online would buy."))
     return answer, table, png, None
+
+
+# Samples spent freeing and allocating buffer memory: the kernel (mmap,
+# munmap, page faults, zeroing), libc's mapping calls, the library's OS
+# layer and page arena, and the making and unmaking of pooled buffers.
+def _frees_or_allocs(dso, sym):
+    return (dso.startswith("[kernel") or
+            sym.lstrip("_").startswith(("mmap", "munmap", "madvise", "GI___mmap",
+                                        "GI___munmap")) or
+            sym.startswith(("_zp_os_", "_zp_arena_", "_zp_store_buf_", "take_released",
+                            "malloc", "free", "_int_malloc", "_int_free", "cfree")))
+
+
+def evict_profile(run):
+    """The sentence on the evict case's perf profile (findings_extra.sh)."""
+    parts, ev = [], []
+    for size in (4096, 1048576):
+        for pol in ("coldest", "newest"):
+            top = perf_top(os.path.join(run, "extra", "evict", f"{size}.{pol}.top.txt"),
+                           limit=60)
+            ev.append(f"{S.size_label(size)} drop-{pol}: " +
+                      ", ".join(f"{sym} {pct:.1f}%" for pct, _, sym in top[:6]))
+            share = sum(p for p, dso, sym in top if _frees_or_allocs(dso, sym))
+            kern = sum(p for p, dso, _ in top if dso.startswith("[kernel"))
+            parts.append(f"{S.size_label(size)} drop-{pol} {share:.0f}% ({kern:.0f}% in the "
+                         "kernel)")
+    return ("The share of the cycles spent freeing and allocating buffer memory (perf, "
+            "lockfree-ck, counted by symbol, so a lower bound: the kernel's mmap, munmap and "
+            "page faults, libc's mapping calls, the library's OS layer and page arena, and "
+            "making and unmaking pooled buffers): " +
+            ", ".join(parts) + "; the rest is mostly the store's takes and gives and the "
+            "benchmark's touch of each buffer (top symbols below).", ev)
 
 
 def f_safety(run, rows, plot):

@@ -70,7 +70,22 @@ for size in 1048576 16777216 268435456; do
 	done
 done
 
-# 4. The QSBR trial (question 4): the liburcu backend built with the QSBR
+# 4. What eviction spends freeing and allocating (question 3): the `evict`
+# case of lockfree-ck at 4 KiB and 1 MiB, both policies, under perf (kernel
+# included), evict/<size>.<policy>.top.txt.
+mkdir -p "$out/evict"
+for size in 4096 1048576; do
+	for pol in coldest newest; do
+		echo "findings_extra.sh: evict $size $pol" >&2
+		perf record -q -e cpu-clock -o "$tmp/evict.data" -- "$bin" \
+			--benchmark_filter="^pool/lockfree-ck/evict/size:$size/keep:8/mpc:4/policy:$pol/" \
+			--benchmark_min_time=1 >"$out/evict/$size.$pol.bench.txt" 2>&1
+		perf report -i "$tmp/evict.data" --stdio --no-children --sort dso,sym 2>/dev/null \
+			| grep -v '^#' | grep -v '^$' | head -60 >"$out/evict/$size.$pol.top.txt"
+	done
+done
+
+# 5. The QSBR trial (question 4): the liburcu backend built with the QSBR
 # flavour (CMake preset qsbr-trial, its own tree) against the memb flavour of
 # the same build, on the backend path (1, 2, 4 threads) and the cross-thread
 # magazine path (prodcons, 2 and 4 threads), 4 KiB; one process per backend

@@ -403,7 +403,7 @@ def micro_rows(doc, tag, rnd=0):
             if k in b:
                 rows.append(dict(base, metric=k, value=b[k], unit="ratio"))
         for k, kunit in (("grace_us", "us"), ("grace_max_us", "us"), ("store_meta_kib", "KiB"),
-                         ("bg_cpu_ns_per_op", "ns")):
+                         ("bg_cpu_ns_per_op", "ns"), ("live_kib", "KiB")):
             if k in b:
                 rows.append(dict(base, metric=k, value=b[k], unit=kunit))
     return rows

@@ -1191,7 +1191,7 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 		;
 	size_t n = 0;
 	uint64_t ops = 0; /* gets + puts of the run, for the background CPU */
-	if (tid == 0 && rt.pool != NULL && rt.have_st0 && max >= 13) {
+	if (tid == 0 && rt.pool != NULL && rt.have_st0 && max >= 14) {
 		struct zp_stats s1;
 		if (zp_stats(rt.pool, &s1) == 0) {
 			const struct zp_stats *s0 = &rt.st0;
@@ -1227,6 +1227,9 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 			out[n++] = (zpb_counter){"grace_max_us", (double)s1.grace_max_ns / 1e3};
 			out[n++] =
 			    (zpb_counter){"store_meta_kib", (double)s1.store_meta_bytes / 1024.0};
+			/* The buffers the pool holds at the end (cached, idle or
+			 * out): its memory, apart from the process's RSS. */
+			out[n++] = (zpb_counter){"live_kib", (double)s1.live_bytes / 1024.0};
 		}
 	}
 	if (tid == 0 && c->body == B_MIXED && n < max) {
