@@ -64,6 +64,12 @@ def cell(rows, **want):
     return st
 
 
+def span(values, fmt="{:.2f}"):
+    """'a' when every value prints the same, else 'lo-hi'."""
+    lo, hi = fmt.format(min(values)), fmt.format(max(values))
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
 def spread(st, fmt="{:.1f}"):
     return f"{fmt.format(st['median'])} ({fmt.format(st['min'])}-{fmt.format(st['max'])})"
 
@@ -366,9 +372,9 @@ def f_eviction(run, rows, plot):
         "Under a store too small for the load (`evict`: 8 buffers cycled through a store of 4 "
         "per class, no thread cache), ns per pair, drop-coldest vs drop-newest: at 4 KiB " +
         ", ".join(by[4096]) + "; at 1 MiB " + ", ".join(by[1048576]) + ". Under either policy "
-        f"{min(e for e, _ in rates):.2f}-{max(e for e, _ in rates):.2f} evictions per put and "
-        f"{min(f for _, f in rates):.2f}-{max(f for _, f in rates):.2f} fresh allocations per "
-        "get (table): the policy changes which buffer goes, not how many. " + prof[0],
+        f"{span([e for e, _ in rates])} evictions per put and "
+        f"{span([f for _, f in rates])} fresh allocations per get in every row (table): the "
+        "policy changes which buffer goes, not how many. " + prof[0],
         "The idle-bytes budget (`idle_budget`: 32 buffers cycled with `max_idle_bytes` of 4 "
         "buffers, the default cache in front) against the same case with a store that keeps "
         "all (`store:4096`), ns per pair and the budget's discards per put: " +
