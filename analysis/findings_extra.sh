@@ -1,7 +1,7 @@
 #!/bin/sh
 # findings_extra.sh RESULTS_DIR: what docs/findings.md needs beyond the
 # matrix, measured with the build the run used (ZP_BUILD_DIR, default
-# build/release), into RESULTS_DIR/extra/.  About three minutes.
+# build/release), into RESULTS_DIR/extra/.  About two minutes.
 #
 # 1. Where the cycles of the backend path go under contention (question 1):
 # zp_bench's `backend` case (cache_depth 0: every get and put goes to
@@ -23,13 +23,22 @@ command -v perf >/dev/null || { echo "findings_extra.sh: perf missing (scripts/d
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+# profile DATA OUT LINES ARGS...: zp_bench ARGS under perf record (cpu-clock,
+# into DATA), its output in OUT.bench.txt, the LINES hottest symbols by self
+# time (dso and symbol) in OUT.top.txt.
+profile() {
+	data=$1 o=$2 lines=$3
+	shift 3
+	perf record -q -e cpu-clock -o "$data" -- "$bin" "$@" >"$o.bench.txt" 2>&1
+	perf report -i "$data" --stdio --no-children --sort dso,sym 2>/dev/null \
+		| grep -v '^#' | grep -v '^$' | head -"$lines" >"$o.top.txt"
+}
+
 for b in locked lockfree-ck lockfree-urcu; do
 	echo "findings_extra.sh: $b" >&2
-	perf record -q -e cpu-clock -o "$tmp/$b.data" -- "$bin" --zp_threads=2 \
-		--benchmark_filter="^pool/$b/backend/size:4096/.*threads:2\$" \
-		--benchmark_min_time=2 >"$out/$b.bench.txt" 2>&1
-	perf report -i "$tmp/$b.data" --stdio --no-children --sort dso,sym 2>/dev/null \
-		| grep -v '^#' | grep -v '^$' | head -40 >"$out/$b.top.txt"
+	profile "$tmp/$b.data" "$out/$b" 40 --zp_threads=2 \
+		--benchmark_filter="^pool/$b/backend/size:4096/.*threads:2\$" --benchmark_min_time=2
 	: >"$out/$b.annotate.txt"
 	# the three hottest symbols of the library, libc's locks, liburcu or CK
 	syms=$(grep -E 'libzeropool|libc|liburcu|libck' "$out/$b.top.txt" | head -3 \
@@ -62,11 +71,8 @@ for size in 1048576 16777216 268435456; do
 	for who in pool/lockfree-ck malloc/glibc; do
 		tag=$(echo "$who" | sed 's#.*/##').$size
 		echo "findings_extra.sh: hit $who $size" >&2
-		perf record -q -e cpu-clock -o "$tmp/$tag.data" -- "$bin" \
-			--benchmark_filter="^$who/hit/size:$size/" --benchmark_min_time=1 \
-			>"$out/sizes/$tag.bench.txt" 2>&1
-		perf report -i "$tmp/$tag.data" --stdio --no-children --sort dso,sym 2>/dev/null \
-			| grep -v '^#' | grep -v '^$' | head -40 >"$out/sizes/$tag.top.txt"
+		profile "$tmp/hit.data" "$out/sizes/$tag" 40 \
+			--benchmark_filter="^$who/hit/size:$size/" --benchmark_min_time=1
 	done
 done
 
@@ -77,11 +83,9 @@ mkdir -p "$out/evict"
 for size in 4096 1048576; do
 	for pol in coldest newest; do
 		echo "findings_extra.sh: evict $size $pol" >&2
-		perf record -q -e cpu-clock -o "$tmp/evict.data" -- "$bin" \
+		profile "$tmp/evict.data" "$out/evict/$size.$pol" 60 \
 			--benchmark_filter="^pool/lockfree-ck/evict/size:$size/keep:8/mpc:4/policy:$pol/" \
-			--benchmark_min_time=1 >"$out/evict/$size.$pol.bench.txt" 2>&1
-		perf report -i "$tmp/evict.data" --stdio --no-children --sort dso,sym 2>/dev/null \
-			| grep -v '^#' | grep -v '^$' | head -60 >"$out/evict/$size.$pol.top.txt"
+			--benchmark_min_time=1
 	done
 done
 

@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "zeropool.h"
 #include "zp_progs.h"
@@ -1131,14 +1130,6 @@ static int thread_init(zpb_case *c, int tid, int nthreads)
 	return 0;
 }
 
-static uint64_t cpu_ns(clockid_t clk)
-{
-	struct timespec t;
-	if (clock_gettime(clk, &t) != 0)
-		return 0;
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 int zpb_enter(zpb_case *c, int tid, int nthreads)
 {
 	if (tid == 0) {
@@ -1168,9 +1159,9 @@ int zpb_enter(zpb_case *c, int tid, int nthreads)
 	if (tid == 0 && rt.pool != NULL)
 		rt.have_st0 = zp_stats(rt.pool, &rt.st0) == 0;
 	if (tid == 0)
-		rt.pcpu0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+		rt.pcpu0 = zpp_process_cpu_ns();
 	if (tid < ZPB_MAX_THREADS)
-		ts[tid].cpu0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+		ts[tid].cpu0 = zpp_thread_cpu_ns();
 	return 0;
 }
 
@@ -1185,7 +1176,7 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 	 * gets here only after Google Benchmark's closing barrier, so the
 	 * earliest of their clocks is the closest to that moment. */
 	if (tid < ZPB_MAX_THREADS)
-		ts[tid].cpu1 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+		ts[tid].cpu1 = zpp_thread_cpu_ns();
 	uint64_t t = zpp_now_ns(), cur = atomic_load(&rt.t1);
 	while (t < cur && !atomic_compare_exchange_weak(&rt.t1, &cur, t))
 		;
@@ -1211,15 +1202,14 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 						 ratio(s1.evictions - s0->evictions, puts)};
 			out[n++] = (zpb_counter){"discard_per_put",
 						 ratio(s1.discards - s0->discards, puts)};
-			out[n++] =
-			    (zpb_counter){"contention_per_op",
-					  ratio(s1.contention - s0->contention, gets + puts)};
+			out[n++] = (zpb_counter){"contention_per_op",
+						 ratio(s1.contention - s0->contention, ops)};
 			/* Reclamation (docs/findings.md, question 4): magazines
 			 * reused after a grace period, per operation; the mean
 			 * grace period of the run; the longest since the pool
 			 * was made; the store's own memory at the end. */
 			out[n++] = (zpb_counter){"reclaimed_per_op",
-						 ratio(s1.reclaimed - s0->reclaimed, gets + puts)};
+						 ratio(s1.reclaimed - s0->reclaimed, ops)};
 			out[n++] =
 			    (zpb_counter){"grace_us", ratio(s1.grace_ns - s0->grace_ns,
 							    s1.grace_periods - s0->grace_periods) /
@@ -1247,7 +1237,7 @@ size_t zpb_leave(zpb_case *c, int tid, int nthreads, double *wall_s, zpb_counter
 		/* CPU time the process spent outside the benchmark's threads
 		 * (liburcu's call_rcu worker: question 4 of docs/findings.md),
 		 * per operation.  Every thread has read its clock: the barrier. */
-		uint64_t mine = 0, all = cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - rt.pcpu0;
+		uint64_t mine = 0, all = zpp_process_cpu_ns() - rt.pcpu0;
 		for (int i = 0; i < nthreads && i < ZPB_MAX_THREADS; i++)
 			mine += ts[i].cpu1 - ts[i].cpu0;
 		out[n++] = (zpb_counter){"bg_cpu_ns_per_op",

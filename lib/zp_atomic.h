@@ -41,6 +41,14 @@
 	atomic_compare_exchange_weak_explicit((p), (expected), (desired), memory_order_relaxed,    \
 					      memory_order_relaxed)
 
+/* Raise *p to v if v is larger (a high-water mark); relaxed. */
+#define zp_atomic_max_relaxed(p, v)                                                                \
+	do {                                                                                       \
+		__typeof__(v) zp_seen_ = zp_atomic_load_relaxed(p);                                \
+		while (zp_seen_ < (v) && !zp_atomic_cas_weak_relaxed((p), &zp_seen_, (v)))         \
+			;                                                                          \
+	} while (0)
+
 /* A counter with one writer: a relaxed load and store, no read-modify-write
  * (readers on other threads see some recent value, never a torn one). */
 #define zp_atomic_bump_single_writer(p, v)                                                         \

@@ -66,9 +66,10 @@ static void sum_class(zp_pool *pool, unsigned k, struct zp_class_stats *o, uint6
 	o->evictions = SUM(v, evictions);
 	o->discards = SUM(v, discards);
 	o->idle_buffers = pool->ops->count(pool->store, k);
-	o->cache_limit_peak = zp_atomic_load_relaxed(&pool->sc[k].cache_limit_peak);
-	if (pool->depth != ZP_CACHE_DEPTH_AUTO) /* fixed: every cache's every class */
-		o->cache_limit_peak = pool->depth;
+	/* A fixed depth is every cache's capacity for every class. */
+	o->cache_limit_peak = pool->depth == ZP_CACHE_DEPTH_AUTO
+				  ? zp_atomic_load_relaxed(&pool->sc[k].cache_limit_peak)
+				  : pool->depth;
 	*refills = SUM(v, refills);
 	*drains = SUM(v, drains);
 }

@@ -413,10 +413,7 @@ uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 	}
 	cc->limit = (uint32_t)want;
 	tc->cap_bytes += (size_t)(want - lim) * size;
-	_Atomic uint32_t *peak = &pool->sc[k].cache_limit_peak;
-	uint32_t seen = zp_atomic_load_relaxed(peak);
-	while (seen < cc->limit && !zp_atomic_cas_weak_relaxed(peak, &seen, cc->limit))
-		;
+	zp_atomic_max_relaxed(&pool->sc[k].cache_limit_peak, cc->limit);
 	return cc->limit;
 }
 

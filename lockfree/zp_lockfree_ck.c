@@ -159,7 +159,7 @@ static inline ck_stack_entry_t *lf_pop(struct ck_store *s, ck_stack_t *st)
 /* Carve a new chunk: keep one magazine, file the others as spares. */
 static struct ck_mag *mag_grow(struct ck_store *s, struct ck_class *c)
 {
-	size_t bytes = sizeof(struct ck_chunk) + s->per_chunk * s->stride;
+	size_t bytes = zp_mag_chunk_bytes(sizeof(struct ck_chunk), s->stride, s->per_chunk);
 	struct ck_chunk *ch = _zp_meta_alloc(bytes);
 	if (ch == NULL)
 		return NULL;

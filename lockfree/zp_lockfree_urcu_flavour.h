@@ -230,9 +230,7 @@ static void grace_done(struct urcu_store *s, uint64_t queued_ns, uint64_t n)
 	zp_atomic_add_relaxed(&s->grace.reclaimed, n);
 	zp_atomic_add_relaxed(&s->grace.runs, 1);
 	zp_atomic_add_relaxed(&s->grace.ns, lat);
-	uint64_t max = zp_atomic_load_relaxed(&s->grace.max_ns);
-	while (lat > max && !zp_atomic_cas_weak_relaxed(&s->grace.max_ns, &max, lat))
-		;
+	zp_atomic_max_relaxed(&s->grace.max_ns, lat);
 }
 
 static inline struct urcu_mag *mag_of(struct cds_lfs_node *n)
@@ -265,7 +263,8 @@ static struct urcu_mag *mag_grow(struct urcu_store *s, unsigned cls)
 		zp_atomic_sub_relaxed(&s->mags, s->per_chunk);
 		return NULL;
 	}
-	struct urcu_chunk *ch = _zp_meta_alloc(sizeof *ch + s->per_chunk * s->stride);
+	struct urcu_chunk *ch =
+	    _zp_meta_alloc(zp_mag_chunk_bytes(sizeof *ch, s->stride, s->per_chunk));
 	if (ch == NULL) {
 		zp_atomic_sub_relaxed(&s->mags, s->per_chunk);
 		return NULL;
@@ -567,9 +566,10 @@ static void urcu_stats(void *store, struct zp_backend_stats *out)
 	out->grace_periods = zp_atomic_load_relaxed(&s->grace.runs);
 	out->grace_ns = zp_atomic_load_relaxed(&s->grace.ns);
 	out->grace_max_ns = zp_atomic_load_relaxed(&s->grace.max_ns);
-	out->meta_bytes = sizeof *s + (size_t)s->classes * sizeof(struct urcu_class) +
-			  zp_atomic_load_relaxed(&s->mags) / s->per_chunk *
-			      (sizeof(struct urcu_chunk) + s->per_chunk * s->stride);
+	out->meta_bytes =
+	    sizeof *s + (size_t)s->classes * sizeof(struct urcu_class) +
+	    zp_atomic_load_relaxed(&s->mags) / s->per_chunk *
+		zp_mag_chunk_bytes(sizeof(struct urcu_chunk), s->stride, s->per_chunk);
 }
 
 static void urcu_thread_exit(void *store)

@@ -97,4 +97,10 @@ static inline void zp_mag_layout(size_t hdr, unsigned cap, size_t chunk_hdr, siz
 	*per_chunk = k < 2 ? 2 : (unsigned)k;
 }
 
+/* The bytes of one chunk of that layout (its allocation). */
+static inline size_t zp_mag_chunk_bytes(size_t chunk_hdr, size_t stride, unsigned per_chunk)
+{
+	return chunk_hdr + (size_t)per_chunk * stride;
+}
+
 #endif /* ZP_MAGAZINE_H */

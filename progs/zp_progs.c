@@ -12,11 +12,27 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t zpp_now_ns(void)
+static uint64_t clock_ns(clockid_t clk)
 {
 	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (clock_gettime(clk, &t) != 0)
+		return 0;
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+uint64_t zpp_now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t zpp_thread_cpu_ns(void)
+{
+	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+uint64_t zpp_process_cpu_ns(void)
+{
+	return clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 long zpp_rss_kib(void)

@@ -95,6 +95,10 @@ static inline uint64_t zpp_splitmix64(uint64_t *state)
 
 /* CLOCK_MONOTONIC in nanoseconds, and in seconds. */
 uint64_t zpp_now_ns(void);
+/* The CPU time of the calling thread and of the whole process, in
+ * nanoseconds (0 if the system cannot read it). */
+uint64_t zpp_thread_cpu_ns(void);
+uint64_t zpp_process_cpu_ns(void);
 double zpp_now(void);
 
 /* Sort n doubles in ascending order (qsort; NaNs compare equal to all). */

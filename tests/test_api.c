@@ -355,11 +355,7 @@ static void test_defaults(void)
 	CHECK_EQ(found, 1);
 }
 
-/* The default cache adapts: a class gets capacity on first use, doubles it on
- * every overflow up to cache_bytes / size, and the thread's classes together
- * stay within cache_bytes.  (Here the budget is too small to lend the cache
- * more capacity: an eighth of it, 24 KiB, is less than cache_bytes; see
- * test_cache_borrow.) */
+/* The most slots a thread cache gave the class serving len. */
 static uint64_t class_limit_peak(zp_pool *p, size_t len)
 {
 	struct zp_class_stats cs;
@@ -368,6 +364,11 @@ static uint64_t class_limit_peak(zp_pool *p, size_t len)
 	return cs.cache_limit_peak;
 }
 
+/* The default cache adapts: a class gets capacity on first use, doubles it on
+ * every overflow up to cache_bytes / size, and the thread's classes together
+ * stay within cache_bytes.  (Here the budget is too small to lend the cache
+ * more capacity: an eighth of it, 24 KiB, is less than cache_bytes; see
+ * test_cache_borrow.) */
 static void test_adaptive_cache(void)
 {
 	zp_config c = zp_test_config();
