@@ -93,14 +93,19 @@ static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 				goto fresh;
 			_ZP_ADD(pool, ctr, cls, refills, 1);
 			_ZP_ADD(pool, ctr, cls, store_hits, 1);
+			/* The top buffer is this get's (a store hit); the rest
+			 * enter the slots, in the hit ledger before the count
+			 * shows them (zp_tcache.h). */
+			b = cc->slots[n - 1];
+			_zp_tcache_moved_in(tc, cls, n - 1);
+			_ZP_STORE_RELEASE(&cc->count, n - 1);
 			/* The class refills from the store: it is busier than its
 			 * capacity, so the next refill may bring more.  (Growing
 			 * copies the `count` buffers the class holds.) */
-			_ZP_STORE(&cc->count, n);
 			_zp_tcache_grow(tc, cls);
-		} else {
-			_ZP_COUNT(&cc->hits); /* a cache hit the inline path left */
+			return hand_out(pool, b, len);
 		}
+		/* A cache hit the inline path left: counted by the count. */
 		_ZP_STORE(&cc->count, n - 1);
 		return hand_out(pool, cc->slots[n - 1], len);
 	}
@@ -154,7 +159,9 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 	struct _zp_cache_class *cc = &tc->pub.cls[cls];
 	_ZP_COUNT_RELEASE(&cc->puts);
 	if (cc->limit == 0 && _zp_tcache_grow(tc, cls) == 0) {
-		/* no cache, or a class too large (or the cache too full) to cache */
+		/* no cache, or a class too large (or the cache too full) to
+		 * cache: a put that passes the slots (the hit ledger's out) */
+		_zp_tcache_moved_out(tc, cls, 1);
 		_zp_store_give(pool, hint, cls, &b, 1, tc->ctr);
 		return 0;
 	}
@@ -167,7 +174,7 @@ static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
 		n -= k;
 	}
 	cc->slots[n] = b;
-	_ZP_STORE(&cc->count, n + 1);
+	_ZP_STORE_RELEASE(&cc->count, n + 1); /* after puts: the hit ledger */
 	return 0;
 }
 

@@ -56,7 +56,7 @@ static void sum_class(zp_pool *pool, unsigned k, struct zp_class_stats *o, uint6
 		_Atomic uint64_t *from = (_Atomic uint64_t *)&tc->ctr[k];
 		for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
 			v[i] += zp_atomic_load_relaxed(&from[i]);
-		SUM(v, hits) += _ZP_LOAD(&tc->pub.cls[k].hits);
+		SUM(v, hits) += _zp_tcache_hits(tc, k);
 	}
 	o->size = pool->class_size[k];
 	o->cache_hits = SUM(v, hits);

@@ -210,6 +210,7 @@ zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len)
 	SET_SIZE(b->cap, cap);
 	SET_SIZE(b->len, len);
 	b->_zp_class = cls;
+	b->_zp_rec = cls != _ZP_CLASS_OVERSIZE ? _ZP_CLASS_REC(cls) : 0;
 	if (cls != _ZP_CLASS_OVERSIZE)
 		zp_atomic_add_relaxed(&pool->sc[cls].live_buffers, 1);
 	return b;

@@ -79,7 +79,7 @@ static void fold_counters(zp_pool *pool, const struct _zp_tcache *tc)
 		_Atomic uint64_t *from = (_Atomic uint64_t *)&tc->ctr[k];
 		for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
 			zp_atomic_add_relaxed(&to[i], zp_atomic_load_relaxed(&from[i]));
-		zp_atomic_add_relaxed(&pool->totals[k].hits, _ZP_LOAD(&tc->pub.cls[k].hits));
+		zp_atomic_add_relaxed(&pool->totals[k].hits, _zp_tcache_hits(tc, k));
 		zp_atomic_add_relaxed(&pool->totals[k].puts, _ZP_LOAD(&tc->pub.cls[k].puts));
 	}
 }
@@ -109,10 +109,11 @@ static void hg_counters(struct _zp_tcache *tc, bool on)
 #if ZP_VALGRIND
 	/* With them, what a drain reads or writes while the owner may run
 	 * its inline paths (ordered by a membarrier, which checkers cannot
-	 * see): the class records (count beside the counters), the words
+	 * see): the class records (count beside the counters), the counters
+	 * and the hit ledger after them (one block), the words
 	 * that close the inline paths, and the hand-off's flags. */
 	unsigned k = tc->pool->classes;
-	size_t n = k * sizeof(struct _zp_class_counters);
+	size_t n = k * (sizeof(struct _zp_class_counters) + sizeof(struct _zp_hit_ledger));
 	size_t recs = k * sizeof(struct _zp_cache_class);
 	if (on) {
 		_zp_hg_counters(tc->pub.cls, recs);
@@ -154,6 +155,7 @@ void _zp_tcache_drain(struct _zp_tcache *tc, unsigned k, uint32_t n)
 	}
 	memmove(cc->slots, cc->slots + n, (size_t)(count - n) * sizeof(zp_buf *));
 	_ZP_STORE(&cc->count, count - n);
+	_zp_tcache_moved_out(tc, k, n);
 }
 
 static void reopen_locked(struct _zp_tcache *tc);
@@ -261,7 +263,8 @@ zp_cache *_zp_tcache_attach(zp_pool *pool)
 	size_t head = offsetof(struct _zp_tcache, pub) + sizeof(zp_cache) +
 		      k * sizeof(struct _zp_cache_class);
 	size_t ctr_off = (head + 7) & ~(size_t)7;
-	size_t ops_off = ctr_off + k * sizeof(struct _zp_class_counters);
+	size_t ops_off =
+	    ctr_off + k * (sizeof(struct _zp_class_counters) + sizeof(struct _zp_hit_ledger));
 	size_t base_off = ops_off + k * sizeof(uint64_t);
 	size_t slots_off = (base_off + k * sizeof(uint32_t) + 7) & ~(size_t)7;
 	struct _zp_tcache *tc = _zp_meta_alloc(slots_off + (size_t)k * init * sizeof(zp_buf *));
@@ -423,7 +426,7 @@ uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k)
 static uint64_t class_ops(const struct _zp_tcache *tc, unsigned k)
 {
 	const struct _zp_cache_class *cc = &tc->pub.cls[k];
-	return _ZP_LOAD(&cc->hits) + _ZP_LOAD(&cc->puts) +
+	return _zp_tcache_hits(tc, k) + _ZP_LOAD(&cc->puts) +
 	       zp_atomic_load_relaxed(&tc->ctr[k].store_hits) +
 	       zp_atomic_load_relaxed(&tc->ctr[k].fresh);
 }
@@ -492,6 +495,7 @@ static size_t trim_cache(struct _zp_tcache *tc, uint64_t *nbufs, struct _zp_free
 		freed += free_slots(tc->pool, cc->slots, count, f);
 		*nbufs += count;
 		_ZP_STORE(&cc->count, 0);
+		_zp_tcache_moved_out(tc, cls, count);
 	}
 	return freed;
 }
@@ -561,6 +565,7 @@ static void reopen_locked(struct _zp_tcache *tc)
 		uint32_t n = cc->count - base[k];
 		memmove(cc->slots, cc->slots + base[k], (size_t)n * sizeof(zp_buf *));
 		_ZP_STORE(&cc->count, n);
+		_zp_tcache_moved_out(tc, k, base[k]);
 		base[k] = 0;
 	}
 	_ZP_STORE(&tc->pub.put_tag, tc->pub.tag);

@@ -78,11 +78,65 @@ struct _zp_tcache {
 	zp_cache pub;
 };
 
+/* The hit ledger.  The inline get counts nothing: a hit lowers `count`,
+ * and the class's hits so far are derived,
+ *
+ *   hits = puts + in - out - count,
+ *
+ * from what the slow paths moved into the slots other than by a put (`in`:
+ * refills, less the buffer each refill hands out, which is a store hit)
+ * and out of them other than by a get (`out`: drains, trims, the buffers
+ * another thread's drain took, puts that went past the cache to the store).
+ * Every term has one writer, the owner, and all but count only grow, so
+ * a reader on another thread (zp_stats, the fold at exit) never counts
+ * fewer hits than there were when it began, if it reads them in this
+ * order against the owner's:
+ *
+ *   owner                                   reader (_zp_tcache_hits)
+ *   put:     puts (release), count (release) out (acquire)
+ *   refill:  in, then count (release)        count (acquire)
+ *   drain:   count, then out (release)       puts (acquire), in
+ *
+ * A count read new brings the puts and `in` that came before it; an `out`
+ * read new brings the count that came before it; the rest are read late,
+ * which only adds.  [classes] of these follow the counters. */
+struct _zp_hit_ledger {
+	_Atomic uint64_t in, out;
+};
+static inline struct _zp_hit_ledger *_zp_tcache_ledger(const struct _zp_tcache *tc)
+{
+	return (struct _zp_hit_ledger *)(void *)(tc->ctr + tc->pool->classes);
+}
+
+/* The owner's side of the ledger: n buffers entered class k's slots other
+ * than by a put (before count is raised), or left them other than by a get
+ * (after count is lowered). */
+static inline void _zp_tcache_moved_in(struct _zp_tcache *tc, unsigned k, uint64_t n)
+{
+	zp_atomic_bump_single_writer(&_zp_tcache_ledger(tc)[k].in, n);
+}
+static inline void _zp_tcache_moved_out(struct _zp_tcache *tc, unsigned k, uint64_t n)
+{
+	_Atomic uint64_t *out = &_zp_tcache_ledger(tc)[k].out;
+	zp_atomic_store_release(out, zp_atomic_load_relaxed(out) + n);
+}
+
+/* Class k's cache hits so far, from any thread (see the ledger above). */
+static inline uint64_t _zp_tcache_hits(const struct _zp_tcache *tc, unsigned k)
+{
+	const struct _zp_hit_ledger *l = &_zp_tcache_ledger(tc)[k];
+	const struct _zp_cache_class *cc = &tc->pub.cls[k];
+	uint64_t out = zp_atomic_load_acquire(&l->out);
+	uint32_t count = __atomic_load_n(&cc->count, __ATOMIC_ACQUIRE);
+	uint64_t puts = __atomic_load_n(&cc->puts, __ATOMIC_ACQUIRE);
+	return puts + zp_atomic_load_relaxed(&l->in) - out - count;
+}
+
 /* Each class's gets + puts at the last decay look: [classes] uint64_t
- * after the counters. */
+ * after the ledger. */
 static inline uint64_t *_zp_tcache_decay_ops(struct _zp_tcache *tc)
 {
-	return (uint64_t *)(void *)(tc->ctr + tc->pool->classes);
+	return (uint64_t *)(void *)(_zp_tcache_ledger(tc) + tc->pool->classes);
 }
 
 /* Per class, the buffers a drain took from the bottom of its slots

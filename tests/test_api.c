@@ -426,6 +426,10 @@ static void test_adaptive_cache(void)
 	CHECK_EQ(st.cached_buffers, 4 + 4 + 1);
 	CHECK_EQ(st.outstanding, 0);
 	CHECK_EQ(st.cached_buffers + st.idle_buffers, st.live_buffers);
+	/* Hits are derived from the count (the hit ledger): the put that went
+	 * past the cache to the store is no hit, nor were the drains. */
+	CHECK_EQ(st.cache_hits, 12 + 4);
+	CHECK_EQ(st.gets, st.cache_hits + st.store_hits + st.fresh);
 	/* What the cache chose, per class: the most slots it ever gave, not
 	 * what the class holds now (4 KiB went 4 -> 8 -> 16, then back to 4). */
 	CHECK_EQ(class_limit_peak(p, 4096), 16);

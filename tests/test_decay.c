@@ -314,25 +314,34 @@ static void worker_end(struct worker *w)
  * but the top buffer of each class (which it might be getting or putting at
  * that moment); the owner's next call finds its cache consistent.  Without
  * membarrier the trim cannot touch the cache, and the owner trims it on
- * its next call. */
+ * its next call.  The cache hits, which zp_stats derives from the count
+ * (zp_tcache.h, the hit ledger), count no buffer the trim took: the one
+ * left is the owner's next hit, and with the trim denied the owner's own
+ * trim leaves it none. */
 static void trim_idle_thread(bool deny)
 {
 	zp_pool *p = make(ZP_DECAY_NEVER, ZP_CACHE_DEPTH_AUTO, 0);
 	struct worker w;
 	worker_start(&w, p, 0);
-	uint64_t cached = stats(p).cached_buffers;
+	struct zp_stats before = stats(p);
+	uint64_t cached = before.cached_buffers;
 	CHECK(cached >= 16);
 	_zp_test_deny_membarrier(deny);
 	size_t freed = zp_trim(p);
 	struct zp_stats st = stats(p);
 	CHECK_EQ(st.cached_buffers, deny ? cached : 1);
 	CHECK_EQ(freed, (deny ? 0 : cached - 1) * 1024 + (32 - cached) * 1024);
+	CHECK_EQ(st.cache_hits, before.cache_hits);
+	CHECK_EQ(st.gets, before.gets);
 	worker_end(&w); /* its next get reopens the cache (and trims it, denied) */
 	_zp_test_deny_membarrier(false);
 	st = stats(p);
 	CHECK_EQ(st.trimmed, 31 + (deny ? 1 : 0));
 	CHECK_EQ(st.outstanding, 0);
 	CHECK_EQ(st.live_buffers, st.idle_buffers);
+	CHECK_EQ(st.gets, before.gets + 1);
+	CHECK_EQ(st.cache_hits, before.cache_hits + (deny ? 0 : 1));
+	CHECK_EQ(st.gets, st.cache_hits + st.store_hits + st.fresh);
 	zp_pool_destroy(p);
 }
 

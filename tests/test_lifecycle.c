@@ -269,9 +269,16 @@ static void test_put_by_other_thread(void)
 			REQUIRE((h.bufs[i] = zp_get(h.pool, 1 + (size_t)i * 100)) != NULL);
 			h.bufs[i]->data[0] = (unsigned char)i;
 		}
+		struct zp_stats before, after;
+		zp_stats(h.pool, &before);
 		pthread_t t;
 		REQUIRE(pthread_create(&t, NULL, put_thread, &h) == 0);
 		pthread_join(t, NULL);
+		/* The put thread got nothing: what it cached left its cache at
+		 * exit, which the hit ledger counts out, so no hit. */
+		zp_stats(h.pool, &after);
+		CHECK_EQ(after.cache_hits, before.cache_hits);
+		CHECK_EQ(after.gets, before.gets);
 	}
 	struct zp_stats st;
 	zp_stats(h.pool, &st);

@@ -221,6 +221,7 @@ typedef struct zp_buf {
 	uint32_t _zp_class;  /* size class, or _ZP_CLASS_OVERSIZE */
 	uint32_t _zp_claim;  /* lock-free stores: 1 while on a stack of descriptors */
 	void *_zp_link[2];   /* link words for lock-free stores */
+	uint32_t _zp_rec;    /* _ZP_CLASS_REC(_zp_class), 0 when oversize */
 } zp_buf;
 
 typedef struct zp_pool zp_pool;
@@ -447,12 +448,14 @@ struct _zp_cache_class {
 	uint32_t count; /* buffers in slots[0..count); written by the owner */
 	uint32_t limit; /* capacity: slots has `limit` entries */
 	zp_buf **slots; /* LIFO: slots[count-1] is hottest */
-	/* Counters written by the owning thread only (a load and a store).
-	 * A put's counter is stored with release, and zp_stats reads a
-	 * class's puts before its gets: every put it counts has its get
-	 * counted too, so gets - puts never goes below zero. */
-	uint64_t hits; /* gets served from slots (relaxed) */
-	uint64_t puts; /* puts into this cache (release) */
+	/* Puts into this cache: written by the owning thread only (a load and
+	 * a store, with release), before the count that the put raises (also
+	 * with release).  Gets are not counted here: a hit is a count
+	 * lowered, and zp_stats derives hits from count, puts and the
+	 * buffers the slow paths moved (zp_tcache.h, "The hit ledger"), so
+	 * the hit path carries no counter of its own. */
+	uint64_t puts;
+	uint64_t _zp_spare; /* keeps the record 32 bytes (no record straddles a line) */
 };
 
 struct zp_cache {
@@ -471,6 +474,14 @@ struct zp_cache {
 	uint8_t class_shift[64];
 	struct _zp_cache_class cls[];
 };
+
+/* Where class k's record lies in a zp_cache, in bytes: a descriptor keeps
+ * it (_zp_rec), so that a put reaches the record with one add, where the
+ * class index needed a shift and an add after its load (the load that
+ * starts the put's dependency chain: docs/design.md, "The hit path's
+ * critical path"). */
+#define _ZP_CLASS_REC(k)                                                                           \
+	((uint32_t)(offsetof(zp_cache, cls) + (size_t)(k) * sizeof(struct _zp_cache_class)))
 
 ZP_EXPORT zp_buf *_zp_cache_get_slow(zp_cache *c, size_t len);
 ZP_EXPORT int _zp_cache_put_slow(zp_cache *c, zp_buf *b);
@@ -506,6 +517,7 @@ ZP_EXPORT void _zp_instrument_done(zp_cache *c);
 
 #define _ZP_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define _ZP_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define _ZP_STORE_RELEASE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 /* A word another thread may write while the owner's inline path reads it
  * (fast_limit).  A relaxed load cannot fold into the compare (one more
  * instruction per get), so builds without a race checker read it plainly:
@@ -517,15 +529,14 @@ ZP_EXPORT void _zp_instrument_done(zp_cache *c);
 #else
 #define _ZP_LOAD_SHARED(p) (*(p))
 #endif
-/* Single-writer counters: a load and a store, no read-modify-write; the
- * release form orders what the thread did before (its gets, and gets of
- * other threads it synchronized with) before the new value. */
-#define _ZP_COUNT(p) _ZP_STORE((p), _ZP_LOAD(p) + 1)
 /* Hides how p was computed: without it GCC 12 recomputes a class's address
  * from the cache and the index for each atomic access to it (4 more
  * instructions per get+put pair, callgrind). */
 #define _ZP_OPAQUE(p) __asm__("" : "+r"(p))
-#define _ZP_COUNT_RELEASE(p) __atomic_store_n((p), _ZP_LOAD(p) + 1, __ATOMIC_RELEASE)
+/* A single-writer counter: a load and a store, no read-modify-write; the
+ * release orders what the thread did before (its gets, and gets of other
+ * threads it synchronized with) before the new value. */
+#define _ZP_COUNT_RELEASE(p) _ZP_STORE_RELEASE((p), _ZP_LOAD(p) + 1)
 
 /* The size class of len: classes are min_size, then 2^s per doubling.
  * With y = max(len, min_size) - 1 and k = floor(log2 y), the class is
@@ -538,11 +549,25 @@ static inline unsigned _zp_class_index(size_t len, size_t min_size, uint32_t s, 
 	return (k << s) + (unsigned)(y >> (k - s)) - base;
 }
 
+/* floor(log2 y), y != 0.  GCC sign-extends __builtin_clzll's int result
+ * (a movslq per get, callgrind); bsr writes the whole register. */
+static inline size_t _zp_log2(size_t y)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (!__builtin_constant_p(y)) {
+		size_t k;
+		__asm__("bsr %1, %0" : "=r"(k) : "rm"(y) : "cc");
+		return k;
+	}
+#endif
+	return (size_t)(63 ^ __builtin_clzll((unsigned long long)y));
+}
+
 static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 {
 	if (ZP_LIKELY(len < _ZP_LOAD_SHARED(&c->fast_limit))) {
 		size_t y = (len - 1) | 1;
-		size_t k = (size_t)(63 ^ __builtin_clzll((unsigned long long)y));
+		size_t k = _zp_log2(y);
 		struct _zp_cache_class *cc =
 		    &c->cls[c->class_add[k] + (int64_t)(y >> c->class_shift[k])];
 		_ZP_OPAQUE(cc);
@@ -550,7 +575,6 @@ static inline zp_buf *zp_cache_get(zp_cache *c, size_t len)
 		if (ZP_LIKELY(n != 0)) {
 			zp_buf *b = cc->slots[--n];
 			_ZP_STORE(&cc->count, n);
-			_ZP_COUNT(&cc->hits);
 			b->_zp_owner = _ZP_OWNED(c->tag, b);
 			*(size_t *)&b->len = len;
 			_zp_instrument_get(b);
@@ -565,15 +589,16 @@ static inline int zp_cache_put(zp_cache *c, zp_buf *b)
 {
 	uintptr_t tag = _ZP_LOAD(&c->put_tag);
 	if (ZP_LIKELY(b != NULL && b->_zp_owner == _ZP_OWNED(tag, b))) {
-		struct _zp_cache_class *cc = &c->cls[b->_zp_class];
+		struct _zp_cache_class *cc =
+		    (struct _zp_cache_class *)(void *)((char *)c + b->_zp_rec);
 		_ZP_OPAQUE(cc);
 		uint32_t n = _ZP_LOAD(&cc->count);
 		if (ZP_LIKELY(n < cc->limit)) {
 			b->_zp_owner = _ZP_OWNED(tag, b) | _ZP_OWNER_IDLE;
 			_zp_instrument_put(b);
 			cc->slots[n] = b;
-			_ZP_STORE(&cc->count, n + 1);
 			_ZP_COUNT_RELEASE(&cc->puts);
+			_ZP_STORE_RELEASE(&cc->count, n + 1);
 			_zp_instrument_done(c);
 			return 0;
 		}
