@@ -52,7 +52,7 @@ static zp_buf *hand_out(zp_pool *pool, zp_buf *b, size_t len)
 
 static zp_buf *get_oversize(zp_pool *pool, size_t len)
 {
-	zp_buf *b = _zp_store_buf_new(pool, _ZP_CLASS_OVERSIZE, len);
+	zp_buf *b = _zp_store_buf_new(pool, _ZP_CLASS_OVERSIZE, len, _zp_tcache_hint());
 	if (b == NULL)
 		return NULL;
 	zp_atomic_add_relaxed(&pool->oversize_gets, 1);
@@ -114,7 +114,7 @@ static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 		return hand_out(pool, b, len);
 	}
 fresh:
-	b = _zp_store_buf_new(pool, cls, len);
+	b = _zp_store_buf_new(pool, cls, len, hint);
 	if (b == NULL)
 		return NULL;
 	_ZP_ADD(pool, ctr, cls, fresh, 1);

@@ -112,7 +112,7 @@ long zp_preallocate(zp_pool *pool, size_t count, size_t size)
 		if ((size_t)pool->ops->count(pool->store, cls) >= pool->cfg.max_per_class ||
 		    idle + cap > pool->cfg.max_idle_bytes)
 			break;
-		zp_buf *b = _zp_store_buf_new(pool, cls, 0);
+		zp_buf *b = _zp_store_buf_new(pool, cls, 0, _zp_tcache_hint());
 		if (b == NULL)
 			return -1;
 		b->_zp_owner = _ZP_OWNED(pool->tag, b) | _ZP_OWNER_IDLE;

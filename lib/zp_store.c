@@ -151,10 +151,24 @@ void _zp_store_fini(zp_pool *pool)
 
 /* ---- descriptors and buffers --------------------------------------------- */
 
-static zp_buf *desc_alloc(zp_pool *pool)
+/* Descriptors come in lanes.  Every get and put writes its descriptor (the
+ * owner word, the length), and cores fetch lines in adjacent pairs (the
+ * L2's adjacent-line and stream prefetchers), so two threads whose
+ * descriptors alternate in a slab (both allocating fresh buffers at once)
+ * contend for lines neither shares: working_set of 4 KiB and 64 KiB at
+ * 2 threads, all cache hits, ran 1.0-6.7 us per round of 256 depending on
+ * how the warm-up interleaved, and 2.5-3x faster with 128-byte
+ * descriptors, which cost the one-thread rows of 64 B up to 1.4x (a bigger
+ * L1 footprint; docs/design.md, "Two busy cores").  So each slab belongs
+ * to one lane, a thread allocates from its lane (its small id modulo
+ * ZP_DESC_LANES), and a freed descriptor goes back to its slab's lane:
+ * threads of different lanes never write neighbouring descriptors they
+ * got fresh.  The cost is at most a part-used slab (4 KiB) per lane. */
+static zp_buf *desc_alloc(zp_pool *pool, unsigned hint)
 {
+	unsigned lane = hint % ZP_DESC_LANES;
 	pthread_mutex_lock(&pool->desc_lock);
-	if (pool->desc_free == NULL) {
+	if (pool->desc_free[lane] == NULL) {
 		struct _zp_slab *s = _zp_meta_alloc(sizeof *s);
 		if (s == NULL) {
 			pthread_mutex_unlock(&pool->desc_lock);
@@ -163,12 +177,13 @@ static zp_buf *desc_alloc(zp_pool *pool)
 		s->next = pool->slabs;
 		pool->slabs = s;
 		for (int i = SLAB_DESCS - 1; i >= 0; i--) {
-			s->d[i].b._zp_link[0] = pool->desc_free;
-			pool->desc_free = &s->d[i].b;
+			s->d[i].b._zp_lane = lane;
+			s->d[i].b._zp_link[0] = pool->desc_free[lane];
+			pool->desc_free[lane] = &s->d[i].b;
 		}
 	}
-	zp_buf *b = pool->desc_free;
-	pool->desc_free = b->_zp_link[0];
+	zp_buf *b = pool->desc_free[lane];
+	pool->desc_free[lane] = b->_zp_link[0];
 	pthread_mutex_unlock(&pool->desc_lock);
 	b->_zp_link[0] = NULL;
 	return b;
@@ -178,8 +193,8 @@ static void desc_free(zp_pool *pool, zp_buf *b)
 {
 	b->_zp_owner = 0; /* a later put of this descriptor is refused */
 	pthread_mutex_lock(&pool->desc_lock);
-	b->_zp_link[0] = pool->desc_free;
-	pool->desc_free = b;
+	b->_zp_link[0] = pool->desc_free[b->_zp_lane];
+	pool->desc_free[b->_zp_lane] = b;
 	pthread_mutex_unlock(&pool->desc_lock);
 }
 
@@ -189,7 +204,7 @@ static size_t oversize_cap(size_t len)
 	return cap < len ? 0 : cap;
 }
 
-zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len)
+zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len, unsigned hint)
 {
 	size_t cap =
 	    cls == _ZP_CLASS_OVERSIZE ? oversize_cap(len) : _zp_store_class_size(pool, cls);
@@ -197,7 +212,7 @@ zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len)
 		errno = ENOMEM;
 		return NULL;
 	}
-	zp_buf *b = desc_alloc(pool);
+	zp_buf *b = desc_alloc(pool, hint);
 	if (b == NULL)
 		return NULL;
 	unsigned char *data = _zp_os_alloc(cap, pool->cfg.flags);

@@ -96,6 +96,12 @@ struct _zp_tcache;
  * transfer read and nothing that is written after create: `slot` used to
  * share a line with idle_reserved, which any thread's budget reservation
  * writes.  (The pool is allocated on a cache line, _zp_meta_alloc.) */
+/* Descriptor lanes: a thread takes fresh descriptors from the slabs of its
+ * lane (its small id modulo the lanes), so that descriptors that two
+ * threads write on every get and put do not share a 128-byte pair of lines
+ * (zp_store.c, desc_alloc). */
+#define ZP_DESC_LANES 8u
+
 struct zp_pool {
 	/* Line 0: read-mostly, set at create. */
 	uintptr_t tag; /* == (uintptr_t)this: owner tag of held buffers */
@@ -117,13 +123,14 @@ struct zp_pool {
 	_Atomic uint64_t *reserving;       /* bit per class that ever reserved budget */
 	zp_config cfg;
 
-	/* Descriptors: slabs, never freed before the pool; a free list.  One
-	 * mutex for the pool: it is taken only when a buffer is allocated or
-	 * freed, next to a malloc/mmap and free/munmap that cost far more than
-	 * an uncontended lock (docs/design.md, "The shared-store budget"). */
+	/* Descriptors: slabs, never freed before the pool; a free list per
+	 * lane (zp_store.c, desc_alloc).  One mutex for the pool: it is taken
+	 * only when a buffer is allocated or freed, next to a malloc/mmap and
+	 * free/munmap that cost far more than an uncontended lock
+	 * (docs/design.md, "The shared-store budget"). */
 	pthread_mutex_t desc_lock;
 	struct _zp_slab *slabs;
-	zp_buf *desc_free;
+	zp_buf *desc_free[ZP_DESC_LANES];
 
 	/* The thread-cache layer's (zp_tcache.c), under _zp_tcache_lock: the
 	 * caches attached to this pool; zp_fork.c's list of live pools. */
@@ -200,8 +207,10 @@ void _zp_store_free_all_data(zp_pool *pool);
 void _zp_store_fini(zp_pool *pool);
 
 /* A fresh buffer of class cls (or oversize when cls == _ZP_CLASS_OVERSIZE,
- * with cap = len rounded up to a page).  Returns NULL with errno ENOMEM. */
-zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len);
+ * with cap = len rounded up to a page), for the thread whose small id is
+ * hint (_zp_tcache_hint: it picks the descriptor lane).  Returns NULL with
+ * errno ENOMEM. */
+zp_buf *_zp_store_buf_new(zp_pool *pool, unsigned cls, size_t len, unsigned hint);
 /* Free a buffer's data and recycle its descriptor. */
 void _zp_store_buf_free(zp_pool *pool, zp_buf *b);
 

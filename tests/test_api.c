@@ -364,6 +364,72 @@ static uint64_t class_limit_peak(zp_pool *p, size_t len)
 	return cs.cache_limit_peak;
 }
 
+/* Two threads that take fresh buffers by turns get descriptors from
+ * different slabs (zp_store.c, descriptor lanes): no descriptor of one lies
+ * within 128 bytes (a pair of lines that cores fetch together) of one of
+ * the other's, so their gets and puts never write neighbouring lines.  With
+ * one free list the turns interleaved the two threads' descriptors. */
+#define TURNS 16
+struct turns {
+	zp_pool *pool;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int turn; /* whose get is next: 0 or 1 */
+	zp_buf *got[2][TURNS];
+};
+
+struct turn_arg {
+	struct turns *t;
+	int me;
+};
+
+static void *take_turns(void *arg)
+{
+	struct turn_arg *a = arg;
+	struct turns *t = a->t;
+	for (int i = 0; i < TURNS; i++) {
+		pthread_mutex_lock(&t->mu);
+		while (t->turn != a->me)
+			pthread_cond_wait(&t->cv, &t->mu);
+		t->got[a->me][i] = zp_get(t->pool, 256);
+		t->turn = 1 - a->me;
+		pthread_cond_broadcast(&t->cv);
+		pthread_mutex_unlock(&t->mu);
+	}
+	return NULL;
+}
+
+static void test_descriptor_lanes(void)
+{
+	zp_config c = zp_test_config();
+	struct turns t = {.pool = zp_pool_create(&c)};
+	REQUIRE(t.pool != NULL);
+	REQUIRE(pthread_mutex_init(&t.mu, NULL) == 0);
+	REQUIRE(pthread_cond_init(&t.cv, NULL) == 0);
+	pthread_t th[2];
+	struct turn_arg a[2] = {{&t, 0}, {&t, 1}};
+	for (int i = 0; i < 2; i++)
+		REQUIRE(pthread_create(&th[i], NULL, take_turns, &a[i]) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	unsigned close = 0;
+	for (int i = 0; i < TURNS; i++)
+		for (int j = 0; j < TURNS; j++) {
+			REQUIRE(t.got[0][i] != NULL && t.got[1][j] != NULL);
+			uintptr_t x = (uintptr_t)t.got[0][i], y = (uintptr_t)t.got[1][j];
+			if ((x > y ? x - y : y - x) < 128)
+				close++;
+		}
+	CHECK_EQ(close, 0);
+	for (int w = 0; w < 2; w++)
+		for (int i = 0; i < TURNS; i++)
+			CHECK_EQ(zp_put(t.pool, t.got[w][i]), 0);
+	pthread_cond_destroy(&t.cv);
+	pthread_mutex_destroy(&t.mu);
+	zp_pool_destroy(t.pool);
+}
+#undef TURNS
+
 /* The default cache adapts: a class gets capacity on first use, doubles it on
  * every overflow up to cache_bytes / size, and the thread's classes together
  * stay within cache_bytes.  (Here the budget is too small to lend the cache
@@ -1163,6 +1229,7 @@ int main(int argc, char **argv)
 	    {"bad_configs", test_bad_configs},
 	    {"defaults", test_defaults},
 	    {"adaptive_cache", test_adaptive_cache},
+	    {"descriptor_lanes", test_descriptor_lanes},
 	    {"cache_borrow", test_cache_borrow},
 	    {"cache_refill_drain", test_cache_refill_drain},
 	    {"backend_path", test_backend_path},

@@ -222,6 +222,7 @@ typedef struct zp_buf {
 	uint32_t _zp_claim;  /* lock-free stores: 1 while on a stack of descriptors */
 	void *_zp_link[2];   /* link words for lock-free stores */
 	uint32_t _zp_rec;    /* _ZP_CLASS_REC(_zp_class), 0 when oversize */
+	uint32_t _zp_lane;   /* the descriptor lane of its slab (zp_store.c) */
 } zp_buf;
 
 typedef struct zp_pool zp_pool;
