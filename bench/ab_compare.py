@@ -5,7 +5,7 @@ earlier revision, with the malloc peers, in one run, alternating rounds.
     bench/ab_compare.py [--base REV] [--rounds N] [--filter REGEX] [--out DIR]
 
 Builds REV (default HEAD) in build/ab-<rev> from a `git worktree` and this
-tree in build/release (Release, the default configuration), then runs N
+tree in build/ab-this (Release, the default configuration), then runs N
 rounds (default 7); each round runs, in turn:
 
   * zp_hitpath --path get and --path handle (64 B, pinned to CPU 0) of the
@@ -96,7 +96,7 @@ def main():
     targets = ["zp_hitpath", "zp_bench"]
     print(f"ab_compare: building {args.base} and this tree", file=sys.stderr)
     bdir, commit = base_build(args.base, targets)
-    new = os.path.join(REPO, "build", "release")
+    new = os.path.join(REPO, "build", "ab-this")  # not build/release: its options stay the user's
     build(REPO, new, targets)
     envs = {p: run_matrix.preload_env(p) for p in PEERS}
     envs = {p: e for p, e in envs.items() if e is not None}
