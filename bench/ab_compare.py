@@ -120,7 +120,9 @@ def main():
 
     rows = sorted({k[0] for k in samples})
     lines = [f"base {commit[:12]} vs this tree; medians of {args.rounds} alternating rounds "
-             "(ns per get+put pair); best = the fastest malloc in the row"]
+             "(ns per get+put pair, zp_bench: per iteration); fastest rounds = the ratio of the "
+             "two builds' fastest rounds (a process can land in a slow mode for all its rows: "
+             "docs/benchmarks.md); best = the fastest malloc in the row (medians)"]
     for row in rows:
         med = {who: statistics.median(v) for (r, who), v in samples.items() if r == row}
         peers_of_row = {p: med[p] for p in envs if p in med}
@@ -130,7 +132,9 @@ def main():
                 continue
         best = min(peers_of_row.values()) if peers_of_row else None
         bp = min(peers_of_row, key=peers_of_row.get) if peers_of_row else "-"
-        cells = f"base {med['base']:8.2f}  new {med['new']:8.2f}  new/base {med['new'] / med['base']:.2f}"
+        lo = {who: min(v) for (r, who), v in samples.items() if r == row}
+        cells = (f"base {med['base']:8.2f}  new {med['new']:8.2f}  new/base {med['new'] / med['base']:.2f}"
+                 f"  (fastest rounds {lo['new'] / lo['base']:.2f})")
         if best:
             cells += (f"  best {bp} {best:8.2f}  base/best {med['base'] / best:.2f}"
                       f"  new/best {med['new'] / best:.2f}")
