@@ -32,7 +32,7 @@ MIXED_CASES = ["mixed_server"]
 # store:<max_per_class>, with a bigger store.
 TUNED_POOL_CASES = ["working_set", "batch", "prodcons", "idle_budget"]
 MALLOC_CASES = ["hit", "working_set", "prodcons", "mixed_server"]
-HIT_LABELS = ["get", "get_static", "handle", "backend"]
+HIT_LABELS = ["get", "call", "get_static", "handle", "backend"]
 
 
 def main():

@@ -228,7 +228,8 @@ def hitpath_table(rows, backends):
             irn[key] = r["value"]
     if not ns and not ir:
         return None, None
-    labels = {"get": "zp_get+zp_put (shared lib)", "get_static": "zp_get+zp_put (static lib)",
+    labels = {"get": "zp_get+zp_put (shared lib)", "call": "(zp_get)+(zp_put) exported, called",
+              "get_static": "zp_get+zp_put (static lib)",
               "handle": "zp_cache_get+put (inline handle)",
               "backend": "backend path (cache_depth 0)", "malloc": "malloc+free",
               "tls": "TLS array stack (floor)", "empty": "empty loop"}

@@ -486,7 +486,8 @@ def run_micro_once(args, zb, common, alloc, env, flt, rnd, rounds, errors, rows)
 
 HIT_PATHS = [
     # label, binary key, path, depth (None = library default)
-    ("get", "zp_hitpath", "get", None),
+    ("get", "zp_hitpath", "get", None),       # zp_get/zp_put: the header's macros
+    ("call", "zp_hitpath", "call", None),     # the exported functions, through the PLT
     ("get_static", "zp_hitpath_static", "get", None),
     ("handle", "zp_hitpath", "handle", None),
     ("backend", "zp_hitpath", "get", 0),

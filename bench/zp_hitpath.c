@@ -3,7 +3,10 @@
  * in instructions, without any benchmark framework in the way.
  *
  * Paths (--path):
- *   get     zp_get + zp_put            (a call into the library each; PLT
+ *   get     zp_get + zp_put            (the header's macros: the cache hit
+ *                                       inline, the rest a call)
+ *   call    (zp_get) + (zp_put)        (the exported functions: a call into
+ *                                       the library each, through the PLT
  *                                       when linked against the shared one)
  *   handle  zp_thread_cache once, then zp_cache_get + zp_cache_put (inline)
  *   malloc  malloc + free              (whichever library serves malloc)
@@ -57,6 +60,7 @@ static void die(const char *what)
 /* ---- the loops (noinline: callgrind toggles on their names) --------------- */
 
 __attribute__((noinline)) void zph_loop_get(zp_pool *p, size_t len, uint64_t n);
+__attribute__((noinline)) void zph_loop_call(zp_pool *p, size_t len, uint64_t n);
 __attribute__((noinline)) void zph_loop_handle(zp_cache *c, size_t len, uint64_t n);
 __attribute__((noinline)) void zph_loop_malloc(size_t len, uint64_t n);
 __attribute__((noinline)) void zph_loop_tls(size_t len, uint64_t n);
@@ -70,6 +74,18 @@ void zph_loop_get(zp_pool *p, size_t len, uint64_t n)
 			die("zp_get");
 		zpp_clobber(b);
 		if (ZP_UNLIKELY(zp_put(p, b) != 0))
+			die("zp_put");
+	}
+}
+
+void zph_loop_call(zp_pool *p, size_t len, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		zp_buf *b = (zp_get)(p, zpp_opaque(len));
+		if (ZP_UNLIKELY(b == NULL))
+			die("zp_get");
+		zpp_clobber(b);
+		if (ZP_UNLIKELY((zp_put)(p, b) != 0))
 			die("zp_put");
 	}
 }
@@ -120,9 +136,9 @@ void zph_loop_empty(size_t len, uint64_t n)
 
 /* ---- driver ------------------------------------------------------------- */
 
-enum path { P_GET, P_HANDLE, P_MALLOC, P_TLS, P_EMPTY, P_N };
-static const char *const path_names[P_N] = {"get", "handle", "malloc", "tls", "empty"};
-static const int path_uses_pool[P_N] = {1, 1, 0, 0, 0};
+enum path { P_GET, P_CALL, P_HANDLE, P_MALLOC, P_TLS, P_EMPTY, P_N };
+static const char *const path_names[P_N] = {"get", "call", "handle", "malloc", "tls", "empty"};
+static const int path_uses_pool[P_N] = {1, 1, 1, 0, 0, 0};
 
 struct run {
 	zp_pool *pool;
@@ -135,6 +151,9 @@ static void run_path(enum path p, const struct run *r, uint64_t n)
 	switch (p) {
 	case P_GET:
 		zph_loop_get(r->pool, r->len, n);
+		break;
+	case P_CALL:
+		zph_loop_call(r->pool, r->len, n);
 		break;
 	case P_HANDLE:
 		zph_loop_handle(r->cache, r->len, n);
@@ -274,7 +293,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: zp_hitpath [options]\n"
 		"  --backend NAME   a registered backend, or all (default all)\n"
-		"  --path P         get, handle, malloc, tls, empty or all (default all)\n"
+		"  --path P         get, call, handle, malloc, tls, empty or all (default all)\n"
 		"  --size N         bytes per get (default 64)\n"
 		"  --depth D        thread-cache depth (default: the library's; 0 = backend path)\n"
 		"  --iters N        pairs per repetition (default 2000000)\n"

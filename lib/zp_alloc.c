@@ -244,7 +244,9 @@ static __attribute__((noinline)) int put_first(zp_pool *pool, zp_buf *b)
 
 /* The hot path: a TLS load, the table entry, then the inline cache code;
  * everything else is a tail call, so no stack frame is built. */
-zp_buf *zp_get(zp_pool *pool, size_t len)
+/* The exported functions: the names in parentheses are not the header's
+ * macros. */
+zp_buf *(zp_get)(zp_pool *pool, size_t len)
 {
 	if (ZP_LIKELY(pool != NULL)) {
 		zp_cache *c = _zp_tcache_peek(pool);
@@ -254,7 +256,7 @@ zp_buf *zp_get(zp_pool *pool, size_t len)
 	return get_first(pool, len);
 }
 
-int zp_put(zp_pool *pool, zp_buf *b)
+int(zp_put)(zp_pool *pool, zp_buf *b)
 {
 	if (ZP_LIKELY(pool != NULL)) {
 		zp_cache *c = _zp_tcache_peek(pool);

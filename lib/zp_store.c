@@ -152,14 +152,13 @@ void _zp_store_fini(zp_pool *pool)
 /* ---- descriptors and buffers --------------------------------------------- */
 
 /* Descriptors come in lanes.  Every get and put writes its descriptor (the
- * owner word, the length), and cores fetch lines in adjacent pairs (the
- * L2's adjacent-line and stream prefetchers), so two threads whose
- * descriptors alternate in a slab (both allocating fresh buffers at once)
- * contend for lines neither shares: working_set of 4 KiB and 64 KiB at
- * 2 threads, all cache hits, ran 1.0-6.7 us per round of 256 depending on
- * how the warm-up interleaved, and 2.5-3x faster with 128-byte
- * descriptors, which cost the one-thread rows of 64 B up to 1.4x (a bigger
- * L1 footprint; docs/design.md, "Two busy cores").  So each slab belongs
+ * owner word, the length).  Two threads that allocate fresh buffers at the
+ * same time from one free list get alternate descriptors of a slab, and
+ * then working_set of 4 KiB and 64 KiB at 2 threads, all cache hits, ran
+ * 1-2 or 4-8 us per round of 256 from one process to the next, and
+ * 2.5-3x faster with 128-byte descriptors, which double the descriptors'
+ * memory (docs/design.md, "Two busy cores: descriptor lanes", where the
+ * mechanism is discussed and left open).  So each slab belongs
  * to one lane, a thread allocates from its lane (its small id modulo
  * ZP_DESC_LANES), and a freed descriptor goes back to its slab's lane:
  * threads of different lanes never write neighbouring descriptors they

@@ -164,6 +164,9 @@ struct zp_pool {
 };
 _Static_assert(offsetof(struct zp_pool, totals) == ZP_CACHELINE,
 	       "line 0 of the pool holds the read-mostly fields of the hot paths, and only them");
+_Static_assert(offsetof(struct zp_pool, slot) == _ZP_POOL_SLOT_OFFSET &&
+		   sizeof(((struct zp_pool *)0)->slot) == sizeof(unsigned),
+	       "the inline zp_get/zp_put of zeropool.h read the slot there");
 
 static inline size_t _zp_store_class_size(const zp_pool *pool, unsigned cls)
 {

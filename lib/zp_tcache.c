@@ -25,7 +25,7 @@ _Static_assert((offsetof(struct _zp_tcache, pub) + offsetof(zp_cache, cls)) %
 static struct _zp_thread empty_table;
 
 #define ZP_TLS __thread __attribute__((tls_model("initial-exec")))
-ZP_TLS struct _zp_thread *_zp_tcache_self = &empty_table;
+ZP_EXPORT ZP_TLS struct _zp_thread *_zp_tcache_self = &empty_table;
 static ZP_TLS struct _zp_thread *self_table; /* NULL until allocated */
 static ZP_TLS bool self_gone;                /* the thread-exit destructor has run */
 static ZP_TLS unsigned hint_p1;              /* shard hint + 1 for threads without a table */

@@ -31,16 +31,9 @@
 
 extern pthread_mutex_t _zp_tcache_lock;
 
-struct _zp_thread {
-	/* [ZP_MAX_POOLS] is a sentinel that stays NULL: pools without a slot
-	 * index it and take the uncached path. */
-	zp_cache *caches[ZP_MAX_POOLS + 1];
-	unsigned hint;
-};
-
-/* The calling thread's table.  Until the thread attaches its first cache it
- * points at a shared table of NULLs, so the hot path needs no NULL test. */
-extern __thread struct _zp_thread *_zp_tcache_self __attribute__((tls_model("initial-exec")));
+/* struct _zp_thread (a thread's table of caches) and _zp_tcache_self (the
+ * calling thread's, a table of NULLs until it attaches its first cache) are
+ * in zeropool.h: the inline zp_get/zp_put read them. */
 
 /* A thread's cache for one pool: this private header, then the public
  * zp_cache with its classes, then counters and slots, in one block. */
@@ -197,7 +190,7 @@ static inline struct _zp_tcache *_zp_tcache_of(zp_cache *c)
 /* The calling thread's cache for pool, or NULL; never creates one. */
 static inline zp_cache *_zp_tcache_peek(const zp_pool *pool)
 {
-	return _zp_tcache_self->caches[pool->slot];
+	return _zp_cache_peek(pool);
 }
 
 /* The calling thread's cache for pool, created if needed; NULL with errno

@@ -254,7 +254,14 @@ ZP_EXPORT void zp_pool_destroy(zp_pool *pool);
 /* Get a buffer with len == `len` and cap >= len.  len 0 is valid: it returns
  * a buffer of the smallest class with len 0 (a real, distinct buffer that
  * must be put back).  Returns NULL with errno EINVAL (NULL pool) or ENOMEM.
- * Requests above max_size are oversize: allocated now, freed on put. */
+ * Requests above max_size are oversize: allocated now, freed on put.
+ *
+ * zp_get and zp_put are also macros (below, "zp_get and zp_put inline")
+ * that serve a cache hit in the caller's code and call these functions for
+ * everything else: same results, errors and statistics.  Define
+ * ZP_NO_INLINE before including this header to call the functions always
+ * (for a binary that must run against other versions of the library);
+ * (zp_get)(pool, len) calls the function in any case. */
 ZP_EXPORT zp_buf *zp_get(zp_pool *pool, size_t len);
 
 /* Return a buffer to the pool it came from.  Returns 0, or -1 with errno
@@ -606,6 +613,61 @@ static inline int zp_cache_put(zp_cache *c, zp_buf *b)
 	}
 	return _zp_cache_put_slow(c, b);
 }
+
+/* ---- zp_get and zp_put inline ------------------------------------------- */
+
+/* The calling thread's table of caches, one per pool slot: the hit path of
+ * zp_get/zp_put is a TLS load, the pool's slot, the table entry, then the
+ * inline cache path above, in the caller, with no call into the library
+ * (the DPDK way; docs/design.md, "zp_get and zp_put inline").  Internals:
+ * a program compiled with them must be rebuilt for another version of the
+ * library, as one that uses zp_cache_get must. */
+struct _zp_thread {
+	/* [ZP_MAX_POOLS] is a sentinel that stays NULL: pools without a slot
+	 * index it and take the uncached path. */
+	zp_cache *caches[ZP_MAX_POOLS + 1];
+	unsigned hint; /* the thread's small id (the library's) */
+};
+/* Until the thread attaches its first cache, a shared table of NULLs (so
+ * the pointer needs no test); initial-exec, as the library's own. */
+ZP_EXPORT extern __thread struct _zp_thread *_zp_tcache_self
+    __attribute__((tls_model("initial-exec")));
+/* A pool's slot in the tables: an unsigned at this offset of the pool
+ * (lib/zp_store.h asserts it). */
+#define _ZP_POOL_SLOT_OFFSET 8
+
+/* The calling thread's cache for pool (not NULL), or NULL if it has none. */
+static inline zp_cache *_zp_cache_peek(const zp_pool *pool)
+{
+	unsigned slot =
+	    *(const unsigned *)(const void *)((const char *)pool + _ZP_POOL_SLOT_OFFSET);
+	return _zp_tcache_self->caches[slot];
+}
+
+static inline zp_buf *_zp_get_inline(zp_pool *pool, size_t len)
+{
+	if (ZP_LIKELY(pool != NULL)) {
+		zp_cache *c = _zp_cache_peek(pool);
+		if (ZP_LIKELY(c != NULL))
+			return zp_cache_get(c, len);
+	}
+	return (zp_get)(pool, len);
+}
+
+static inline int _zp_put_inline(zp_pool *pool, zp_buf *b)
+{
+	if (ZP_LIKELY(pool != NULL)) {
+		zp_cache *c = _zp_cache_peek(pool);
+		if (ZP_LIKELY(c != NULL))
+			return zp_cache_put(c, b);
+	}
+	return (zp_put)(pool, b);
+}
+
+#ifndef ZP_NO_INLINE
+#define zp_get(pool, len) _zp_get_inline((pool), (len))
+#define zp_put(pool, buf) _zp_put_inline((pool), (buf))
+#endif
 
 #ifdef __cplusplus
 }
