@@ -2,9 +2,11 @@
  * zp_alloc.c - the entry points zp_get and zp_put, the slow paths behind the
  * inline cache code of zeropool.h, and zp_thread_cache.
  *
- * The hit path is zp_get/zp_put: a TLS load, the table entry, then the
- * inline cache code; everything else is a tail call, so no stack frame is
- * built.  A miss refills or drains a batch through the store layer.
+ * The hit path is zp_get/zp_put, inline in the caller through the header's
+ * macros or here through the exported functions: a TLS load, the table
+ * entry, then the inline cache code; everything else is a tail call, so no
+ * stack frame is built.  A miss refills or drains a batch through the store
+ * layer.
  */
 #include <errno.h>
 #include <string.h>
@@ -242,10 +244,10 @@ static __attribute__((noinline)) int put_first(zp_pool *pool, zp_buf *b)
 	return c != NULL ? zp_cache_put(c, b) : put_miss(pool, NULL, b);
 }
 
-/* The hot path: a TLS load, the table entry, then the inline cache code;
- * everything else is a tail call, so no stack frame is built. */
-/* The exported functions: the names in parentheses are not the header's
- * macros. */
+/* The exported functions (the names in parentheses are not the header's
+ * macros, which run the same hit path in the caller): a TLS load, the table
+ * entry, then the inline cache code; everything else is a tail call, so no
+ * stack frame is built. */
 zp_buf *(zp_get)(zp_pool *pool, size_t len)
 {
 	if (ZP_LIKELY(pool != NULL)) {
