@@ -24,7 +24,7 @@
 	{                                                                                          \
 		if (ZP_LIKELY(len < c->fast_limit)) {                                              \
 			size_t y = (len - 1) | 1;                                                  \
-			size_t k = (size_t)(63 ^ __builtin_clzll((unsigned long long)y));          \
+			size_t k = _zp_log2(y);                                                    \
 			struct _zp_cache_class *cc =                                               \
 			    &c->cls[c->class_add[k] + (int64_t)(y >> c->class_shift[k])];          \
 			_ZP_OPAQUE(cc);                                                            \
@@ -41,7 +41,8 @@
 	static inline int put_##name(zp_cache *c, zp_buf *b)                                       \
 	{                                                                                          \
 		if (ZP_LIKELY(b != NULL)) {                                                        \
-			struct _zp_cache_class *cc = &c->cls[b->_zp_class];                        \
+			struct _zp_cache_class *cc =                                               \
+			    (struct _zp_cache_class *)(void *)((char *)c + b->_zp_rec);            \
 			_ZP_OPAQUE(cc);                                                            \
 			uint32_t n = cc->count;                                                    \
 			if (ZP_LIKELY(n < cc->limit)) {                                            \

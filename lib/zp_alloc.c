@@ -206,7 +206,7 @@ zp_cache *zp_thread_cache(zp_pool *pool)
 		errno = EINVAL;
 		return NULL;
 	}
-	zp_cache *c = _zp_tcache_peek(pool);
+	zp_cache *c = _zp_cache_peek(pool);
 	return c != NULL ? c : _zp_tcache_attach(pool);
 }
 
@@ -251,7 +251,7 @@ static __attribute__((noinline)) int put_first(zp_pool *pool, zp_buf *b)
 zp_buf *(zp_get)(zp_pool *pool, size_t len)
 {
 	if (ZP_LIKELY(pool != NULL)) {
-		zp_cache *c = _zp_tcache_peek(pool);
+		zp_cache *c = _zp_cache_peek(pool);
 		if (ZP_LIKELY(c != NULL))
 			return zp_cache_get(c, len);
 	}
@@ -261,7 +261,7 @@ zp_buf *(zp_get)(zp_pool *pool, size_t len)
 int(zp_put)(zp_pool *pool, zp_buf *b)
 {
 	if (ZP_LIKELY(pool != NULL)) {
-		zp_cache *c = _zp_tcache_peek(pool);
+		zp_cache *c = _zp_cache_peek(pool);
 		if (ZP_LIKELY(c != NULL))
 			return zp_cache_put(c, b);
 	}

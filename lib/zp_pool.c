@@ -158,7 +158,7 @@ long zp_maintain(zp_pool *pool)
 	if (pool->decay_tick_ns == 0)
 		return given;
 	/* the caller's own cache, as its slow paths do, and the others */
-	zp_cache *c = _zp_tcache_peek(pool);
+	zp_cache *c = _zp_cache_peek(pool);
 	if (c != NULL) {
 		struct _zp_tcache *tc = _zp_tcache_of(c);
 		_zp_tcache_enter(tc);

@@ -502,7 +502,7 @@ static size_t trim_cache(struct _zp_tcache *tc, uint64_t *nbufs, struct _zp_free
 
 size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs, struct _zp_freed *f)
 {
-	zp_cache *c = _zp_tcache_peek(pool);
+	zp_cache *c = _zp_cache_peek(pool);
 	if (c == NULL)
 		return 0;
 	struct _zp_tcache *tc = _zp_tcache_of(c);

@@ -187,12 +187,6 @@ static inline struct _zp_tcache *_zp_tcache_of(zp_cache *c)
 	return (struct _zp_tcache *)((char *)c - offsetof(struct _zp_tcache, pub));
 }
 
-/* The calling thread's cache for pool, or NULL; never creates one. */
-static inline zp_cache *_zp_tcache_peek(const zp_pool *pool)
-{
-	return _zp_cache_peek(pool);
-}
-
 /* The calling thread's cache for pool, created if needed; NULL with errno
  * EAGAIN (the thread is exiting, the pool has no slot, the process has no
  * pthread key left) or ENOMEM. */
