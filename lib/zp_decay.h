@@ -31,7 +31,8 @@ int _zp_decay_init(zp_pool *pool);
  * errno EAGAIN (no thread); _zp_decay_fini() cleans up. */
 int _zp_decay_start(zp_pool *pool);
 /* Stop the maintenance thread and free decay's state; decay is off
- * afterwards.  Idempotent; first thing in destroy, before any buffer is
+ * afterwards.  Idempotent; in destroy, after the pool left the fork
+ * handlers' list (they lock decay's mutex) and before any buffer is
  * freed. */
 void _zp_decay_fini(zp_pool *pool);
 

@@ -89,8 +89,11 @@ void zp_pool_destroy(zp_pool *pool)
 {
 	if (pool == NULL)
 		return;
-	_zp_decay_fini(pool); /* its thread must not see buffers being freed */
+	/* First off the fork handlers' list: from here on they do not lock the
+	 * pool's mutexes, which fini and pool_free destroy (a fork meanwhile
+	 * gives the child a pool being destroyed, which it cannot use). */
 	_zp_fork_untrack(pool);
+	_zp_decay_fini(pool); /* its thread must not see buffers being freed */
 	_zp_tcache_detach_all(pool);
 	_zp_store_free_all_data(pool);
 	pool_free(pool);
