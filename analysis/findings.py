@@ -388,9 +388,9 @@ def f_eviction(run, rows, plot):
 
 
 def trial_rows(run):
-    """The QSBR trial's rows (findings_extra.sh, extra/qsbr/*.json), parsed
-    as the matrix parses zp_bench's JSON."""
-    d = os.path.join(run, "extra", "qsbr")
+    """The liburcu flavour trials' rows (findings_extra.sh, extra/urcu/*.json),
+    parsed as the matrix parses zp_bench's JSON."""
+    d = os.path.join(run, "extra", "urcu")
     try:
         names = sorted(n for n in os.listdir(d) if n.endswith(".json"))
     except OSError as e:
@@ -403,7 +403,7 @@ def trial_rows(run):
         rnd = int(n.rsplit(".", 2)[1])
         out += [dict(r, allocator="glibc") for r in RM.micro_rows(doc, n, rnd)]
     if not out:
-        raise Missing(f"no QSBR trial results in {d}")
+        raise Missing(f"no liburcu flavour results in {d}")
     return out
 
 
@@ -466,39 +466,45 @@ def f_reclamation(run, rows, plot):
         "different CAS).",
     ]
     trial = trial_rows(run)
-    q = "lockfree-urcu-qsbr"
-    qt = ["", "| trial case | thr | memb ns/pair | QSBR ns/pair | QSBR / memb | "
-          "memb grace ms | QSBR grace ms |", "|---|---|---|---|---|---|---|"]
-    qparts, qslower, qfaster, qshorter = [], [], [], []
+    flavours = [("mb", u), ("memb", "lockfree-urcu-memb"), ("bp", "lockfree-urcu-bp"),
+                ("QSBR", "lockfree-urcu-qsbr")]
+    qt = ["", "| flavour case | thr | " + " | ".join(f"{f} ns/pair" for f, _ in flavours) +
+          " | " + " | ".join(f"{f} / memb" for f, _ in flavours if f != "memb") +
+          " | grace ms " + "/".join(f for f, _ in flavours) + " |",
+          "|---|---|" + "---|" * (2 * len(flavours) - 1) + "---|"]
+    ratios = {f: [] for f, _ in flavours}
+    beyond = {f: 0 for f, _ in flavours}
     for path, case, t in cases:
-        mb = pair(trial, u, case, 4096, t)
-        qs = pair(trial, q, case, 4096, t)
-        gm = pair(trial, u, case, 4096, t, metric="grace_us")["median"] / 1e3
-        gq = pair(trial, q, case, 4096, t, metric="grace_us")["median"] / 1e3
-        ratio = qs["median"] / mb["median"]
-        qt.append(f"| {path} | {t} | {spread(mb)} | {spread(qs)} | {ratio:.2f} | {gm:.2f} | "
-                  f"{gq:.2f} |")
-        qparts.append(f"{path} {t} thr {ratio:.2f}x")
-        qslower.append(qs["min"] > mb["max"])
-        qshorter.append(gq <= gm)
-        qfaster.append(qs["max"] < mb["min"])
+        st = {f: pair(trial, b, case, 4096, t) for f, b in flavours}
+        gr = {f: pair(trial, b, case, 4096, t, metric="grace_us")["median"] / 1e3
+              for f, b in flavours}
+        memb = st["memb"]
+        cells = []
+        for f, _ in flavours:
+            if f == "memb":
+                continue
+            ratios[f].append(f"{path} {t} thr {st[f]['median'] / memb['median']:.2f}x")
+            cells.append(f"{st[f]['median'] / memb['median']:.2f}")
+            beyond[f] += st[f]["min"] > memb["max"]
+        qt.append(f"| {path} | {t} | " + " | ".join(spread(st[f]) for f, _ in flavours) +
+                  " | " + " | ".join(cells) + " | " +
+                  "/".join(f"{gr[f]:.1f}" for f, _ in flavours) + " |")
     table += qt
     answer.append(
-        "QSBR trial (`lockfree-urcu-qsbr`, CMake option `ZP_URCU_QSBR`, measured side by side "
-        "with the memb flavour of the same build, alternating processes): QSBR's read side is "
-        "free, but its grace period waits for every registered thread that is online to "
-        "announce a quiescent state, and a library cannot make its callers' threads do that (a "
-        "thread that put a buffer and then blocked in `read()` would hold every grace period "
-        "for as long). The trial therefore keeps its threads offline between calls and goes "
-        "online for each take and give, a full fence each way. QSBR's time over memb's: " +
-        ", ".join(qparts) + f". QSBR is slower beyond the spread of the rounds in "
-        f"{sum(qslower)} of {len(cases)} cases and faster in {sum(qfaster)}; its mean grace "
-        f"period was as short as memb's or shorter in {sum(qshorter)} of {len(cases)}, so "
-        "what it costs is on the read side, the two fences of every call. The memb flavour's "
-        "read side is a compiler barrier only (liburcu makes the writer pay with "
-        "`membarrier(2)`), and it needs nothing of the caller's threads: " +
-        ("it stays the backend." if sum(qfaster) == 0 else
-         "the trial's gains above are what keeping the threads online would buy."))
+        "Which liburcu flavour (the backend and three trials of the same build, CMake preset "
+        "`urcu-trials`, alternating processes, 4 KiB): memb, the backend's flavour until issue "
+        "24, and bp, liburcu's flavour for libraries, keep the read side to a compiler barrier "
+        "and make the writer pay with `membarrier(2)`, and liburcu aborts the process when that "
+        "call fails, which a seccomp filter installed after start-up makes it do "
+        "(`tests/test_resource_limits.c`, mode `membarrier`). mb, the backend's flavour now, "
+        "never calls membarrier and pays a full fence on entry to and exit from each read-side "
+        "section; QSBR needs its callers' threads to announce quiescent states, so its trial "
+        "goes online and offline around every call, a fence each way. mb over memb: " +
+        ", ".join(ratios["mb"]) + f" (slower beyond the spread of the rounds in "
+        f"{beyond['mb']} of {len(cases)} cases); bp over memb: " + ", ".join(ratios["bp"]) +
+        "; QSBR over memb: " + ", ".join(ratios["QSBR"]) + ". The fences are paid per store "
+        "call (a batch of buffers), never on a cache hit. A forked child calls no flavour "
+        "again (docs/lockfree.md, fork).")
     return answer, table, png, None
 
 

@@ -89,25 +89,30 @@ for size in 4096 1048576; do
 	done
 done
 
-# 5. The QSBR trial (question 4): the liburcu backend built with the QSBR
-# flavour (CMake preset qsbr-trial, its own tree) against the memb flavour of
-# the same build, on the backend path (1, 2, 4 threads) and the cross-thread
-# magazine path (prodcons, 2 and 4 threads), 4 KiB; one process per backend
-# per round, the order alternating, extra/qsbr/<backend>.<round>.json.
-echo "findings_extra.sh: QSBR trial (build/qsbr-trial)" >&2
-(cd "$root" && cmake --preset qsbr-trial >/dev/null &&
-	cmake --build --preset qsbr-trial --target zp_bench >/dev/null)
-qbin=$root/build/qsbr-trial/bench/zp_bench
-mkdir -p "$out/qsbr"
-rounds=${ZP_QSBR_ROUNDS:-5}
+# 5. The liburcu flavours (question 4): the liburcu backend on the mb
+# flavour (lockfree-urcu) against the memb, bp and QSBR trials of the same
+# build (CMake preset urcu-trials, its own tree), on the backend path (1, 2,
+# 4 threads) and the cross-thread magazine path (prodcons, 2 and 4
+# threads), 4 KiB; one process per backend per round, the order rotating,
+# extra/urcu/<backend>.<round>.json.
+echo "findings_extra.sh: liburcu flavours (build/urcu-trials)" >&2
+(cd "$root" && cmake --preset urcu-trials >/dev/null &&
+	cmake --build --preset urcu-trials --target zp_bench >/dev/null)
+tbin=$root/build/urcu-trials/bench/zp_bench
+mkdir -p "$out/urcu"
+rounds=${ZP_URCU_ROUNDS:-5}
 r=0
 while [ "$r" -lt "$rounds" ]; do
-	if [ $((r % 2)) -eq 0 ]; then order="lockfree-urcu lockfree-urcu-qsbr"
-	else order="lockfree-urcu-qsbr lockfree-urcu"; fi
+	case $((r % 4)) in
+	0) order="lockfree-urcu lockfree-urcu-memb lockfree-urcu-bp lockfree-urcu-qsbr" ;;
+	1) order="lockfree-urcu-memb lockfree-urcu-bp lockfree-urcu-qsbr lockfree-urcu" ;;
+	2) order="lockfree-urcu-bp lockfree-urcu-qsbr lockfree-urcu lockfree-urcu-memb" ;;
+	*) order="lockfree-urcu-qsbr lockfree-urcu lockfree-urcu-memb lockfree-urcu-bp" ;;
+	esac
 	for b in $order; do
-		"$qbin" --zp_threads=1,2,4 --benchmark_min_time=0.3 \
+		"$tbin" --zp_threads=1,2,4 --benchmark_min_time=0.3 \
 			--benchmark_filter="^pool/$b/(backend|prodcons)/size:4096/" \
-			--benchmark_out="$out/qsbr/$b.$r.json" --benchmark_out_format=json >/dev/null 2>&1
+			--benchmark_out="$out/urcu/$b.$r.json" --benchmark_out_format=json >/dev/null 2>&1
 	done
 	r=$((r + 1))
 done

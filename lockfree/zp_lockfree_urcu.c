@@ -1,7 +1,8 @@
 /*
  * zp_lockfree_urcu.c - the lock-free backend, liburcu flavour
  * ("lockfree-urcu"): the backend of zp_lockfree_urcu_flavour.h on liburcu's
- * memb flavour.  Design, ABA and reclamation argument: docs/lockfree.md.
+ * mb flavour (why mb: that header, and docs/findings.md question 4).
+ * Design, ABA and reclamation argument: docs/lockfree.md.
  */
-#define ZP_LF_URCU_QSBR 0
+#define ZP_LF_URCU_FLAVOUR ZP_URCU_MB
 #include "zp_lockfree_urcu_flavour.h"

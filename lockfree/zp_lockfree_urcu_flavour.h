@@ -1,10 +1,23 @@
 /*
  * zp_lockfree_urcu_flavour.h - the lock-free backend on liburcu, written
- * once for two RCU flavours: zp_lockfree_urcu.c includes it with
- * ZP_LF_URCU_QSBR 0 (memb, "lockfree-urcu"), zp_lockfree_urcu_qsbr.c with 1
- * (the QSBR trial, "lockfree-urcu-qsbr").  Each defines the backend's ops
- * and its static state; include it in one translation unit each.  Design,
- * ABA and reclamation argument: docs/lockfree.md.
+ * once for its RCU flavours: each backend source defines ZP_LF_URCU_FLAVOUR
+ * and includes it, in one translation unit each, which then defines the
+ * backend's ops and its static state.
+ *
+ *   ZP_URCU_MB    zp_lockfree_urcu.c        "lockfree-urcu" (the backend)
+ *   ZP_URCU_MEMB  zp_lockfree_urcu_memb.c   "lockfree-urcu-memb" (trial)
+ *   ZP_URCU_BP    zp_lockfree_urcu_bp.c     "lockfree-urcu-bp" (trial)
+ *   ZP_URCU_QSBR  zp_lockfree_urcu_qsbr.c   "lockfree-urcu-qsbr" (trial)
+ *
+ * Why mb (docs/findings.md, question 4, measures the four side by side):
+ * the memb and bp flavours make the writer issue membarrier(2) in every
+ * grace period and abort the process (urcu_die) when the kernel refuses
+ * it, which a seccomp filter installed after start-up does; a library
+ * never kills its host.  mb pays a full fence on each side of a read-side
+ * section instead and never calls membarrier.  QSBR needs its callers'
+ * threads to announce quiescent states.  The trials are built with
+ * -DZP_URCU_TRIALS=ON.  Design, ABA and reclamation argument:
+ * docs/lockfree.md.
  *
  * Per class, three cds_lfs stacks and an approximate buffer count in one
  * cache line:
@@ -13,8 +26,8 @@
  *   empty  spare magazines of this class
  *   limbo  popped empty magazines waiting to start a grace period
  *
- * Pops are __cds_lfs_pop inside an RCU read-side critical section (memb
- * flavour).  liburcu's rule for that technique: a popped node may be
+ * Pops are __cds_lfs_pop inside an RCU read-side critical section.
+ * liburcu's rule for that technique: a popped node may be
  * neither freed nor pushed back before a grace period has elapsed, or a
  * stale popper could swing the head to a `next` that is no longer in the
  * stack (ABA).  Hence:
@@ -36,23 +49,38 @@
  * Threads register with RCU lazily and unregister in a pthread key
  * destructor (and early in ops->thread_exit when the front end calls it).
  *
+ * In a forked child (fork without exec), liburcu is never called again:
+ * the registry holds the parent's threads, of which one may have been
+ * inside a read-side section (no grace period could end) or holding the
+ * registry lock, and glibc reuses their stacks, TLS and reader records
+ * included, for the child's new threads (liburcu's README: only urcu-bp
+ * survives fork without exec, and only through hooks the application
+ * calls).  The child's pops run under one mutex instead (child_lock): with
+ * one popper at a time no pop can be stale, so a popped magazine goes
+ * straight back to a stack and no grace period is owed.  Callbacks queued
+ * before the fork never run in the child: their magazines, and any buffers
+ * in them, stay unused until destroy frees them.
+ *
  * liburcu offers no try-pop, so CAS retries cannot be counted: the
  * contention statistic of this flavour is always 0.
  *
- * The QSBR trial (ZP_LF_URCU_QSBR 1, CMake option ZP_URCU_QSBR): QSBR's
- * read side is free, but a grace period waits for every registered online
- * thread to pass a quiescent state, and a library cannot make its callers'
- * threads announce them: a thread that put a buffer and then blocked in
- * read() would stall reclamation for as long.  So the trial keeps its
- * threads offline between calls and goes online for each take and give, a
- * full fence each way (docs/findings.md, question 4, measures it against
- * the memb flavour).
+ * The QSBR trial: QSBR's read side is free, but a grace period waits for
+ * every registered online thread to pass a quiescent state, and a library
+ * cannot make its callers' threads announce them: a thread that put a
+ * buffer and then blocked in read() would stall reclamation for as long.
+ * So the trial keeps its threads offline between calls and goes online for
+ * each take and give, a full fence each way.
  */
 #ifndef ZP_LOCKFREE_URCU_FLAVOUR_H
 #define ZP_LOCKFREE_URCU_FLAVOUR_H
 
-#ifndef ZP_LF_URCU_QSBR
-#error "define ZP_LF_URCU_QSBR (0: memb, 1: QSBR) before including zp_lockfree_urcu_flavour.h"
+#define ZP_URCU_MB 0
+#define ZP_URCU_MEMB 1
+#define ZP_URCU_BP 2
+#define ZP_URCU_QSBR 3
+#ifndef ZP_LF_URCU_FLAVOUR
+#error                                                                                             \
+    "define ZP_LF_URCU_FLAVOUR (ZP_URCU_MB, _MEMB, _BP or _QSBR) before including zp_lockfree_urcu_flavour.h"
 #endif
 
 #include "zeropool_config.h"
@@ -76,27 +104,43 @@
 #if !ZP_VALGRIND && !ZP_TSAN && !defined(_LGPL_SOURCE)
 #define _LGPL_SOURCE 1
 #endif
-#if ZP_LF_URCU_QSBR
+#if ZP_LF_URCU_FLAVOUR == ZP_URCU_QSBR
 #include <urcu-qsbr.h>
 #define ZP_LF_URCU_NAME "lockfree-urcu-qsbr"
 #define ZP_LF_URCU_OPS _zp_backend_lockfree_urcu_qsbr
 /* Online for one call: the pops' stale reads are covered from here. */
-#define lf_read_begin()                                                                            \
+#define rcu_section_begin()                                                                        \
 	do {                                                                                       \
 		rcu_thread_online();                                                               \
 		rcu_read_lock();                                                                   \
 	} while (0)
-#define lf_read_end()                                                                              \
+#define rcu_section_end()                                                                          \
 	do {                                                                                       \
 		rcu_read_unlock();                                                                 \
 		rcu_thread_offline();                                                              \
 	} while (0)
-#else
-#include <urcu.h> /* memb flavour: rcu_read_lock, call_rcu, synchronize_rcu */
+#elif ZP_LF_URCU_FLAVOUR == ZP_URCU_BP
+#include <urcu-bp.h>
+#define ZP_LF_URCU_NAME "lockfree-urcu-bp"
+#define ZP_LF_URCU_OPS _zp_backend_lockfree_urcu_bp
+#define rcu_section_begin() rcu_read_lock()
+#define rcu_section_end() rcu_read_unlock()
+#elif ZP_LF_URCU_FLAVOUR == ZP_URCU_MEMB
+#define RCU_MEMBARRIER
+#include <urcu.h>
+#define ZP_LF_URCU_NAME "lockfree-urcu-memb"
+#define ZP_LF_URCU_OPS _zp_backend_lockfree_urcu_memb
+#define rcu_section_begin() rcu_read_lock()
+#define rcu_section_end() rcu_read_unlock()
+#elif ZP_LF_URCU_FLAVOUR == ZP_URCU_MB
+#define RCU_MB
+#include <urcu.h>
 #define ZP_LF_URCU_NAME "lockfree-urcu"
 #define ZP_LF_URCU_OPS _zp_backend_lockfree_urcu
-#define lf_read_begin() rcu_read_lock()
-#define lf_read_end() rcu_read_unlock()
+#define rcu_section_begin() rcu_read_lock()
+#define rcu_section_end() rcu_read_unlock()
+#else
+#error "unknown ZP_LF_URCU_FLAVOUR"
 #endif
 
 #include "zp_backend.h"
@@ -161,6 +205,12 @@ _Static_assert(sizeof(struct urcu_class) == ZP_CACHELINE, "one cache line per cl
 
 /* ---- lazy RCU registration -------------------------------------------- */
 
+/* True in a forked child (set by child_after_fork, while the child has one
+ * thread, so every thread it creates later sees it): liburcu is not called
+ * again, and pops run under child_lock. */
+static bool forked_child;
+static pthread_mutex_t child_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static pthread_once_t rcu_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t rcu_key;
 static bool rcu_key_ok;
@@ -170,7 +220,9 @@ static _Thread_local unsigned retired_here; /* magazines this thread put in limb
 static void rcu_thread_unregister(void)
 {
 	if (rcu_registered) {
-		rcu_unregister_thread();
+		/* In a forked child the registry is the parent's: leave it. */
+		if (!forked_child)
+			rcu_unregister_thread();
 		rcu_registered = false;
 	}
 }
@@ -184,15 +236,24 @@ static void rcu_key_dtor(void *arg)
 	rcu_thread_unregister();
 }
 
+static void child_after_fork(void)
+{
+	forked_child = true;
+}
+
+/* Once per process, at the first create: the key, and the fork handler
+ * that switches a child to child_lock (a fork is a child's whether or not
+ * a store is alive then: the registry outlives stores). */
 static void rcu_key_init(void)
 {
-	rcu_key_ok = pthread_key_create(&rcu_key, rcu_key_dtor) == 0;
+	rcu_key_ok = pthread_key_create(&rcu_key, rcu_key_dtor) == 0 &&
+		     pthread_atfork(NULL, NULL, child_after_fork) == 0;
 }
 
 static void rcu_register_slow(void)
 {
 	rcu_register_thread();
-#if ZP_LF_URCU_QSBR
+#if ZP_LF_URCU_FLAVOUR == ZP_URCU_QSBR
 	rcu_thread_offline(); /* registered QSBR threads start online */
 #endif
 	rcu_registered = true;
@@ -200,10 +261,26 @@ static void rcu_register_slow(void)
 	(void)pthread_setspecific(rcu_key, (void *)1);
 }
 
-static inline void rcu_enter(void)
+/* Around every use of the stacks: a read-side section, or child_lock in a
+ * forked child. */
+static inline void lf_enter(void)
 {
+	if (ZP_UNLIKELY(forked_child)) {
+		pthread_mutex_lock(&child_lock);
+		return;
+	}
 	if (ZP_UNLIKELY(!rcu_registered))
 		rcu_register_slow();
+	rcu_section_begin();
+}
+
+static inline void lf_exit(void)
+{
+	if (ZP_UNLIKELY(forked_child)) {
+		pthread_mutex_unlock(&child_lock);
+		return;
+	}
+	rcu_section_end();
 }
 
 /* ---- stacks and magazines --------------------------------------------- */
@@ -244,7 +321,7 @@ static inline void lf_push(struct __cds_lfs_stack *st, struct cds_lfs_node *n)
 	cds_lfs_push(st, n);
 }
 
-/* Caller holds the RCU read lock. */
+/* Caller is inside lf_enter(). */
 static inline struct urcu_mag *lf_pop(struct __cds_lfs_stack *st)
 {
 	struct cds_lfs_node *n = __cds_lfs_pop(st);
@@ -288,7 +365,7 @@ static struct urcu_mag *mag_grow(struct urcu_store *s, unsigned cls)
 
 static void limbo_flush(struct urcu_class *c);
 
-/* Caller holds the RCU read lock. */
+/* Caller is inside lf_enter(). */
 static inline struct urcu_mag *mag_get(struct urcu_store *s, unsigned cls)
 {
 	struct urcu_class *c = &s->cls[cls];
@@ -338,6 +415,14 @@ static void limbo_flush(struct urcu_class *c)
 	if (h == NULL)
 		return;
 	zp_hb_after(&c->limbo);
+	if (ZP_UNLIKELY(forked_child)) { /* no pop can be stale: file them now */
+		struct cds_lfs_node *n = &h->node, *next;
+		for (; n != NULL; n = next) {
+			next = n->next;
+			lf_push(&c->empty, n);
+		}
+		return;
+	}
 	struct urcu_mag *first = mag_of(&h->node);
 	zp_atomic_add_relaxed(&c->pending, 1);
 	grace_queued(first);
@@ -353,6 +438,10 @@ static void limbo_flush(struct urcu_class *c)
  * call_rcu, so that its buffers are back after one grace period. */
 static inline void mag_retire(struct urcu_class *c, struct urcu_mag *m)
 {
+	if (ZP_UNLIKELY(forked_child)) { /* under child_lock: no pop is stale */
+		lf_push(m->count != 0 ? &c->full : &c->empty, &m->link);
+		return;
+	}
 	if (ZP_UNLIKELY(m->count != 0)) {
 		zp_atomic_add_relaxed(&c->pending, 1);
 		grace_queued(m);
@@ -410,11 +499,13 @@ static void *urcu_create(const struct zp_store_params *p)
 	 * thread can be had (issue 12).  The worker is never joined
 	 * (tests/lockfree.supp names its TLS block, also when it inherits the
 	 * probe thread's cached stack). */
-	if (!call_rcu_worker_possible()) {
-		errno = EAGAIN;
-		return NULL;
+	if (!forked_child) {
+		if (!call_rcu_worker_possible()) {
+			errno = EAGAIN;
+			return NULL;
+		}
+		(void)get_default_call_rcu_data();
 	}
-	(void)get_default_call_rcu_data();
 	struct urcu_store *s =
 	    _zp_meta_alloc(sizeof *s + (size_t)p->classes * sizeof(struct urcu_class));
 	if (s == NULL)
@@ -440,11 +531,6 @@ static void *urcu_create(const struct zp_store_params *p)
 	return s;
 }
 
-/* Set in a forked child (urcu_fork_child): a thread of the parent that was
- * inside a read-side section at the fork is inside it forever in the
- * child, and a grace period there would never end. */
-static bool forked_child;
-
 /* Callbacks of this store queued and not yet run. */
 static size_t pending_callbacks(struct urcu_store *s)
 {
@@ -457,11 +543,9 @@ static size_t pending_callbacks(struct urcu_store *s)
 static void urcu_destroy(void *store)
 {
 	struct urcu_store *s = store;
-	size_t pending = pending_callbacks(s);
-	/* In a forked child, callbacks may never run: leave the store's memory
-	 * to them (a leak in the child) rather than wait forever. */
-	if (pending != 0 && forked_child)
-		return;
+	/* In a forked child no callback runs (liburcu's worker is not
+	 * recreated), so none can still touch the store: free it at once. */
+	size_t pending = forked_child ? 0 : pending_callbacks(s);
 	/* Wait until this store's callbacks have run (every one was queued
 	 * before this call).  Not rcu_barrier(): it allocates, and liburcu
 	 * aborts the process when that fails (issue 12); a grace period and a
@@ -491,8 +575,7 @@ static unsigned urcu_take(void *store, unsigned hint, unsigned cls, zp_buf **out
 	unsigned got = 0;
 	(void)hint;
 	zp_assert(cls < s->classes);
-	rcu_enter();
-	lf_read_begin();
+	lf_enter();
 	while (got < n) {
 		struct urcu_mag *m = lf_pop(&c->full);
 		if (m == NULL)
@@ -510,7 +593,7 @@ static unsigned urcu_take(void *store, unsigned hint, unsigned cls, zp_buf **out
 		}
 		mag_retire(c, m);
 	}
-	lf_read_end();
+	lf_exit();
 	zp_lf_release(&c->count, got);
 	zp_out_compact(out, n, got);
 	return got;
@@ -531,8 +614,7 @@ static unsigned urcu_give(void *store, unsigned hint, unsigned cls, zp_buf *cons
 	in += nv;
 	if (admit == 0)
 		return nv;
-	rcu_enter();
-	lf_read_begin();
+	lf_enter();
 	while (admit > 0) {
 		struct urcu_mag *m = mag_get(s, cls);
 		if (m == NULL)
@@ -543,7 +625,7 @@ static unsigned urcu_give(void *store, unsigned hint, unsigned cls, zp_buf *cons
 		in += k;
 		admit -= k;
 	}
-	lf_read_end();
+	lf_exit();
 	if (admit > 0) { /* no magazine (ENOMEM or the bound): refuse the rest */
 		zp_lf_release(&c->count, admit);
 		memcpy(victims + nv, in, (size_t)admit * sizeof(zp_buf *));
@@ -578,32 +660,31 @@ static void urcu_thread_exit(void *store)
 	rcu_thread_unregister(); /* early; a later use re-registers lazily */
 }
 
-/* fork: liburcu's own call_rcu hooks (its worker threads must be paused
- * in the parent and recreated in the child), once however many stores are
- * alive; the front end calls these for each store, one at a time, holding
- * its locks. */
+/* fork: liburcu is left alone (a child never calls it again, and the
+ * parent's worker and registry go on as they were); only child_lock, which
+ * a child's threads may hold, must be free when a child forks again.  The
+ * front end calls these for each store, one at a time, holding its locks. */
 static unsigned forking;
+static bool child_lock_held; /* taken by the prepare handler */
 
 static void urcu_fork_prepare(void *store)
 {
 	(void)store;
-	if (forking++ == 0)
-		call_rcu_before_fork();
+	if (forking++ == 0 && forked_child) {
+		pthread_mutex_lock(&child_lock);
+		child_lock_held = true;
+	}
 }
 
-static void urcu_fork_parent(void *store)
+/* forked_child may turn true between prepare and this call (in the child,
+ * whichever fork handler runs first), hence child_lock_held. */
+static void urcu_fork_release(void *store)
 {
 	(void)store;
-	if (--forking == 0)
-		call_rcu_after_fork_parent();
-}
-
-static void urcu_fork_child(void *store)
-{
-	(void)store;
-	forked_child = true;
-	if (--forking == 0)
-		call_rcu_after_fork_child();
+	if (--forking == 0 && child_lock_held) {
+		child_lock_held = false;
+		pthread_mutex_unlock(&child_lock);
+	}
 }
 
 const struct zp_backend_ops ZP_LF_URCU_OPS = {
@@ -616,8 +697,8 @@ const struct zp_backend_ops ZP_LF_URCU_OPS = {
     .stats = urcu_stats,
     .thread_exit = urcu_thread_exit,
     .fork_prepare = urcu_fork_prepare,
-    .fork_parent = urcu_fork_parent,
-    .fork_child = urcu_fork_child,
+    .fork_parent = urcu_fork_release,
+    .fork_child = urcu_fork_release,
 };
 
 #endif /* ZP_LOCKFREE_URCU_FLAVOUR_H */
