@@ -124,9 +124,7 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	/* capped as idle_bytes is: a sum over the classes read while buffers
 	 * move between them may count the moving ones twice */
 	out->released_bytes = _zp_store_cap_idle(pool, out->released_bytes);
-	out->idle_peak_bytes = _zp_store_idle_peak(pool);
-	if (out->idle_peak_bytes < out->idle_bytes) /* the gauges lag the backend */
-		out->idle_peak_bytes = out->idle_bytes;
+	out->idle_peak_bytes = _zp_store_idle_peak(pool, out->idle_bytes);
 	uint64_t held = out->idle_buffers + out->released_buffers + pooled_out;
 	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;
 	out->cache_borrowed = zp_atomic_load_relaxed(&pool->cache_borrowed);

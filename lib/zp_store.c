@@ -23,9 +23,9 @@ struct _zp_desc {
 } ZP_ALIGNED_CL;
 _Static_assert(_Alignof(struct _zp_desc) > (_ZP_OWNER_IDLE | _ZP_OWNER_OVERSIZE),
 	       "_ZP_OWNED leaves the low bits of the owner word for the states");
-_Static_assert(offsetof(struct zp_pool, trimmed) ==
-		   offsetof(struct zp_pool, oversize_gets) + 2 * sizeof(uint64_t),
-	       "the pool's three counters are annotated as one range (_zp_hg_counters)");
+_Static_assert(offsetof(struct zp_pool, idle_peak_reported) ==
+		   offsetof(struct zp_pool, oversize_gets) + 3 * sizeof(uint64_t),
+	       "the pool's four counters are annotated as one range (_zp_hg_counters)");
 
 struct _zp_slab {
 	struct _zp_slab *next;
@@ -77,7 +77,7 @@ static int build_classes(zp_pool *pool)
 		return -1;
 	_zp_hg_counters(pool->totals, pool->classes * sizeof(struct _zp_class_counters));
 	_zp_hg_counters(pool->sc, pool->classes * sizeof(struct _zp_store_class));
-	_zp_hg_counters(&pool->oversize_gets, 3 * sizeof(uint64_t));
+	_zp_hg_counters(&pool->oversize_gets, 4 * sizeof(uint64_t));
 	pool->class_size[0] = c->min_size;
 	for (unsigned k = 1; k < pool->classes; k++) {
 		unsigned g = (k - 1) >> s;
@@ -143,7 +143,7 @@ void _zp_store_fini(zp_pool *pool)
 				     pool->classes * sizeof(struct _zp_class_counters));
 	if (pool->sc != NULL)
 		_zp_hg_counters_gone(pool->sc, pool->classes * sizeof(struct _zp_store_class));
-	_zp_hg_counters_gone(&pool->oversize_gets, 3 * sizeof(uint64_t));
+	_zp_hg_counters_gone(&pool->oversize_gets, 4 * sizeof(uint64_t));
 	_zp_meta_free(pool->totals);
 	_zp_meta_free(pool->sc);
 	_zp_meta_free(pool->reserving);
@@ -643,11 +643,17 @@ unsigned _zp_store_decay_released(zp_pool *pool, unsigned cls, unsigned n)
 	return done;
 }
 
-uint64_t _zp_store_idle_peak(zp_pool *pool)
+uint64_t _zp_store_idle_peak(zp_pool *pool, uint64_t idle_now)
 {
 	uint64_t sum = 0;
 	for (unsigned k = 0; k < pool->classes; k++)
 		sum += clamp_count(zp_atomic_load_relaxed(&pool->sc[k].idle_high)) *
 		       _zp_store_class_size(pool, k);
-	return _zp_store_cap_idle(pool, sum);
+	if (sum < idle_now) /* the class highs lag the backend's counts */
+		sum = idle_now;
+	sum = _zp_store_cap_idle(pool, sum);
+	/* Neither the highs (a lost update lowers one by a transfer) nor the
+	 * live counts are monotonic: what was reported once stays the floor. */
+	zp_atomic_max_relaxed(&pool->idle_peak_reported, sum);
+	return zp_atomic_load_relaxed(&pool->idle_peak_reported);
 }

@@ -147,6 +147,7 @@ struct zp_pool {
 	_Atomic uint64_t released_bytes; /* capacity of released buffers, <= max_idle_bytes */
 
 	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
+	_Atomic uint64_t idle_peak_reported; /* the most idle_peak_bytes zp_stats returned */
 
 	/* Decay (zp_decay.c).  decay_lock serialises steps; it is taken before
 	 * desc_lock and the store's locks, never while holding them. */
@@ -241,9 +242,10 @@ void _zp_store_decay_sample(zp_pool *pool, unsigned cls, uint64_t *idle, uint64_
 unsigned _zp_store_decay_idle(zp_pool *pool, unsigned cls, unsigned n);
 /* Unmap up to n released buffers of class cls; returns how many. */
 unsigned _zp_store_decay_released(zp_pool *pool, unsigned cls, unsigned n);
-/* The highest number of idle bytes each class reached, summed (and capped
- * at max_idle_bytes). */
-uint64_t _zp_store_idle_peak(zp_pool *pool);
+/* The highest number of idle bytes each class reached, summed, at least
+ * idle_now (the live count, which the class highs lag) and every value
+ * returned before (a peak never goes down), capped at max_idle_bytes. */
+uint64_t _zp_store_idle_peak(zp_pool *pool, uint64_t idle_now);
 /* Free every buffer of class cls idle in the store; adds their number to
  * *nbufs and returns their bytes. */
 size_t _zp_store_drain(zp_pool *pool, unsigned hint, unsigned cls, uint64_t *nbufs);

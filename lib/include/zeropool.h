@@ -350,7 +350,8 @@ struct zp_stats {
 	uint64_t idle_bytes;       /* gauge: their capacity in bytes */
 	uint64_t released_buffers; /* gauge: refused by max_idle_bytes, kept mapped */
 	uint64_t released_bytes;   /* gauge: their capacity in bytes */
-	uint64_t idle_peak_bytes;  /* the most idle_bytes reached, per class, summed (a bound) */
+	uint64_t idle_peak_bytes;  /* the most idle_bytes reached, per class, summed (a bound);
+				    * never less than a value returned before */
 	uint64_t cached_buffers;   /* gauge: buffers in thread caches */
 	uint64_t cache_borrowed;   /* gauge: cache capacity lent from max_idle_bytes */
 	uint64_t live_buffers;     /* gauge: pooled buffers allocated, not freed */
