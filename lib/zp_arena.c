@@ -75,6 +75,12 @@ static size_t stride_of(size_t cap)
 	return (cap + ZP_PAGE - 1) & ~(size_t)(ZP_PAGE - 1);
 }
 
+size_t _zp_arena_footprint(size_t cap)
+{
+	size_t stride = stride_of(cap);
+	return SPAN / ((SPAN - HEADER) / stride);
+}
+
 /* The index of a stride's lists. */
 static unsigned stride_index(size_t stride)
 {

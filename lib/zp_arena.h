@@ -36,6 +36,9 @@
 /* A page-aligned block of at least cap bytes (its slot is cap rounded up
  * to whole pages), contents unspecified; NULL with errno ENOMEM.  */
 void *_zp_arena_alloc(size_t cap);
+/* The memory a block of cap bytes occupies: its slot and its share of its
+ * span (the header page, the tail no slot fits in). */
+size_t _zp_arena_footprint(size_t cap);
 /* Give back a block of _zp_arena_alloc(cap) (the same cap).  Aborts on a
  * pointer that is not a live block of the arena. */
 void _zp_arena_free(void *p, size_t cap);

@@ -129,6 +129,12 @@ struct zp_backend_ops {
 	void (*stats)(void *store, struct zp_backend_stats *out);
 	/* Optional (may be NULL): the calling thread is exiting. */
 	void (*thread_exit)(void *store);
+	/* Optional (NULL: sizeof(zp_buf *)): the most bytes of its own memory
+	 * the store holds per buffer of a full class, in steady state (a ring
+	 * slot with the ring's growth; a magazine's stride over its capacity,
+	 * twice where popped magazines wait for a grace period).  Constant for
+	 * the store's life; the front end counts it against max_idle_bytes. */
+	size_t (*idle_meta)(void *store);
 	/* Optional (may be NULL), from the front end's pthread_atfork handlers
 	 * (lib/zp_fork.c), on the forking thread, for every live store:
 	 * fork_prepare takes every lock of the store, so that no other thread
@@ -154,7 +160,8 @@ struct zp_backend_ops {
  * with a message naming the entry. */
 
 /* 0 if ops is complete: a non-empty name and every callback but the
- * optional thread_exit.  Else -1 with errno EINVAL. */
+ * optional ones (thread_exit, idle_meta, fork_*).  Else -1 with errno
+ * EINVAL. */
 int _zp_backend_check(const struct zp_backend_ops *ops);
 
 /* The usable entries of tab[0..n) (complete, and named by no other entry),

@@ -145,6 +145,29 @@ static void prefault(unsigned char *p, size_t cap)
 		((volatile unsigned char *)p)[off] = 0;
 }
 
+/* glibc's posix_memalign(64, cap) takes from its heap a chunk for the
+ * request plus the alignment plus MINSIZE (32), with that chunk's own
+ * header, and frees the pieces before and after the aligned part, which
+ * are too small for the next such request: a series of them advances the
+ * heap by about round16(cap + 8) + 112.  Measured (RSS per allocation,
+ * 100,000 of each, glibc 2.36; formula in brackets): 64 -> 192 [192],
+ * 80 -> 208 [208], 160 -> 288 [288], 512 -> 640 [640], 600 -> 719 [720],
+ * 1024 -> 1088 [1152], 2048 -> 2112 [2176], 3840 -> 3904 [3968]: exact
+ * below 1 KiB, an upper bound (by 64 to 100 bytes) above. */
+static size_t heap_footprint(size_t cap)
+{
+	return ((cap + 8 + 15) & ~(size_t)15) + ZP_CACHELINE + 32 + 16;
+}
+
+size_t _zp_os_footprint(size_t cap)
+{
+	if (_zp_os_in_arena(cap))
+		return _zp_arena_footprint(cap);
+	if (cap < _ZP_MMAP_MIN)
+		return heap_footprint(cap);
+	return (cap + ZP_PAGE - 1) & ~(size_t)(ZP_PAGE - 1);
+}
+
 void *_zp_os_alloc(size_t cap, unsigned flags)
 {
 	if (injected_failure()) {

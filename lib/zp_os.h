@@ -24,6 +24,12 @@
 #define _ZP_MMAP_MIN ((size_t)64 << 10)
 void *_zp_os_alloc(size_t cap, unsigned flags);
 void _zp_os_free(void *p, size_t cap);
+/* The memory the data of a buffer of capacity cap occupies once every byte
+ * was written, where _zp_os_alloc puts it: whole pages for a mapping, the
+ * arena's slot and share of its span, or malloc's chunk with the padding
+ * that 64-byte alignment costs it (an upper bound for glibc's
+ * posix_memalign; other mallocs spend as much or less). */
+size_t _zp_os_footprint(size_t cap);
 /* Give the pages of a mapped buffer (cap >= _ZP_MMAP_MIN, no ZP_F_MLOCK)
  * back to the OS and keep the mapping (MADV_FREE, else or when `now`
  * MADV_DONTNEED, which takes them out of the RSS at once): the

@@ -108,12 +108,12 @@ long zp_preallocate(zp_pool *pool, size_t count, size_t size)
 		return -1;
 	}
 	unsigned cls = _zp_store_class_of(pool, size);
-	size_t cap = _zp_store_class_size(pool, cls);
+	uint64_t charge = _zp_store_class_charge(pool, cls);
 	long placed = 0;
-	uint64_t idle = _zp_store_idle_bytes(pool); /* a sum over the classes: once */
-	for (size_t i = 0; i < count; i++, idle += cap) {
+	uint64_t idle = _zp_store_idle_charge(pool); /* a sum over the classes: once */
+	for (size_t i = 0; i < count; i++, idle += charge) {
 		if ((size_t)pool->ops->count(pool->store, cls) >= pool->cfg.max_per_class ||
-		    idle + cap > pool->cfg.max_idle_bytes)
+		    idle + charge > pool->cfg.max_idle_bytes)
 			break;
 		zp_buf *b = _zp_store_buf_new(pool, cls, 0, _zp_tcache_hint());
 		if (b == NULL)

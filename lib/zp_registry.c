@@ -29,7 +29,8 @@ static const struct zp_backend_ops *const registry[] = {
 
 #define NREG (sizeof registry / sizeof registry[0])
 
-/* Every mandatory member set; thread_exit is optional. */
+/* Every mandatory member set; thread_exit, idle_meta and fork_* are
+ * optional. */
 static bool complete(const struct zp_backend_ops *ops)
 {
 	return ops != NULL && ops->name != NULL && ops->name[0] != '\0' && ops->create != NULL &&

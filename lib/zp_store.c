@@ -85,8 +85,6 @@ static int build_classes(zp_pool *pool)
 		size_t base = (size_t)1 << (m + g);
 		pool->class_size[k] = base + i * (base >> s);
 	}
-	for (unsigned k = 0; k < pool->classes; k++)
-		pool->sc[k].chunk = budget_chunk(pool, pool->class_size[k]);
 	return 0;
 }
 
@@ -109,6 +107,13 @@ int _zp_store_init(zp_pool *pool)
 	pool->store = pool->ops->create(&p);
 	if (pool->store == NULL)
 		return -1; /* errno from the backend: ENOMEM, or EAGAIN */
+	size_t meta =
+	    pool->ops->idle_meta != NULL ? pool->ops->idle_meta(pool->store) : sizeof(zp_buf *);
+	for (unsigned k = 0; k < pool->classes; k++) {
+		pool->sc[k].charge = _zp_os_footprint(pool->class_size[k]) +
+				     sizeof(struct _zp_slab) / SLAB_DESCS + meta;
+		pool->sc[k].chunk = budget_chunk(pool, pool->sc[k].charge);
+	}
 	return 0;
 }
 
@@ -408,11 +413,16 @@ uint64_t _zp_store_cap_idle(const zp_pool *pool, uint64_t idle_bytes)
 	return idle_bytes < budget ? idle_bytes : budget;
 }
 
-uint64_t _zp_store_idle_bytes(zp_pool *pool)
+uint64_t _zp_test_class_charge(zp_pool *pool, size_t size)
+{
+	return _zp_store_class_charge(pool, _zp_store_class_of(pool, size));
+}
+
+uint64_t _zp_store_idle_charge(zp_pool *pool)
 {
 	uint64_t sum = 0;
 	for (unsigned k = 0; k < pool->classes; k++)
-		sum += (uint64_t)pool->ops->count(pool->store, k) * _zp_store_class_size(pool, k);
+		sum += (uint64_t)pool->ops->count(pool->store, k) * _zp_store_class_charge(pool, k);
 	return _zp_store_cap_idle(pool, sum);
 }
 
@@ -530,15 +540,15 @@ static void idle_move(zp_pool *pool, unsigned cls, int64_t n)
 unsigned _zp_store_give(zp_pool *pool, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
 			struct _zp_class_counters *ctr)
 {
-	size_t size = _zp_store_class_size(pool, cls);
-	unsigned fit = budget_admit(pool, cls, n, size);
+	uint64_t charge = _zp_store_class_charge(pool, cls);
+	unsigned fit = budget_admit(pool, cls, n, charge);
 	zp_buf *victims[ZP_MAX_CACHE_DEPTH];
 	unsigned nv = 0;
 	if (fit > 0) {
 		nv = pool->ops->give(pool->store, hint, cls, in, fit, victims);
 		zp_assert(nv <= fit);
 		if (nv > 0)
-			budget_release(pool, cls, (uint64_t)nv * size);
+			budget_release(pool, cls, (uint64_t)nv * charge);
 		if (fit > nv)
 			idle_move(pool, cls, (int64_t)(fit - nv));
 	}
@@ -560,7 +570,7 @@ static unsigned take_idle(zp_pool *pool, unsigned hint, unsigned cls, zp_buf **o
 	unsigned got = pool->ops->take(pool->store, hint, cls, out, n);
 	zp_assert(got <= n);
 	if (got > 0) {
-		budget_release(pool, cls, (uint64_t)got * _zp_store_class_size(pool, cls));
+		budget_release(pool, cls, (uint64_t)got * _zp_store_class_charge(pool, cls));
 		idle_move(pool, cls, -(int64_t)got);
 	}
 	return got;

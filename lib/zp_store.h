@@ -20,6 +20,7 @@
 
 #include "zeropool.h"
 #include "zp_backend.h"
+#include "zp_os.h"
 
 /* Counters of one class, kept per thread cache (single writer: relaxed
  * load and store) and per pool (folded totals of caches that are gone, and
@@ -69,6 +70,7 @@ struct _zp_store_class {
 	_Atomic uint64_t avail;        /* budget bytes reserved by this class, not in use */
 	_Atomic uint64_t live_buffers; /* allocated, not freed */
 	uint64_t chunk;                /* bytes reserved at a time; set at init */
+	uint64_t charge; /* what one idle buffer costs the budget (_zp_store_class_charge) */
 	/* Buffers the budget refused whose pages went back to the OS (mapping
 	 * and descriptor kept, "Released buffers" in zp_store.c): a list
 	 * through _zp_link[0] under the pool's desc_lock, and its length,
@@ -174,16 +176,28 @@ static inline size_t _zp_store_class_size(const zp_pool *pool, unsigned cls)
 	return pool->class_size[cls];
 }
 
+/* What an idle buffer of class cls costs the idle budget (max_idle_bytes):
+ * the memory its data occupies (_zp_os_footprint), its descriptor with its
+ * share of the descriptor slab, and its entry in the store. */
+static inline uint64_t _zp_store_class_charge(const zp_pool *pool, unsigned cls)
+{
+	return pool->sc[cls].charge;
+}
+
+/* Tests: the charge of the class of `size` (size <= max_size). */
+ZP_API uint64_t _zp_test_class_charge(zp_pool *pool, size_t size);
+
 static inline unsigned _zp_store_class_of(const zp_pool *pool, size_t len)
 {
 	return _zp_class_index(len, pool->cfg.min_size, pool->spacing_shift, pool->class_base);
 }
 
 /* Sums over the classes of the store's gauges (snapshots: exact when the
- * pool is quiescent).  The idle bytes are capped at max_idle_bytes, which
- * the store never exceeds: a sum read while budget moves between classes
- * could count the moving bytes twice. */
-uint64_t _zp_store_idle_bytes(zp_pool *pool);
+ * pool is quiescent).  What the idle buffers cost the budget
+ * (_zp_store_class_charge each), capped at max_idle_bytes, which the store
+ * never exceeds: a sum read while budget moves between classes could count
+ * the moving bytes twice. */
+uint64_t _zp_store_idle_charge(zp_pool *pool);
 /* Released buffers (mapped, pages returned), all classes. */
 void _zp_store_released(zp_pool *pool, uint64_t *buffers, uint64_t *bytes);
 uint64_t _zp_store_cap_idle(const zp_pool *pool, uint64_t idle_bytes);

@@ -310,6 +310,13 @@ static void locked_fork_release(void *store)
 		pthread_mutex_unlock(&s->shard[i].lock);
 }
 
+/* A ring slot per buffer, and as many again after a doubling. */
+static size_t locked_idle_meta(void *store)
+{
+	(void)store;
+	return 2 * sizeof(zp_buf *);
+}
+
 const struct zp_backend_ops _zp_backend_locked = {
     .name = "locked",
     .create = locked_create,
@@ -319,6 +326,7 @@ const struct zp_backend_ops _zp_backend_locked = {
     .count = locked_count,
     .stats = locked_stats,
     .thread_exit = NULL,
+    .idle_meta = locked_idle_meta,
     .fork_prepare = locked_fork_prepare,
     .fork_parent = locked_fork_release,
     .fork_child = locked_fork_release,

@@ -362,6 +362,14 @@ static void ck_stats(void *store, struct zp_backend_stats *out)
 	 * generation counter, not a grace period, keeps stale pops out). */
 }
 
+/* Transfers of one buffer link the descriptors themselves (no memory of
+ * the store's); larger ones fill magazines. */
+static size_t ck_idle_meta(void *store)
+{
+	struct ck_store *s = store;
+	return s->cap <= ZP_LF_CK_SINGLE_MAX ? 0 : zp_mag_bytes_per_buf(s->stride, s->cap);
+}
+
 const struct zp_backend_ops _zp_backend_lockfree_ck = {
     .name = "lockfree-ck",
     .create = ck_create,
@@ -371,4 +379,5 @@ const struct zp_backend_ops _zp_backend_lockfree_ck = {
     .count = ck_count,
     .stats = ck_stats,
     .thread_exit = NULL,
+    .idle_meta = ck_idle_meta,
 };

