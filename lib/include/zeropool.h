@@ -248,8 +248,9 @@ typedef struct zp_pool zp_pool;
  * inherits every pool in a consistent state (pthread_atfork handlers hold
  * the library's locks across the fork) and may use and destroy it; buffers
  * that other threads of the parent held or cached stay allocated in the
- * child until the pool is destroyed.  lockfree-urcu in the child depends on
- * liburcu's fork support (its call_rcu worker is recreated). */
+ * child until the pool is destroyed.  lockfree-urcu in a child no longer
+ * calls liburcu (whose registry holds the parent's threads): its store
+ * calls take one mutex there instead (docs/lockfree.md, fork). */
 ZP_EXPORT zp_pool *zp_pool_create(const zp_config *cfg);
 
 /* Destroy a pool and free every buffer it ever handed out: idle ones, those
