@@ -17,7 +17,7 @@ target_compile_options(test_backend_contract PRIVATE ${ZP_WARNINGS})
 foreach(b ${ZP_BACKEND_NAMES})
   add_test(NAME backend_contract/${b} COMMAND test_backend_contract ${b} ${ZP_TEST_SCALE})
   set_tests_properties(backend_contract/${b} PROPERTIES LABELS "unit;${b}" TIMEOUT ${ZP_TEST_TIMEOUT})
-  if(ZP_VALGRIND_EXE)
+  if(ZP_VALGRIND_TESTS)
     add_test(NAME memcheck/backend_contract/${b}
       COMMAND ${ZP_MEMCHECK} $<TARGET_FILE:test_backend_contract> ${b} ${ZP_VALGRIND_SCALE})
     set_tests_properties(memcheck/backend_contract/${b} PROPERTIES LABELS "memcheck;${b}" TIMEOUT 300)

@@ -27,7 +27,7 @@ foreach(b ${ZP_BACKEND_NAMES})
   # Under valgrind only in an annotated build: without ZP_VALGRIND the
   # lock-free hand-offs are invisible to helgrind/DRD.  Label "race" (and
   # "memcheck") too, so the valgrind test preset runs them.
-  if(ZP_VALGRIND AND ZP_VALGRIND_EXE)
+  if(ZP_VALGRIND_TESTS)
     set(vg ${ZP_VALGRIND_EXE} -q --error-exitcode=1 --suppressions=${CMAKE_CURRENT_SOURCE_DIR}/lockfree.supp)
     add_test(NAME memcheck/lockfree_stress/${b}
       COMMAND ${vg} --leak-check=full --errors-for-leak-kinds=definite,indirect,possible
