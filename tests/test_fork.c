@@ -102,24 +102,27 @@ static int child_main(zp_pool *p)
 	return 0;
 }
 
-static void test_fork_while_threads_use_the_pool(void)
+/* USERS threads run user_fn on a pool of *c while this thread forks
+ * `forks` times (scaled), `gap_us` apart; each child runs child_fn on the
+ * inherited pool and must exit 0.  At the end the pool lent nothing out. */
+static void fork_under_users(const zp_config *c, void *(*user_fn)(void *),
+			     int (*child_fn)(zp_pool *), int forks, useconds_t gap_us)
 {
-	zp_config c = zp_test_config();
-	struct users u = {.pool = zp_pool_create(&c)};
+	struct users u = {.pool = zp_pool_create(c)};
 	REQUIRE(u.pool != NULL);
 	pthread_t t[USERS];
 	for (int i = 0; i < USERS; i++)
-		REQUIRE(pthread_create(&t[i], NULL, user, &u) == 0);
-	int forks = (int)(20 * zp_test_scale);
+		REQUIRE(pthread_create(&t[i], NULL, user_fn, &u) == 0);
+	forks = (int)(forks * zp_test_scale);
 	if (forks < 3)
 		forks = 3;
 	int failed = 0;
 	for (int f = 0; f < forks; f++) {
-		usleep(2000); /* let the users run between forks */
+		usleep(gap_us); /* let the users run between forks */
 		pid_t pid = fork();
 		REQUIRE(pid >= 0);
 		if (pid == 0)
-			_exit(child_main(u.pool));
+			_exit(child_fn(u.pool));
 		int status;
 		REQUIRE(waitpid(pid, &status, 0) == pid);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -137,6 +140,12 @@ static void test_fork_while_threads_use_the_pool(void)
 	CHECK_EQ(zp_stats(u.pool, &st), 0);
 	CHECK_EQ(st.outstanding, 0);
 	zp_pool_destroy(u.pool);
+}
+
+static void test_fork_while_threads_use_the_pool(void)
+{
+	zp_config c = zp_test_config();
+	fork_under_users(&c, user, child_main, 20, 2000);
 }
 
 static double cpu_seconds(void)
@@ -205,38 +214,7 @@ static void test_fork_while_threads_are_in_the_store(void)
 	c.cache_depth = 0;
 	c.flags |= ZP_F_MAINTENANCE_THREAD;
 	c.decay_ms = 20;
-	struct users u = {.pool = zp_pool_create(&c)};
-	REQUIRE(u.pool != NULL);
-	pthread_t t[USERS];
-	for (int i = 0; i < USERS; i++)
-		REQUIRE(pthread_create(&t[i], NULL, store_user, &u) == 0);
-	int forks = (int)(30 * zp_test_scale);
-	if (forks < 3)
-		forks = 3;
-	int failed = 0;
-	for (int f = 0; f < forks; f++) {
-		usleep(1000);
-		pid_t pid = fork();
-		REQUIRE(pid >= 0);
-		if (pid == 0)
-			_exit(store_child_main(u.pool));
-		int status;
-		REQUIRE(waitpid(pid, &status, 0) == pid);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			fprintf(stderr, "[%s] fork %d: child %s %d\n", zp_test_backend, f,
-				WIFEXITED(status) ? "exited with" : "killed by signal",
-				WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-			failed++;
-		}
-	}
-	atomic_store(&u.stop, true);
-	for (int i = 0; i < USERS; i++)
-		pthread_join(t[i], NULL);
-	CHECK_EQ(failed, 0);
-	struct zp_stats st;
-	CHECK_EQ(zp_stats(u.pool, &st), 0);
-	CHECK_EQ(st.outstanding, 0);
-	zp_pool_destroy(u.pool);
+	fork_under_users(&c, store_user, store_child_main, 30, 1000);
 }
 
 int main(int argc, char **argv)
