@@ -91,8 +91,12 @@ void _zp_fatal(const char *file, int line, const char *what) __attribute__((nore
 struct zp_store_params {
 	unsigned classes;       /* class indices are 0..classes-1 */
 	unsigned max_per_class; /* bound on buffers kept per class */
-	unsigned max_batch;     /* largest n in take/give */
-	unsigned shards;        /* hint for sharded backends, a power of two */
+	/* bound on buffers kept, all classes together (max_idle_bytes over
+	 * the smallest class; SIZE_MAX: none): with max_per_class, what bounds
+	 * the memory of a store whose own nodes outlive their buffers */
+	size_t max_buffers;
+	unsigned max_batch; /* largest n in take/give */
+	unsigned shards;    /* hint for sharded backends, a power of two */
 	zp_evict_policy evict;
 };
 

@@ -100,6 +100,9 @@ int _zp_store_init(zp_pool *pool)
 	struct zp_store_params p = {
 	    .classes = pool->classes,
 	    .max_per_class = pool->cfg.max_per_class,
+	    .max_buffers = pool->cfg.max_idle_bytes == SIZE_MAX
+			       ? SIZE_MAX
+			       : pool->cfg.max_idle_bytes / pool->cfg.min_size,
 	    .max_batch = pool->batch,
 	    .shards = pool->cfg.shards,
 	    .evict = pool->cfg.evict,

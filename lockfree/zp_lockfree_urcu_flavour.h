@@ -526,13 +526,20 @@ static void *urcu_create(const struct zp_store_params *p)
 	s->cap = cap;
 	zp_mag_layout(offsetof(struct urcu_mag, bufs), cap, sizeof(struct urcu_chunk), &s->stride,
 		      &s->per_chunk);
-	/* Every magazine on a full stack holds a counted buffer, so the class
-	 * bounds account for classes * max_per_class of them; the rest is
-	 * room for spares and for magazines waiting for a grace period. */
+	/* Every magazine on a full stack holds a counted buffer, so the
+	 * bounds on buffers (per class, and all classes: max_buffers) account
+	 * for that many of them; the rest is room for spares and for magazines
+	 * waiting for a grace period.  (With max_per_class unbounded and
+	 * max_buffers not yet passed, a call_rcu worker starved of CPU let
+	 * the magazines of three threads cycling buffers through the store
+	 * reach gigabytes.) */
 	size_t slack = ZP_LF_URCU_RETIRE_BYTES / s->stride;
 	if (slack < 1024)
 		slack = 1024;
-	s->mag_cap = (size_t)p->classes * p->max_per_class + slack;
+	size_t counted = (size_t)p->classes * p->max_per_class;
+	if (counted > p->max_buffers)
+		counted = p->max_buffers;
+	s->mag_cap = counted + slack;
 	return s;
 }
 

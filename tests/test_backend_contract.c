@@ -62,6 +62,7 @@ static struct zp_store_params params(unsigned classes, unsigned max_per_class, u
 {
 	struct zp_store_params p = {.classes = classes,
 				    .max_per_class = max_per_class,
+				    .max_buffers = SIZE_MAX, /* max_per_class bounds */
 				    .max_batch = max_batch,
 				    .shards = shards,
 				    .evict = evict};

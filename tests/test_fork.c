@@ -214,6 +214,9 @@ static void test_fork_while_threads_are_in_the_store(void)
 	c.cache_depth = 0;
 	c.flags |= ZP_F_MAINTENANCE_THREAD;
 	c.decay_ms = 20;
+	/* A small budget bounds what lockfree-urcu's magazines may take while
+	 * its worker waits for CPU (max_buffers), so forks stay cheap. */
+	c.max_idle_bytes = 8u << 20;
 	fork_under_users(&c, store_user, store_child_main, 30, 1000);
 }
 
