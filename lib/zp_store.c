@@ -90,6 +90,11 @@ static int build_classes(zp_pool *pool)
 
 /* ---- lifetime ------------------------------------------------------------ */
 
+static bool budget_unlimited(const zp_pool *pool)
+{
+	return pool->cfg.max_idle_bytes == SIZE_MAX;
+}
+
 int _zp_store_init(zp_pool *pool)
 {
 	pthread_mutex_init(&pool->desc_lock, NULL);
@@ -100,9 +105,8 @@ int _zp_store_init(zp_pool *pool)
 	struct zp_store_params p = {
 	    .classes = pool->classes,
 	    .max_per_class = pool->cfg.max_per_class,
-	    .max_buffers = pool->cfg.max_idle_bytes == SIZE_MAX
-			       ? SIZE_MAX
-			       : pool->cfg.max_idle_bytes / pool->cfg.min_size,
+	    .max_buffers =
+		budget_unlimited(pool) ? SIZE_MAX : pool->cfg.max_idle_bytes / pool->cfg.min_size,
 	    .max_batch = pool->batch,
 	    .shards = pool->cfg.shards,
 	    .evict = pool->cfg.evict,
@@ -258,11 +262,6 @@ void _zp_store_buf_free(zp_pool *pool, zp_buf *b)
  * step takes from its source before adding to its destination, so that
  * (bytes in the store) + sum(avail) + cache_borrowed <= idle_reserved
  * <= max_idle_bytes holds at every instant. */
-
-static bool budget_unlimited(const zp_pool *pool)
-{
-	return pool->cfg.max_idle_bytes == SIZE_MAX;
-}
 
 /* Grant a class max(need, chunk) bytes of the pool's budget, or what is
  * left of it if less; returns the bytes granted. */

@@ -128,24 +128,22 @@
 #include <urcu-bp.h>
 #define ZP_LF_URCU_NAME "lockfree-urcu-bp"
 #define ZP_LF_URCU_OPS _zp_backend_lockfree_urcu_bp
-#define rcu_section_begin() rcu_read_lock()
-#define rcu_section_end() rcu_read_unlock()
 #elif ZP_LF_URCU_FLAVOUR == ZP_URCU_MEMB
 #define RCU_MEMBARRIER
 #include <urcu.h>
 #define ZP_LF_URCU_NAME "lockfree-urcu-memb"
 #define ZP_LF_URCU_OPS _zp_backend_lockfree_urcu_memb
-#define rcu_section_begin() rcu_read_lock()
-#define rcu_section_end() rcu_read_unlock()
 #elif ZP_LF_URCU_FLAVOUR == ZP_URCU_MB
 #define RCU_MB
 #include <urcu.h>
 #define ZP_LF_URCU_NAME "lockfree-urcu"
 #define ZP_LF_URCU_OPS _zp_backend_lockfree_urcu
-#define rcu_section_begin() rcu_read_lock()
-#define rcu_section_end() rcu_read_unlock()
 #else
 #error "unknown ZP_LF_URCU_FLAVOUR"
+#endif
+#ifndef rcu_section_begin /* every flavour but QSBR: the read lock alone */
+#define rcu_section_begin() rcu_read_lock()
+#define rcu_section_end() rcu_read_unlock()
 #endif
 
 #include "zp_backend.h"
@@ -394,6 +392,19 @@ static void mag_reuse(struct rcu_head *head)
 	zp_atomic_sub_release(&c->pending, 1);
 }
 
+/* File a chain of empty magazines taken from limbo on `empty`; returns how
+ * many. */
+static uint64_t file_chain(struct urcu_class *c, struct cds_lfs_node *n)
+{
+	uint64_t filed = 0;
+	for (struct cds_lfs_node *next; n != NULL; n = next) {
+		next = n->next; /* read before the push rewrites it */
+		lf_push(&c->empty, n);
+		filed++;
+	}
+	return filed;
+}
+
 /* The same for a whole chain of empty magazines taken from limbo: one
  * grace period (and one call_rcu) for ZP_LF_URCU_LIMBO_BATCH of them. */
 static void limbo_reuse(struct rcu_head *head)
@@ -402,14 +413,8 @@ static void limbo_reuse(struct rcu_head *head)
 	zp_hb_after(first);
 	struct urcu_store *s = first->store;
 	struct urcu_class *c = &s->cls[first->cls];
-	struct cds_lfs_node *n = &first->link, *next;
-	uint64_t filed = 0;
 	uint64_t queued = first->queued_ns; /* before the pushes hand first over */
-	for (; n != NULL; n = next) {
-		next = n->next; /* read before the push rewrites it */
-		lf_push(&c->empty, n);
-		filed++;
-	}
+	uint64_t filed = file_chain(c, &first->link);
 	grace_done(s, queued, filed);
 	zp_atomic_sub_release(&c->pending, 1);
 }
@@ -421,11 +426,7 @@ static void limbo_flush(struct urcu_class *c)
 		return;
 	zp_hb_after(&c->limbo);
 	if (ZP_UNLIKELY(forked_child)) { /* no pop can be stale: file them now */
-		struct cds_lfs_node *n = &h->node, *next;
-		for (; n != NULL; n = next) {
-			next = n->next;
-			lf_push(&c->empty, n);
-		}
+		(void)file_chain(c, &h->node);
 		return;
 	}
 	struct urcu_mag *first = mag_of(&h->node);
