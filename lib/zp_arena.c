@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/queue.h>
 
 #include "zp_arena.h"
 #include "zp_poison.h"
@@ -43,8 +44,8 @@ _Static_assert(_ZP_MMAP_MIN % ZP_PAGE == 0, "strides are whole pages");
 enum where { NONE, WARM, COLD, EMPTY };
 
 struct span {
-	struct span *prev, *next; /* on the list `where` says */
-	size_t stride;            /* 0 while empty */
+	LIST_ENTRY(span) link; /* on the list `where` says */
+	size_t stride;         /* 0 while empty */
 	uint32_t nslots, nfree, ndirty;
 	enum where where;
 	uint64_t free[WORDS];
@@ -53,8 +54,9 @@ struct span {
 _Static_assert(sizeof(struct span) <= HEADER, "the header fits its page");
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct span *warm[STRIDES], *cold[STRIDES]; /* per stride */
-static struct span *empty;                         /* all slots free and clean, no stride */
+LIST_HEAD(span_list, span);
+static struct span_list warm[STRIDES], cold[STRIDES]; /* per stride */
+static struct span_list empty;                        /* all slots free and clean, no stride */
 static unsigned nempty;
 static uint64_t dirty_bytes;
 
@@ -87,7 +89,7 @@ static unsigned stride_index(size_t stride)
 	return (unsigned)(stride / ZP_PAGE - 1);
 }
 
-static struct span **list_of(enum where w, size_t stride)
+static struct span_list *list_of(enum where w, size_t stride)
 {
 	if (w == EMPTY)
 		return &empty;
@@ -99,14 +101,7 @@ static void unlink_span(struct span *s)
 {
 	if (s->where == NONE)
 		return;
-	struct span **head = list_of(s->where, s->stride);
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		*head = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
-	s->prev = s->next = NULL;
+	LIST_REMOVE(s, link);
 	s->where = NONE;
 }
 
@@ -116,11 +111,7 @@ static void move_span(struct span *s, enum where w)
 	unlink_span(s);
 	if (w == NONE)
 		return;
-	struct span **head = list_of(w, s->stride);
-	s->next = *head;
-	if (*head != NULL)
-		(*head)->prev = s;
-	*head = s;
+	LIST_INSERT_HEAD(list_of(w, s->stride), s, link);
 	s->where = w;
 }
 
@@ -165,7 +156,7 @@ static void span_format(struct span *s, size_t stride)
 /* A span for `stride`, from the empty list or a new mapping; off lists. */
 static struct span *span_new(size_t stride)
 {
-	struct span *s = empty;
+	struct span *s = LIST_FIRST(&empty);
 	if (s != NULL) {
 		unlink_span(s);
 		nempty--;
@@ -199,11 +190,11 @@ static void bit_set(uint64_t *words, uint32_t i, bool on)
 
 void *_zp_arena_alloc(size_t cap)
 {
-	zp_assert(_zp_os_in_arena(cap));
+	zp_assert(_zp_arena_holds(cap));
 	size_t stride = stride_of(cap);
 	unsigned k = stride_index(stride);
 	pthread_mutex_lock(&lock);
-	struct span *s = warm[k] != NULL ? warm[k] : cold[k];
+	struct span *s = LIST_EMPTY(&warm[k]) ? LIST_FIRST(&cold[k]) : LIST_FIRST(&warm[k]);
 	if (s == NULL) {
 		s = span_new(stride);
 		if (s == NULL) {
@@ -264,14 +255,14 @@ static uint64_t purge_locked(void)
 {
 	uint64_t given = 0;
 	for (unsigned k = 0; k < STRIDES; k++) {
-		while (warm[k] != NULL) {
-			struct span *s = warm[k];
+		while (!LIST_EMPTY(&warm[k])) {
+			struct span *s = LIST_FIRST(&warm[k]);
 			given += span_purge(s);
 			move_span(s, COLD);
 		}
 		struct span *next;
-		for (struct span *s = cold[k]; s != NULL; s = next) {
-			next = s->next;
+		for (struct span *s = LIST_FIRST(&cold[k]); s != NULL; s = next) {
+			next = LIST_NEXT(s, link);
 			if (s->nfree < s->nslots)
 				continue;
 			move_span(s, NONE);
@@ -315,8 +306,8 @@ uint64_t _zp_arena_purge(void)
 {
 	pthread_mutex_lock(&lock);
 	uint64_t given = purge_locked();
-	while (empty != NULL) {
-		struct span *s = empty;
+	while (!LIST_EMPTY(&empty)) {
+		struct span *s = LIST_FIRST(&empty);
 		unlink_span(s);
 		nempty--;
 		span_unmap(s);

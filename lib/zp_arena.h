@@ -1,6 +1,9 @@
 /*
  * zp_arena.h - the page arena: the data of buffers from ZP_PAGE up to
  * _ZP_MMAP_MIN, carved from 1 MiB spans that the library maps itself.
+ * Below the OS layer (zp_os.h), which owns it: zp_os.c decides which
+ * buffers live here and calls the arena; the arena calls nothing of the
+ * library but the backend services (assertions).
  *
  * Why not malloc: a pool keeps buffers of every size its load used, so a
  * malloc heap holding them fragments, and each free chunk whose pages were
@@ -20,10 +23,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "zp_os.h"
+#include "zp_backend.h"
 
-/* Buffers of cap in [_ZP_ARENA_MIN, _ZP_MMAP_MIN) come from the arena
- * (_ZP_ARENA_MIN: zp_os.h). */
+/* Exported from the shared library: the test hooks of lib/. */
+#define ZP_API __attribute__((visibility("default")))
+#define ZP_PAGE 4096u
+
+/* Buffers of cap in [_ZP_ARENA_MIN, _ZP_MMAP_MIN) come from the arena;
+ * from _ZP_MMAP_MIN up each has a mapping of its own (zp_os.c). */
+#define _ZP_ARENA_MIN ((size_t)ZP_PAGE)
+#define _ZP_MMAP_MIN ((size_t)64 << 10)
+static inline bool _zp_arena_holds(size_t cap)
+{
+	return cap >= _ZP_ARENA_MIN && cap < _ZP_MMAP_MIN;
+}
 
 /* Spans: aligned mappings of this size, the first page the header. */
 #define _ZP_ARENA_SPAN ((size_t)1 << 20)

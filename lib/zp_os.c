@@ -149,11 +149,9 @@ static void prefault(unsigned char *p, size_t cap)
  * request plus the alignment plus MINSIZE (32), with that chunk's own
  * header, and frees the pieces before and after the aligned part, which
  * are too small for the next such request: a series of them advances the
- * heap by about round16(cap + 8) + 112.  Measured (RSS per allocation,
- * 100,000 of each, glibc 2.36; formula in brackets): 64 -> 192 [192],
- * 80 -> 208 [208], 160 -> 288 [288], 512 -> 640 [640], 600 -> 719 [720],
- * 1024 -> 1088 [1152], 2048 -> 2112 [2176], 3840 -> 3904 [3968]: exact
- * below 1 KiB, an upper bound (by 64 to 100 bytes) above. */
+ * heap by about round16(cap + 8) + 112, exactly below 1 KiB and an upper
+ * bound above (RSS per allocation: docs/measurements.md, "What
+ * max_idle_bytes bounds"). */
 static size_t heap_footprint(size_t cap)
 {
 	return ((cap + 8 + 15) & ~(size_t)15) + ZP_CACHELINE + 32 + 16;
@@ -161,7 +159,7 @@ static size_t heap_footprint(size_t cap)
 
 size_t _zp_os_footprint(size_t cap)
 {
-	if (_zp_os_in_arena(cap))
+	if (_zp_arena_holds(cap))
 		return _zp_arena_footprint(cap);
 	if (cap < _ZP_MMAP_MIN)
 		return heap_footprint(cap);
@@ -174,7 +172,7 @@ void *_zp_os_alloc(size_t cap, unsigned flags)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (_zp_os_in_arena(cap)) {
+	if (_zp_arena_holds(cap)) {
 		void *p = _zp_arena_alloc(cap);
 		if (p != NULL && (flags & ZP_F_PREFAULT))
 			prefault(p, cap);
@@ -213,7 +211,7 @@ void _zp_os_free(void *p, size_t cap)
 {
 	if (p == NULL)
 		return;
-	if (_zp_os_in_arena(cap)) {
+	if (_zp_arena_holds(cap)) {
 		_zp_arena_free(p, cap);
 		return;
 	}

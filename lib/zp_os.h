@@ -1,8 +1,8 @@
 /*
  * zp_os.h - what the library takes from the operating system: buffer data,
  * metadata (declared in zp_backend.h, for backends too), the machine's size,
- * and the failure-injection hooks of the test suite.  The bottom layer:
- * it calls nothing else of the library.
+ * and the failure-injection hooks of the test suite.  Above the page
+ * arena (zp_arena.h), which it owns; it calls nothing else of the library.
  */
 #ifndef ZP_OS_H
 #define ZP_OS_H
@@ -11,17 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "zp_backend.h"
-
-/* Exported from the shared library: the test hooks below. */
-#define ZP_API __attribute__((visibility("default")))
-#define ZP_PAGE 4096u
+#include "zp_arena.h"
 
 /* Buffer data: a mapping of its own for cap >= _ZP_MMAP_MIN, a page-aligned
  * slot of the page arena (zp_arena.h) from 4 KiB up, else malloc's
  * (posix_memalign, 64 B aligned).  Returns NULL with errno ENOMEM.
  * `flags` are the pool's ZP_F_* flags. */
-#define _ZP_MMAP_MIN ((size_t)64 << 10)
 void *_zp_os_alloc(size_t cap, unsigned flags);
 void _zp_os_free(void *p, size_t cap);
 /* The memory the data of a buffer of capacity cap occupies once every byte
@@ -44,18 +39,12 @@ struct _zp_freed {
 	uint64_t arena; /* the page arena's (4 KiB up) */
 	uint64_t heap;  /* malloc's */
 };
-#define _ZP_ARENA_MIN ((size_t)ZP_PAGE)
-/* Whether a buffer of capacity cap lives in the page arena. */
-static inline bool _zp_os_in_arena(size_t cap)
-{
-	return cap >= _ZP_ARENA_MIN && cap < _ZP_MMAP_MIN;
-}
 /* n buffers of capacity cap. */
 static inline void _zp_freed_add(struct _zp_freed *f, size_t cap, uint64_t n)
 {
 	if (cap < _ZP_ARENA_MIN)
 		f->heap += n * cap;
-	else if (_zp_os_in_arena(cap))
+	else if (_zp_arena_holds(cap))
 		f->arena += n * cap;
 }
 /* Give what such frees left resident back to the OS, or it stays in the
