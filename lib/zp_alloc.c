@@ -1,12 +1,13 @@
 /*
  * zp_alloc.c - the entry points zp_get and zp_put, the slow paths behind the
- * inline cache code of zeropool.h, and zp_thread_cache.
+ * inline cache code of zeropool.h (what is not the cache's: validation,
+ * hand-out, oversize buffers, decay's turn), and zp_thread_cache.
  *
  * The hit path is zp_get/zp_put, inline in the caller through the header's
  * macros or here through the exported functions: a TLS load, the table
  * entry, then the inline cache code; everything else is a tail call, so no
- * stack frame is built.  A miss refills or drains a batch through the store
- * layer.
+ * stack frame is built.  A miss goes to the cache layer, which refills or
+ * drains a batch through the store (zp_tcache_refill.c).
  */
 #include <errno.h>
 #include <string.h>
@@ -57,7 +58,7 @@ static zp_buf *get_oversize(zp_pool *pool, size_t len)
 	zp_buf *b = _zp_store_buf_new(pool, _ZP_CLASS_OVERSIZE, len, _zp_tcache_hint());
 	if (b == NULL)
 		return NULL;
-	zp_atomic_add_relaxed(&pool->oversize_gets, 1);
+	zp_atomic_add_relaxed(&pool->entry.oversize_gets, 1);
 	b->_zp_owner = _ZP_OWNED(pool->tag, b) | _ZP_OWNER_OVERSIZE;
 	if (pool->cfg.flags & ZP_F_ZERO_ON_GET)
 		memset(b->data, 0, len);
@@ -74,7 +75,9 @@ static void decay_turn(zp_pool *pool, struct _zp_tcache *tc)
 	(void)_zp_tcache_decay_caches(pool, false);
 }
 
-/* A get that the inline path did not serve; tc NULL means no cache. */
+/* A get that the inline path did not serve; tc NULL means no cache.  The
+ * cache layer serves a class it caches (zp_tcache_refill.c); another takes
+ * one buffer from the store; a fresh buffer when the store has none. */
 static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 {
 	decay_turn(pool, tc);
@@ -84,38 +87,14 @@ static zp_buf *get_miss(zp_pool *pool, struct _zp_tcache *tc, size_t len)
 	struct _zp_class_counters *ctr = tc != NULL ? tc->ctr : NULL;
 	unsigned hint = _zp_tcache_hint();
 	zp_buf *b;
-	/* A class without capacity yet gets some on first use. */
-	if (tc != NULL && (tc->pub.cls[cls].limit > 0 || _zp_tcache_grow(tc, cls) > 0)) {
-		struct _zp_cache_class *cc = &tc->pub.cls[cls];
-		uint32_t n = cc->count;
-		if (n == 0) {
-			n = _zp_store_take(pool, hint, cls, cc->slots,
-					   _zp_tcache_transfer(pool, cc->limit));
-			if (n == 0)
-				goto fresh;
-			_ZP_ADD(pool, ctr, cls, refills, 1);
-			_ZP_ADD(pool, ctr, cls, store_hits, 1);
-			/* The top buffer is this get's (a store hit); the rest
-			 * enter the slots, in the hit ledger before the count
-			 * shows them (zp_tcache.h). */
-			b = cc->slots[n - 1];
-			_zp_tcache_moved_in(tc, cls, n - 1);
-			_ZP_STORE_RELEASE(&cc->count, n - 1);
-			/* The class refills from the store: it is busier than its
-			 * capacity, so the next refill may bring more.  (Growing
-			 * copies the `count` buffers the class holds.) */
-			_zp_tcache_grow(tc, cls);
+	if (tc != NULL && _zp_tcache_class_cached(tc, cls)) {
+		b = _zp_tcache_get_miss(tc, cls);
+		if (b != NULL)
 			return hand_out(pool, b, len);
-		}
-		/* A cache hit the inline path left: counted by the count. */
-		_ZP_STORE(&cc->count, n - 1);
-		return hand_out(pool, cc->slots[n - 1], len);
-	}
-	if (_zp_store_take(pool, hint, cls, &b, 1) == 1) {
+	} else if (_zp_store_take(pool, hint, cls, &b, 1) == 1) {
 		_ZP_ADD(pool, ctr, cls, store_hits, 1);
 		return hand_out(pool, b, len);
 	}
-fresh:
 	b = _zp_store_buf_new(pool, cls, len, hint);
 	if (b == NULL)
 		return NULL;
@@ -135,7 +114,7 @@ static int put_check(zp_pool *pool, zp_buf *b)
 	if (owner == mine)
 		return 1;
 	if (owner == (mine | _ZP_OWNER_OVERSIZE)) {
-		zp_atomic_add_release(&pool->oversize_puts, 1);
+		zp_atomic_add_release(&pool->entry.oversize_puts, 1);
 		_zp_store_buf_free(pool, b);
 		return 0;
 	}
@@ -143,40 +122,31 @@ static int put_check(zp_pool *pool, zp_buf *b)
 	return -1;
 }
 
-/* A put that the inline path did not absorb; tc NULL means no cache. */
-static int put_miss(zp_pool *pool, struct _zp_tcache *tc, zp_buf *b)
+/* A put that the inline path did not absorb; tc NULL means no cache.
+ * Inline in its two callers: the backend path (no cache) runs it on every
+ * put. */
+static inline __attribute__((always_inline)) int put_miss(zp_pool *pool, struct _zp_tcache *tc,
+							  zp_buf *b)
 {
 	int rc = put_check(pool, b);
 	if (rc <= 0)
 		return rc;
 	decay_turn(pool, tc);
-	unsigned cls = b->_zp_class, hint = _zp_tcache_hint();
+	unsigned cls = b->_zp_class;
 	b->_zp_owner = _ZP_OWNED(pool->tag, b) | _ZP_OWNER_IDLE;
 	_zp_instrument_put(b);
-	if (tc == NULL) {
+	struct _zp_class_counters *ctr = NULL;
+	if (tc != NULL) {
+		if (_zp_tcache_class_cached(tc, cls)) {
+			_zp_tcache_put_miss(tc, cls, b);
+			return 0;
+		}
+		_zp_tcache_put_passes(tc, cls);
+		ctr = tc->ctr;
+	} else {
 		zp_atomic_add_release(&pool->totals[cls].puts, 1);
-		_zp_store_give(pool, hint, cls, &b, 1, NULL);
-		return 0;
 	}
-	struct _zp_cache_class *cc = &tc->pub.cls[cls];
-	_ZP_COUNT_RELEASE(&cc->puts);
-	if (cc->limit == 0 && _zp_tcache_grow(tc, cls) == 0) {
-		/* no cache, or a class too large (or the cache too full) to
-		 * cache: a put that passes the slots (the hit ledger's out) */
-		_zp_tcache_moved_out(tc, cls, 1);
-		_zp_store_give(pool, hint, cls, &b, 1, tc->ctr);
-		return 0;
-	}
-	uint32_t n = cc->count;
-	if (n >= cc->limit && _zp_tcache_grow(tc, cls) == n) {
-		/* Full and cannot grow: drain the coldest batch (the bottom),
-		 * keep the hot top. */
-		uint32_t k = _zp_tcache_transfer(pool, n);
-		_zp_tcache_drain(tc, cls, k);
-		n -= k;
-	}
-	cc->slots[n] = b;
-	_ZP_STORE_RELEASE(&cc->count, n + 1); /* after puts: the hit ledger */
+	_zp_store_give(pool, _zp_tcache_hint(), cls, &b, 1, ctr);
 	return 0;
 }
 

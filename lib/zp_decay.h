@@ -1,7 +1,8 @@
 /*
  * zp_decay.h - giving idle memory back over time (zp_config.decay_ms): the
  * decay step over the shared store, what triggers it (slow paths,
- * zp_maintain, the optional maintenance thread), and its fork handling.
+ * zp_maintain; the optional maintenance thread is zp_maintain.h), and its
+ * fork handling.
  * In the store layer: it calls the store (zp_store.h) and the OS layer.
  *
  * The step runs under the pool's decay_lock, every decay_tick_ns
@@ -11,8 +12,9 @@
  * intervals; the minimum over the ring is what stayed idle for all of
  * decay_ms, and the step gives back half of it (per elapsed interval).
  * Released mapped buffers go the same way a stage later: unmapped once they
- * stayed released for decay_ms.  Thread caches decay on their owner's slow
- * path (zp_tcache.c), counted in the steps' ticks (decay_steps).
+ * stayed released for decay_ms.  Thread caches decay in the steps' ticks
+ * (decay.steps): on their owner's slow path (zp_tcache_capacity.c), and
+ * caches left idle are drained after a step (zp_tcache_reclaim.c).
  */
 #ifndef ZP_DECAY_H
 #define ZP_DECAY_H
@@ -26,13 +28,9 @@
  * decay_lock the caller initialised).  Returns 0, or -1 with errno ENOMEM;
  * _zp_decay_fini() cleans up after either. */
 int _zp_decay_init(zp_pool *pool);
-/* Start the maintenance thread when the configuration asks for one, last
- * thing in create (the thread sees a finished pool).  Returns 0, or -1 with
- * errno EAGAIN (no thread); _zp_decay_fini() cleans up. */
-int _zp_decay_start(zp_pool *pool);
-/* Stop the maintenance thread and free decay's state; decay is off
- * afterwards.  Idempotent; in destroy, after the pool left the fork
- * handlers' list (they lock decay's mutex) and before any buffer is
+/* Free decay's state; decay is off afterwards.  Idempotent; in destroy,
+ * after the pool left the fork handlers' list (they lock decay's mutex)
+ * and the maintenance thread stopped (zp_maintain.h), before any buffer is
  * freed. */
 void _zp_decay_fini(zp_pool *pool);
 
@@ -43,10 +41,9 @@ void _zp_decay_poll(zp_pool *pool);
  * given back. */
 long _zp_decay_run(zp_pool *pool);
 
-/* Fork (zp_fork.c): hold the pool's decay locks across fork(), in the lock
- * order (after _zp_tcache_lock, before desc_lock); release them after, in
- * the child noting that the maintenance thread is gone. */
+/* Fork (zp_fork.c): hold the pool's decay_lock across fork(), in the lock
+ * order (after _zp_tcache_lock, before desc_lock); release it after. */
 void _zp_decay_fork_prepare(zp_pool *pool);
-void _zp_decay_fork_release(zp_pool *pool, bool in_child);
+void _zp_decay_fork_release(zp_pool *pool);
 
 #endif /* ZP_DECAY_H */

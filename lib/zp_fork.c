@@ -27,15 +27,18 @@
 #include "zp_decay.h"
 #include "zp_fork.h"
 
-static zp_pool *live_pools; /* under _zp_tcache_lock */
+static LIST_HEAD(, zp_pool) live_pools; /* under _zp_tcache_lock */
 static bool handlers_installed;
 
 static void prepare(void)
 {
 	pthread_mutex_lock(&_zp_tcache_lock);
-	for (zp_pool *p = live_pools; p != NULL; p = p->live_next) {
+	zp_pool *p;
+	LIST_FOREACH(p, &live_pools, entry.live)
+	{
 		_zp_decay_fork_prepare(p);
-		pthread_mutex_lock(&p->desc_lock);
+		_zp_maintain_fork_prepare(p);
+		pthread_mutex_lock(&p->desc.lock);
 		if (p->ops->fork_prepare != NULL)
 			p->ops->fork_prepare(p->store);
 	}
@@ -50,12 +53,15 @@ static void prepare(void)
 static void release_all(bool in_child)
 {
 	_zp_arena_fork_release();
-	for (zp_pool *p = live_pools; p != NULL; p = p->live_next) {
+	zp_pool *p;
+	LIST_FOREACH(p, &live_pools, entry.live)
+	{
 		void (*hook)(void *) = in_child ? p->ops->fork_child : p->ops->fork_parent;
 		if (hook != NULL)
 			hook(p->store);
-		pthread_mutex_unlock(&p->desc_lock);
-		_zp_decay_fork_release(p, in_child);
+		pthread_mutex_unlock(&p->desc.lock);
+		_zp_maintain_fork_release(p, in_child);
+		_zp_decay_fork_release(p);
 	}
 	pthread_mutex_unlock(&_zp_tcache_lock);
 }
@@ -81,11 +87,7 @@ int _zp_fork_track(zp_pool *pool)
 		}
 		handlers_installed = true;
 	}
-	pool->live_prev = NULL;
-	pool->live_next = live_pools;
-	if (live_pools != NULL)
-		live_pools->live_prev = pool;
-	live_pools = pool;
+	LIST_INSERT_HEAD(&live_pools, pool, entry.live);
 	pthread_mutex_unlock(&_zp_tcache_lock);
 	return 0;
 }
@@ -93,11 +95,6 @@ int _zp_fork_track(zp_pool *pool)
 void _zp_fork_untrack(zp_pool *pool)
 {
 	pthread_mutex_lock(&_zp_tcache_lock);
-	if (pool->live_prev != NULL)
-		pool->live_prev->live_next = pool->live_next;
-	else
-		live_pools = pool->live_next;
-	if (pool->live_next != NULL)
-		pool->live_next->live_prev = pool->live_prev;
+	LIST_REMOVE(pool, entry.live);
 	pthread_mutex_unlock(&_zp_tcache_lock);
 }

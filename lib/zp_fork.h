@@ -5,7 +5,7 @@
 #ifndef ZP_FORK_H
 #define ZP_FORK_H
 
-#include "zp_tcache.h"
+#include "zp_maintain.h"
 
 /* Put a new pool on the list, installing the handlers on first use.
  * Returns 0, or -1 with errno ENOMEM (pthread_atfork failed). */

@@ -8,7 +8,6 @@
 
 #include "zp_arena.h"
 #include "zp_config.h"
-#include "zp_decay.h"
 #include "zp_fork.h"
 #include "zp_os.h"
 #include "zp_poison.h"
@@ -24,13 +23,21 @@ static unsigned default_shards(void)
 	return s;
 }
 
+/* The entry layer's counters, read by zp_stats while other threads write
+ * them (zp_poison.h). */
+_Static_assert(offsetof(struct _zp_pool_entry, idle_peak_reported) ==
+		   offsetof(struct _zp_pool_entry, oversize_gets) + 3 * sizeof(uint64_t),
+	       "the entry layer's four counters are annotated as one range");
+#define ENTRY_COUNTERS_BYTES (4 * sizeof(uint64_t))
+
 static void pool_free(zp_pool *pool)
 {
+	_zp_hg_counters_gone(&pool->entry.oversize_gets, ENTRY_COUNTERS_BYTES);
+	_zp_maintain_stop(pool);
 	_zp_decay_fini(pool);
-	pthread_mutex_destroy(&pool->decay_lock);
+	pthread_mutex_destroy(&pool->decay.lock);
 	_zp_store_fini(pool);
-	if (pool->slot < ZP_MAX_POOLS)
-		_zp_tcache_slot_release(pool->slot);
+	_zp_tcache_pool_fini(pool);
 	_zp_meta_free(pool);
 }
 
@@ -50,6 +57,7 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 	if (pool == NULL)
 		return NULL;
 	pool->tag = (uintptr_t)pool; /* 64-byte aligned: see _ZP_OWNED */
+	_zp_hg_counters(&pool->entry.oversize_gets, ENTRY_COUNTERS_BYTES);
 	pool->cfg = *cfg;
 	pool->cfg.backend = ops->name;
 	pool->ops = ops;
@@ -62,20 +70,19 @@ zp_pool *zp_pool_create(const zp_config *cfg)
 		pool->batch = cfg->batch ? cfg->batch : (pool->depth / 2 ? pool->depth / 2 : 1);
 	if (pool->cfg.shards == 0)
 		pool->cfg.shards = default_shards();
-	pthread_mutex_init(&pool->decay_lock, NULL);
+	pthread_mutex_init(&pool->decay.lock, NULL);
 	if (_zp_store_init(pool) != 0 || _zp_decay_init(pool) != 0) {
 		int err = errno; /* ENOMEM, or the backend's EAGAIN */
 		pool_free(pool);
 		errno = err;
 		return NULL;
 	}
-	pool->slot = _zp_tcache_slot_acquire();
-	pool->decay_caches = _zp_tcache_decay_caches;
+	_zp_tcache_pool_init(pool);
 	if (_zp_fork_track(pool) != 0) {
 		pool_free(pool);
 		return NULL;
 	}
-	if (_zp_decay_start(pool) != 0) {
+	if (_zp_maintain_start(pool) != 0) {
 		int err = errno;
 		_zp_fork_untrack(pool);
 		pool_free(pool);
@@ -93,7 +100,7 @@ void zp_pool_destroy(zp_pool *pool)
 	 * pool's mutexes, which fini and pool_free destroy (a fork meanwhile
 	 * gives the child a pool being destroyed, which it cannot use). */
 	_zp_fork_untrack(pool);
-	_zp_decay_fini(pool); /* its thread must not see buffers being freed */
+	_zp_maintain_stop(pool); /* its thread must not see buffers being freed */
 	_zp_tcache_detach_all(pool);
 	_zp_store_free_all_data(pool);
 	pool_free(pool);
@@ -147,7 +154,7 @@ size_t zp_trim(zp_pool *pool)
 	(void)_zp_arena_purge();
 	f.arena = 0; /* purged just above */
 	_zp_os_give_back(&f);
-	zp_atomic_add_relaxed(&pool->trimmed, n);
+	zp_atomic_add_relaxed(&pool->entry.trimmed, n);
 	return freed;
 }
 
@@ -158,7 +165,7 @@ long zp_maintain(zp_pool *pool)
 		return -1;
 	}
 	long given = _zp_decay_run(pool);
-	if (pool->decay_tick_ns == 0)
+	if (pool->decay.tick_ns == 0)
 		return given;
 	/* the caller's own cache, as its slow paths do, and the others */
 	zp_cache *c = _zp_cache_peek(pool);

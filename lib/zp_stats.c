@@ -39,8 +39,9 @@ static uint64_t held_by_callers(uint64_t gets, uint64_t puts)
 static uint64_t class_puts(zp_pool *pool, unsigned k)
 {
 	uint64_t puts = zp_atomic_load_acquire(&pool->totals[k].puts);
-	for (const struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next)
-		puts += __atomic_load_n(&tc->pub.cls[k].puts, __ATOMIC_ACQUIRE);
+	const struct _zp_tcache *tc;
+	LIST_FOREACH(tc, &pool->caches.list, link)
+	puts += __atomic_load_n(&tc->pub.cls[k].puts, __ATOMIC_ACQUIRE);
 	return puts;
 }
 
@@ -52,7 +53,9 @@ static void sum_class(zp_pool *pool, unsigned k, struct zp_class_stats *o, uint6
 	_Atomic uint64_t *t = (_Atomic uint64_t *)&pool->totals[k];
 	for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
 		v[i] = zp_atomic_load_relaxed(&t[i]);
-	for (const struct _zp_tcache *tc = pool->caches; tc != NULL; tc = tc->next) {
+	const struct _zp_tcache *tc;
+	LIST_FOREACH(tc, &pool->caches.list, link)
+	{
 		_Atomic uint64_t *from = (_Atomic uint64_t *)&tc->ctr[k];
 		for (size_t i = 0; i < _ZP_NCOUNTERS; i++)
 			v[i] += zp_atomic_load_relaxed(&from[i]);
@@ -98,18 +101,18 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 		out->idle_buffers += c.idle_buffers;
 		out->idle_bytes += c.idle_buffers * c.size;
 	}
-	out->threads = pool->ncaches;
+	out->threads = pool->caches.n;
 	pthread_mutex_unlock(&_zp_tcache_lock);
 
-	uint64_t ovp = zp_atomic_load_acquire(&pool->oversize_puts);
-	uint64_t ovg = zp_atomic_load_relaxed(&pool->oversize_gets);
+	uint64_t ovp = zp_atomic_load_acquire(&pool->entry.oversize_puts);
+	uint64_t ovg = zp_atomic_load_relaxed(&pool->entry.oversize_gets);
 	uint64_t pooled_out = held_by_callers(out->gets, out->puts);
 	out->oversize = ovg;
 	out->gets += ovg;
 	out->puts += ovp;
 	out->outstanding = held_by_callers(out->gets, out->puts);
-	out->trimmed = zp_atomic_load_relaxed(&pool->trimmed);
-	out->decayed = zp_atomic_load_relaxed(&pool->decayed);
+	out->trimmed = zp_atomic_load_relaxed(&pool->entry.trimmed);
+	out->decayed = zp_atomic_load_relaxed(&pool->decay.given);
 	struct zp_backend_stats bs = {0};
 	pool->ops->stats(pool->store, &bs);
 	out->contention = bs.contention;
@@ -124,10 +127,14 @@ int zp_stats(zp_pool *pool, struct zp_stats *out)
 	/* capped as idle_bytes is: a sum over the classes read while buffers
 	 * move between them may count the moving ones twice */
 	out->released_bytes = _zp_store_cap_idle(pool, out->released_bytes);
-	out->idle_peak_bytes = _zp_store_idle_peak(pool, out->idle_bytes);
+	/* Neither the classes' highs nor the live counts are monotonic: what
+	 * was reported once stays the floor. */
+	zp_atomic_max_relaxed(&pool->entry.idle_peak_reported,
+			      _zp_store_idle_peak(pool, out->idle_bytes));
+	out->idle_peak_bytes = zp_atomic_load_relaxed(&pool->entry.idle_peak_reported);
 	uint64_t held = out->idle_buffers + out->released_buffers + pooled_out;
 	out->cached_buffers = out->live_buffers > held ? out->live_buffers - held : 0;
-	out->cache_borrowed = zp_atomic_load_relaxed(&pool->cache_borrowed);
+	out->cache_borrowed = zp_atomic_load_relaxed(&pool->budget.lent);
 	out->classes = pool->classes;
 	return 0;
 }

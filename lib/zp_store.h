@@ -1,14 +1,15 @@
 /*
  * zp_store.h - the pool and its store layer: size classes, buffer
  * descriptors, per-class counters, and the byte-budgeted give/take over the
- * backend (zp_store.c).
+ * backend.  Above the OS layer (zp_os.h), below decay (zp_decay.h) and the
+ * thread caches (zp_tcache.h); the layers are listed in
+ * scripts/check_layers.py.  By concern:
  *
- * Layers of lib/, each calling only those below it:
- *
- *   zp_alloc.c zp_pool.c zp_stats.c   entry points (zeropool.h)
- *   zp_tcache.c                       per-thread caches (zp_tcache.h)
- *   zp_store.c                        this layer
- *   zp_os.c zp_config.c zp_registry.c OS memory, validation, backends
+ *   zp_store.c           classes, the backend's store, give/take, the idle
+ *                        gauge, decay's view of the store
+ *   zp_store_desc.c      descriptor slabs and lanes, buffers' data
+ *   zp_store_budget.c    the idle-bytes budget, charges, lending to caches
+ *   zp_store_released.c  released buffers (pages given back, mapping kept)
  */
 #ifndef ZP_STORE_H
 #define ZP_STORE_H
@@ -17,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "zeropool.h"
 #include "zp_backend.h"
@@ -26,9 +28,10 @@
  * load and store) and per pool (folded totals of caches that are gone, and
  * operations made without a cache: relaxed RMW, off the hot path).
  *
- * A cache's hits and puts live in the public _zp_cache_class, where the
- * inline path counts them; the fields here are used only in pool totals.
- * Puts are counted with release and read before gets (zp_stats.c). */
+ * A cache's puts live in the public _zp_cache_class, where the inline path
+ * counts them, and its hits are derived from the hit ledger (zp_tcache.h);
+ * the fields `hits` and `puts` here are used only in pool totals.  Puts are
+ * counted with release and read before gets (zp_stats.c). */
 struct _zp_class_counters {
 	_Atomic uint64_t hits, puts;
 	_Atomic uint64_t store_hits, fresh;
@@ -93,17 +96,20 @@ struct _zp_store_class {
 
 struct _zp_slab; /* a block of descriptors */
 struct _zp_tcache;
+struct _zp_decay;
+struct _zp_maint;
 
-/* The pool.  Its first cache line holds what the hit path and every
- * transfer read and nothing that is written after create: `slot` used to
- * share a line with idle_reserved, which any thread's budget reservation
- * writes.  (The pool is allocated on a cache line, _zp_meta_alloc.) */
 /* Descriptor lanes: a thread takes fresh descriptors from the slabs of its
  * lane (its small id modulo the lanes), so that descriptors that two
  * threads write on every get and put do not share a 128-byte pair of lines
- * (zp_store.c, desc_alloc). */
+ * (zp_store_desc.c). */
 #define ZP_DESC_LANES 8u
 
+/* The pool.  Its first cache line holds what the hit path and every
+ * transfer read, for all layers, and nothing written after create: a word
+ * written by transfers on that line would make every thread's hit path
+ * miss on it.  The records after it are each one layer's.  (The pool is
+ * allocated on a cache line, _zp_meta_alloc.) */
 struct zp_pool {
 	/* Line 0: read-mostly, set at create. */
 	uintptr_t tag; /* == (uintptr_t)this: owner tag of held buffers */
@@ -120,50 +126,66 @@ struct zp_pool {
 	size_t *class_size;
 	struct _zp_store_class *sc; /* [classes]: gauges and budget shares */
 
-	/* Read-mostly, read on slow paths. */
+	/* Read-mostly, read on slow paths by every layer. */
 	struct _zp_class_counters *totals; /* [classes] */
-	_Atomic uint64_t *reserving;       /* bit per class that ever reserved budget */
 	zp_config cfg;
 
-	/* Descriptors: slabs, never freed before the pool; a free list per
-	 * lane (zp_store.c, desc_alloc).  One mutex for the pool: it is taken
-	 * only when a buffer is allocated or freed, next to a malloc/mmap and
-	 * free/munmap that cost far more than an uncontended lock
-	 * (docs/design.md, "The shared-store budget"). */
-	pthread_mutex_t desc_lock;
-	struct _zp_slab *slabs;
-	zp_buf *desc_free[ZP_DESC_LANES];
+	/* Below, one record per layer: its state, which only its own files
+	 * write. */
 
-	/* The thread-cache layer's (zp_tcache.c), under _zp_tcache_lock: the
-	 * caches attached to this pool; zp_fork.c's list of live pools. */
-	struct _zp_tcache *caches;
-	zp_pool *live_next, *live_prev;
-	unsigned ncaches;
-	/* Set at create by the entry layer: the look at idle caches after a
-	 * step, for the maintenance thread (which lives in this layer). */
-	long (*decay_caches)(zp_pool *pool, bool wait);
+	/* Descriptors (zp_store_desc.c): slabs, never freed before the pool; a
+	 * free list per lane.  One mutex for the pool: it is taken only when a
+	 * buffer is allocated or freed, next to a malloc/mmap and free/munmap
+	 * that cost far more than an uncontended lock. */
+	struct _zp_pool_desc {
+		pthread_mutex_t lock;
+		struct _zp_slab *slabs;
+		zp_buf *free[ZP_DESC_LANES];
+	} desc;
 
-	/* The idle-bytes budget (zp_store.c) */
-	_Atomic uint64_t idle_reserved;  /* granted to classes, <= max_idle_bytes */
-	_Atomic uint64_t cache_borrowed; /* of it, lent to thread caches (_zp_store_borrow) */
-	_Atomic uint64_t released_bytes; /* capacity of released buffers, <= max_idle_bytes */
+	/* The idle-bytes budget (zp_store_budget.c). */
+	struct _zp_pool_budget {
+		_Atomic uint64_t *reserving; /* bit per class that ever reserved budget */
+		_Atomic uint64_t reserved;   /* granted to classes, <= max_idle_bytes */
+		_Atomic uint64_t lent;       /* of it, lent to thread caches (_zp_store_borrow) */
+		_Atomic uint64_t released;   /* capacity of released buffers, <= max_idle_bytes */
+	} budget;
 
-	_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
-	_Atomic uint64_t idle_peak_reported; /* the most idle_peak_bytes zp_stats returned */
+	/* Decay (zp_decay.c).  `lock` serialises steps; it is taken before
+	 * desc.lock and the store's locks, never while holding them. */
+	struct _zp_pool_decay {
+		pthread_mutex_t lock;
+		uint64_t tick_ns; /* the step interval; 0: no decay */
+		/* Written by steps, read by any thread without the lock
+		 * (annotated as one range for helgrind and DRD,
+		 * _zp_hg_counters). */
+		_Atomic uint64_t next_ns; /* when the next step is due */
+		_Atomic uint64_t steps;   /* intervals elapsed in steps so far */
+		_Atomic uint64_t given;   /* buffers given back by steps and idle-cache decay */
+		struct _zp_decay *state;  /* the steps' state, under lock */
+	} decay;
 
-	/* Decay (zp_decay.c).  decay_lock serialises steps; it is taken before
-	 * desc_lock and the store's locks, never while holding them. */
-	pthread_mutex_t decay_lock;
-	uint64_t decay_tick_ns; /* the step interval; 0: no decay */
-	/* Written by steps, read by any thread without the lock (annotated as
-	 * one range for helgrind and DRD, _zp_hg_counters). */
-	_Atomic uint64_t decay_next_ns; /* when the next step is due */
-	_Atomic uint64_t decay_steps;   /* intervals elapsed in steps so far */
-	_Atomic uint64_t decayed;       /* buffers given back by steps */
-	/* decay_steps at the last look at threads' idle caches
-	 * (_zp_tcache_decay_caches, which writes it under _zp_tcache_lock) */
-	_Atomic uint64_t caches_step;
-	struct _zp_decay *decay; /* the steps' state, under decay_lock */
+	/* The thread-cache layer's (zp_tcache*.c), under _zp_tcache_lock: the
+	 * caches attached to this pool, their number, and decay.steps at the
+	 * last look at idle caches (_zp_tcache_decay_caches; read without
+	 * the lock, annotated for helgrind and DRD). */
+	struct _zp_pool_caches {
+		LIST_HEAD(_zp_tcache_list, _zp_tcache) list;
+		unsigned n;
+		_Atomic uint64_t step;
+	} caches;
+
+	/* The entry layer's (zp_alloc.c, zp_pool.c, zp_stats.c, zp_fork.c,
+	 * zp_maintain.c): counters of what never enters a class, what zp_trim
+	 * freed, the most idle_peak_bytes zp_stats returned, the live-pool list
+	 * of the fork handlers (under _zp_tcache_lock), the maintenance
+	 * thread. */
+	struct _zp_pool_entry {
+		_Atomic uint64_t oversize_gets, oversize_puts, trimmed;
+		_Atomic uint64_t idle_peak_reported;
+		LIST_ENTRY(zp_pool) live;
+		struct _zp_maint *maint;
+	} entry;
 };
 _Static_assert(offsetof(struct zp_pool, totals) == ZP_CACHELINE,
 	       "line 0 of the pool holds the read-mostly fields of the hot paths, and only them");
@@ -257,11 +279,57 @@ unsigned _zp_store_decay_idle(zp_pool *pool, unsigned cls, unsigned n);
 /* Unmap up to n released buffers of class cls; returns how many. */
 unsigned _zp_store_decay_released(zp_pool *pool, unsigned cls, unsigned n);
 /* The highest number of idle bytes each class reached, summed, at least
- * idle_now (the live count, which the class highs lag) and every value
- * returned before (a peak never goes down), capped at max_idle_bytes. */
+ * idle_now (the live count, which the class highs lag), capped at
+ * max_idle_bytes.  Not monotonic (a lost update lowers a class's high by a
+ * transfer): zp_stats keeps the floor. */
 uint64_t _zp_store_idle_peak(zp_pool *pool, uint64_t idle_now);
 /* Free every buffer of class cls idle in the store; adds their number to
  * *nbufs and returns their bytes. */
 size_t _zp_store_drain(zp_pool *pool, unsigned hint, unsigned cls, uint64_t *nbufs);
+
+/* ---- shared by the files of this layer ---------------------------------- */
+
+/* Descriptors (zp_store_desc.c): the share of its slab one descriptor
+ * costs, and freeing the slabs (after the data, _zp_store_free_all_data). */
+size_t _zp_store_desc_share(void);
+void _zp_store_desc_fini(zp_pool *pool);
+
+/* The budget (zp_store_budget.c).  Init, after the backend's store exists
+ * (a charge includes its idle_meta): the classes' charges and chunks.
+ * Returns 0, or -1 (ENOMEM). */
+int _zp_store_budget_init(zp_pool *pool);
+void _zp_store_budget_fini(zp_pool *pool);
+static inline bool _zp_store_budget_unlimited(const zp_pool *pool)
+{
+	return pool->cfg.max_idle_bytes == SIZE_MAX;
+}
+/* Admit up to n buffers of class cls, each costing `charge`, into the
+ * store's budget; returns how many fit (their bytes leave the class's
+ * avail).  Bytes of class cls that left the store go back with
+ * _zp_store_budget_release. */
+unsigned _zp_store_budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t charge);
+void _zp_store_budget_release(zp_pool *pool, unsigned cls, uint64_t bytes);
+
+/* Released buffers (zp_store_released.c): a buffer the budget refused or
+ * decay took (`now`: its pages leave the RSS at once) is released when it
+ * can be, else freed; a take reuses released buffers after the idle ones. */
+void _zp_store_release_or_free(zp_pool *pool, unsigned cls, zp_buf *b, bool now);
+unsigned _zp_store_take_released(zp_pool *pool, unsigned cls, zp_buf **out, unsigned n);
+
+/* Sum a per-class buffer gauge of struct _zp_store_class (at byte offset
+ * `field`) over the classes, in buffers and in bytes of capacity. */
+void _zp_store_sum_gauge(zp_pool *pool, size_t field, uint64_t *buffers, uint64_t *bytes);
+
+/* Add bytes to a pool-wide gauge unless it would pass cap; true if added. */
+static inline bool _zp_store_gauge_add_bounded(_Atomic uint64_t *gauge, uint64_t bytes,
+					       uint64_t cap)
+{
+	uint64_t cur = zp_atomic_load_relaxed(gauge);
+	do {
+		if (cur > cap || cap - cur < bytes)
+			return false;
+	} while (!zp_atomic_cas_weak_relaxed(gauge, &cur, cur + bytes));
+	return true;
+}
 
 #endif /* ZP_STORE_H */

@@ -1,8 +1,16 @@
 /*
- * zp_tcache.h - the thread-cache layer (zp_tcache.c): each thread's table
- * of caches, one per pool it uses, and their lifetime (attach, retire at
- * thread exit, detach at pool destroy, trim by the owner).  Above the store
- * layer (zp_store.h), below the entry points.
+ * zp_tcache.h - the thread-cache layer: each thread's table of caches, one
+ * per pool it uses.  Above the store layer (zp_store.h), below the entry
+ * points.  By concern:
+ *
+ *   zp_tcache.c           tables, pool slots, attach, retire at thread exit,
+ *                         detach at pool destroy
+ *   zp_tcache_refill.c    the miss path: refill from the store, absorb a
+ *                         put, drain the coldest batch
+ *   zp_tcache_capacity.c  fixed or adaptive capacity: grow, borrow, steal,
+ *                         and give it back after decay_ms without use
+ *   zp_tcache_reclaim.c   trim of the caller's cache, draining other
+ *                         threads' caches (zp_trim, idle-cache decay)
  *
  * Each thread has one table of cache pointers indexed by the pool's slot
  * (pools hold distinct slots while alive), reached through one
@@ -38,7 +46,7 @@ extern pthread_mutex_t _zp_tcache_lock;
 /* A thread's cache for one pool: this private header, then the public
  * zp_cache with its classes, then counters and slots, in one block. */
 struct _zp_tcache {
-	struct _zp_tcache *next, *prev; /* in pool->caches */
+	LIST_ENTRY(_zp_tcache) link; /* in pool->caches.list */
 	struct _zp_thread *thread;
 	zp_pool *pool;
 	struct _zp_class_counters *ctr; /* [classes] */
@@ -170,7 +178,7 @@ size_t _zp_tcache_trim_others(zp_pool *pool, uint64_t *nbufs, struct _zp_freed *
 
 /* After a decay step: free the buffers of the caches of pool whose owner
  * made no get or put through the last decay_ms (not the caller's own), as
- * _zp_tcache_trim_others does, counted in pool->decayed.  Runs at most once
+ * _zp_tcache_trim_others does, counted in pool->decay.given.  Runs at most once
  * per step; wait false: not if another thread holds _zp_tcache_lock.
  * Returns the buffers freed. */
 long _zp_tcache_decay_caches(zp_pool *pool, bool wait);
@@ -193,32 +201,60 @@ static inline struct _zp_tcache *_zp_tcache_of(zp_cache *c)
 zp_cache *_zp_tcache_attach(zp_pool *pool);
 
 /* The most buffers class k of a cache of pool may hold: the fixed depth,
- * or for an adaptive cache min(ZP_MAX_CACHE_DEPTH, cache_bytes / size)
- * (0: the class is not cached). */
+ * or for an adaptive cache min(ZP_MAX_CACHE_DEPTH, ZP_CACHE_BORROW_FACTOR x
+ * cache_bytes / size) when one buffer fits cache_bytes, else 0 (the class
+ * is not cached). */
 uint32_t _zp_tcache_class_max(const zp_pool *pool, unsigned k);
 
 /* Grow class k of the calling thread's cache tc (adaptive caches only);
  * returns its capacity, unchanged when it cannot grow. */
 uint32_t _zp_tcache_grow(struct _zp_tcache *tc, unsigned k);
 
-/* Give the n coldest buffers of class k of tc (the bottom of its LIFO) to
- * the store, at most pool->batch per transfer, and move the rest down.  On
- * the cache's own thread (or, at its exit, the exiting thread). */
-void _zp_tcache_drain(struct _zp_tcache *tc, unsigned k, uint32_t n);
-
-/* Buffers one refill or drain of a class with capacity lim moves. */
-static inline uint32_t _zp_tcache_transfer(const zp_pool *pool, uint32_t lim)
+/* Whether class cls of tc caches buffers: it has capacity, or gets some on
+ * first use (adaptive caches).  False for a cache of depth 0, a class
+ * larger than cache_bytes, or a cache too full to give it room. */
+static inline bool _zp_tcache_class_cached(struct _zp_tcache *tc, unsigned cls)
 {
-	if (pool->depth != ZP_CACHE_DEPTH_AUTO)
-		return pool->batch;
-	uint32_t half = lim / 2 ? lim / 2 : 1;
-	return half < pool->batch ? half : pool->batch;
+	return tc->pub.cls[cls].limit > 0 || _zp_tcache_grow(tc, cls) > 0;
 }
 
-/* A free slot for a new pool, or ZP_MAX_POOLS when all are taken; and its
- * release when the pool is gone. */
-unsigned _zp_tcache_slot_acquire(void);
-void _zp_tcache_slot_release(unsigned slot);
+/* A put of class cls that passes the slots of tc (the class does not
+ * cache): counted as the cache's put, and in the hit ledger's out; the
+ * caller gives the buffer to the store with tc->ctr. */
+static inline void _zp_tcache_put_passes(struct _zp_tcache *tc, unsigned cls)
+{
+	_ZP_COUNT_RELEASE(&tc->pub.cls[cls].puts);
+	_zp_tcache_moved_out(tc, cls, 1);
+}
+
+/* Give the n coldest buffers of class k of tc (the bottom of its LIFO) to
+ * the store, at most pool->batch per transfer, and move the rest down.  On
+ * the cache's own thread (or, at its exit, the exiting thread);
+ * zp_tcache_refill.c. */
+void _zp_tcache_drain(struct _zp_tcache *tc, unsigned k, uint32_t n);
+
+/* The miss path (zp_tcache_refill.c), on the owner's thread between
+ * _zp_tcache_enter and _zp_tcache_leave.  First the class decides whether
+ * it caches: _zp_tcache_class_cached (inline, so that a pool without caches
+ * pays no call for the answer).
+ *
+ * A get of a cached class cls that the inline path did not serve: the top
+ * of the class's slots, or the top of a batch refilled from the store
+ * (counted as a refill and a store hit), or NULL when the store had none
+ * (the caller allocates a fresh buffer). */
+zp_buf *_zp_tcache_get_miss(struct _zp_tcache *tc, unsigned cls);
+/* A put of b, a validated buffer of cached class cls already marked idle,
+ * that the inline path did not absorb: counted, then into the slots,
+ * draining the coldest batch first when the class is full and cannot
+ * grow. */
+void _zp_tcache_put_miss(struct _zp_tcache *tc, unsigned cls, zp_buf *b);
+
+/* A new pool's place in this layer: its (empty) list of caches and a free
+ * slot in every thread's table (pool->slot ZP_MAX_POOLS when all are
+ * taken: the pool runs uncached).  _zp_tcache_pool_fini gives the slot
+ * back, once no cache of the pool is left (_zp_tcache_detach_all). */
+void _zp_tcache_pool_init(zp_pool *pool);
+void _zp_tcache_pool_fini(zp_pool *pool);
 
 /* Detach and free every thread's cache of `pool`; the buffers they held
  * are not freed here (the pool frees all of its buffers itself). */
@@ -232,7 +268,7 @@ void _zp_tcache_detach_all(zp_pool *pool);
 void _zp_tcache_decay(struct _zp_tcache *tc, uint64_t steps);
 static inline void _zp_tcache_decay_poll(struct _zp_tcache *tc)
 {
-	uint64_t steps = zp_atomic_load_relaxed(&tc->pool->decay_steps);
+	uint64_t steps = zp_atomic_load_relaxed(&tc->pool->decay.steps);
 	if (ZP_UNLIKELY(steps >= tc->decay_step + ZP_DECAY_SLOTS))
 		_zp_tcache_decay(tc, steps);
 }
@@ -244,5 +280,35 @@ size_t _zp_tcache_trim_self(zp_pool *pool, uint64_t *nbufs, struct _zp_freed *f)
 
 /* The calling thread's small id (shard hint). */
 unsigned _zp_tcache_hint(void);
+
+/* ---- shared by the files of this layer ---------------------------------- */
+
+/* Whether class k still uses the slots in the cache's own block (it has not
+ * grown past tc->init). */
+static inline bool _zp_tcache_slots_inline(const struct _zp_tcache *tc, unsigned k)
+{
+	return tc->pub.cls[k].slots == tc->inline_slots + (size_t)k * tc->init;
+}
+
+/* The inline get's size bound of an open cache: zeroing pools take the
+ * slow path for every get, which zeroes. */
+static inline size_t _zp_tcache_open_fast_limit(const zp_pool *pool)
+{
+	return (pool->cfg.flags & ZP_F_ZERO_ON_GET) ? 0 : pool->cfg.max_size + 1;
+}
+
+/* Gets and puts of class k of tc so far (all counted by its owner). */
+static inline uint64_t _zp_tcache_class_ops(const struct _zp_tcache *tc, unsigned k)
+{
+	const struct _zp_cache_class *cc = &tc->pub.cls[k];
+	return _zp_tcache_hits(tc, k) + _ZP_LOAD(&cc->puts) +
+	       zp_atomic_load_relaxed(&tc->ctr[k].store_hits) +
+	       zp_atomic_load_relaxed(&tc->ctr[k].fresh);
+}
+
+/* Reopen a cache a drain closed (zp_tcache_reclaim.c): move what the drain
+ * left down to slots[0] and open the inline paths.  Under _zp_tcache_lock,
+ * on the owner's thread or at its exit. */
+void _zp_tcache_reopen_locked(struct _zp_tcache *tc);
 
 #endif /* ZP_TCACHE_H */

@@ -3,19 +3,23 @@
 
     scripts/check_layers.py [--graph]
 
-Each file of lib/ has a layer; a file may include only headers of its own
-layer or below, so the front end has no circle:
+The list of the layers of lib/ is LAYER below, and this is its one place:
+each file has a layer, and a file may include only headers of its own layer
+or below.  Files of one concern share a module name (zp_tcache.h,
+zp_tcache.c; zp_tcache_refill.c is the module zp_tcache_refill), and the
+graph of modules must have no circle, within a layer too:
 
     0  zeropool.h zeropool_config.h zp_atomic.h zp_poison.h   leaves
-    1  zp_backend.h                                            the contract
-    2  zp_os.* zp_arena.* zp_config.* zp_registry.c            below the store
-    3  zp_store.* zp_decay.*                                   the store
-    4  zp_tcache.*                                             thread caches
-    5  zp_alloc.c zp_pool.c zp_stats.c zp_fork.*               entry points
+    1  zp_backend.h (and its services for backends)           the contract
+    2  zp_arena.*                                              the page arena
+    3  zp_os.* zp_config.* zp_registry.c                      OS memory, config
+    4  zp_store.* zp_store_*.c zp_decay.*                     the store
+    5  zp_tcache.h zp_tcache*.c                                thread caches
+    6  zp_alloc.c zp_pool.c zp_stats.c zp_fork.* zp_maintain.* entry points
 
-A backend (locked/, lockfree/) includes from lib/ only zp_backend.h and the
-leaves.  --graph prints the include graph of lib/.  Exits 1 on a violation.
-Standard library only.
+A backend (locked/, lockfree/) includes from lib/ only BACKEND_MAY.  --graph
+prints the include graph of lib/.  Exits 1 on a violation.  Standard library
+only.
 """
 
 import os
@@ -26,10 +30,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYER = {
     "zeropool.h": 0, "zeropool_config.h": 0, "zp_atomic.h": 0, "zp_poison.h": 0,
     "zp_backend.h": 1, "zp_backends.inc": 1,
-    "zp_os.h": 2, "zp_os.c": 2, "zp_arena.h": 2, "zp_arena.c": 2, "zp_config.h": 2, "zp_config.c": 2, "zp_registry.c": 2,
-    "zp_store.h": 3, "zp_store.c": 3, "zp_decay.h": 3, "zp_decay.c": 3,
-    "zp_tcache.h": 4, "zp_tcache.c": 4,
-    "zp_alloc.c": 5, "zp_pool.c": 5, "zp_stats.c": 5, "zp_fork.h": 5, "zp_fork.c": 5,
+    "zp_arena.h": 2, "zp_arena.c": 2,
+    "zp_os.h": 3, "zp_os.c": 3, "zp_config.h": 3, "zp_config.c": 3, "zp_registry.c": 3,
+    "zp_store.h": 4, "zp_store.c": 4, "zp_store_desc.c": 4, "zp_store_budget.c": 4,
+    "zp_store_released.c": 4, "zp_decay.h": 4, "zp_decay.c": 4,
+    "zp_tcache.h": 5, "zp_tcache.c": 5, "zp_tcache_refill.c": 5, "zp_tcache_capacity.c": 5,
+    "zp_tcache_reclaim.c": 5,
+    "zp_alloc.c": 6, "zp_pool.c": 6, "zp_stats.c": 6, "zp_fork.h": 6, "zp_fork.c": 6,
+    "zp_maintain.h": 6, "zp_maintain.c": 6,
 }
 BACKEND_MAY = {"zp_backend.h", "zeropool.h", "zeropool_config.h", "zp_atomic.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
@@ -46,6 +54,41 @@ def sources(folder):
         for name in sorted(files):
             if name.endswith((".c", ".h")):
                 yield os.path.join(dirpath, name)
+
+
+def module(name):
+    return os.path.splitext(name)[0]
+
+
+def module_cycle(graph):
+    """A circle in the graph of modules (file names without extension), or
+    None."""
+    edges = {}
+    for name, incs in graph.items():
+        m = module(name)
+        edges.setdefault(m, set()).update(module(i) for i in incs if module(i) != m)
+    state, path = {}, []
+
+    def visit(m):
+        state[m] = 1
+        path.append(m)
+        for n in sorted(edges.get(m, ())):
+            if state.get(n) == 1:
+                return path[path.index(n):] + [n]
+            if n not in state:
+                found = visit(n)
+                if found:
+                    return found
+        path.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(edges):
+        if m not in state:
+            found = visit(m)
+            if found:
+                return found
+    return None
 
 
 def main():
@@ -67,14 +110,17 @@ def main():
                 if inc in LAYER and inc not in BACKEND_MAY:
                     errors.append(f"{os.path.relpath(path, ROOT)} includes {inc}: a backend "
                                   "includes zp_backend.h alone from lib/")
+    cycle = module_cycle(graph)
+    if cycle:
+        errors.append("a circle between modules: " + " -> ".join(cycle))
     if "--graph" in sys.argv[1:]:
         for name in sorted(graph, key=lambda n: (-LAYER[n], n)):
             print(f"{LAYER[name]} {name:18} -> {' '.join(graph[name]) or '-'}")
     for e in errors:
         print(f"check_layers: {e}", file=sys.stderr)
     if not errors:
-        print(f"check_layers: {len(graph)} files of lib/, includes run one way; "
-              "backends include zp_backend.h alone")
+        print(f"check_layers: {len(graph)} files of lib/, includes run one way, no circle "
+              "between modules; backends include only the backend contract and the leaves")
     return 1 if errors else 0
 
 
