@@ -51,9 +51,12 @@ MICRO = [
      dict(kind="micro", case="prodcons", size="4096", params=""), [2, 4], 1.0),
     ("`backend` 4 KiB: thread cache off, every call on the shared store", "ns/pair",
      "ns_per_pair", dict(kind="micro", case="backend", size="4096", params=""), [1, 2, 4], 1.0),
-] + [(f"`{w}` workload, the original program's pool settings", "ms", "wall_s",
-      dict(kind="workload", name=w, params=("scale:1;api:get;config:zeropool", "scale:1;api:get")),
-      [None], 1000.0) for w in WORKLOADS]
+] + [(f"`{w}` workload, {what}", "ms", "wall_s",
+      dict(kind="workload", name=w, params=(f"scale:1;api:get;config:{config}", "scale:1;api:get")),
+      [None], 1000.0)
+     for w in WORKLOADS
+     for config, what in (("zeropool", "the original program's pool settings"),
+                          ("defaults", "the library's defaults"))]
 
 
 class Missing(Exception):
@@ -131,7 +134,8 @@ def render(run):
         f"Run [`{name}`](results/{name}/summary.md): {mode} mode, {cpu}, {ncpu} CPUs, "
         f"{date}, commit {commit}. Medians of the run's repetitions; ns are per get+put pair "
         "(with threads > 1, wall time over all pairs), lower is better; the last column is the "
-        "default backend's median over the best malloc peer's (the fastest, or for instructions the fewest) (below 1: the pool is faster). "
+        "default backend's median over the best malloc peer's (the fastest; for instructions, the "
+        "fewest): below 1, the pool is faster. "
         f"On {ncpu} CPUs, 4-thread rows measure oversubscription as much as contention.",
         "",
         S.md_table(header, body),
