@@ -5,8 +5,8 @@
 #   tsan      the unit suite under ThreadSanitizer
 #   valgrind  memcheck over the suite, helgrind and DRD over the concurrency tests
 #   fuzz      the libFuzzer harness (clang, ASan+UBSan) for a bounded number of runs
-#   lint      clang-format, one-way includes in lib/, docs/findings.md up to date,
-#             cppcheck and clang-tidy
+#   lint      clang-format, one-way includes in lib/, docs/findings.md and the
+#             README's results table up to date, cppcheck and clang-tidy
 # Usage: scripts/test.sh [GATE...]   (default: all gates, in that order)
 # Exits non-zero if any gate fails.  CI (.ci/run) calls this script.
 #
@@ -69,13 +69,14 @@ gate_lint() {
   clang-format --dry-run -Werror $files || return 1
   python3 scripts/check_layers.py || return 1
   python3 analysis/findings.py --check || return 1
+  python3 analysis/readme_table.py --check || return 1
   cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
     --inline-suppr --std=c11 -D__GNUC__ -I lib/include -I lib -I build/release/lib/include \
     lib locked $( [[ -d lockfree ]] && echo lockfree ) || return 1
   [[ -f build/release/compile_commands.json ]] || build release || return 1
   # shellcheck disable=SC2046
   clang-tidy --quiet -p build/release $(git ls-files 'lib/*.c' 'locked/*.c' 'lockfree/*.c') || return 1
-  echo "lint: clang-format, layers, findings, cppcheck and clang-tidy clean"
+  echo "lint: clang-format, layers, findings, README table, cppcheck and clang-tidy clean"
 }
 
 total_start=$SECONDS
