@@ -83,8 +83,8 @@
     "define ZP_LF_URCU_FLAVOUR (ZP_URCU_MB, _MEMB, _BP or _QSBR) before including zp_lockfree_urcu_flavour.h"
 #endif
 
-#include "zeropool_config.h"
-#include "zp_annotate.h"
+#include "zp_backend.h"
+#include "zp_backend_services.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -105,7 +105,7 @@
  * inline read side then reads a misaligned record (liburcu's, reported in
  * our frames). */
 #include <urcu/lfstack.h>
-#if !ZP_VALGRIND && !ZP_TSAN && !defined(_LGPL_SOURCE) &&                                          \
+#if !ZP_VALGRIND && !_ZP_TSAN && !defined(_LGPL_SOURCE) &&                                         \
     !(ZP_LF_URCU_FLAVOUR == ZP_URCU_BP && defined(__SANITIZE_ADDRESS__))
 #define _LGPL_SOURCE 1
 #endif
@@ -146,9 +146,6 @@
 #define rcu_section_end() rcu_read_unlock()
 #endif
 
-#include "zp_backend.h"
-#include "zp_magazine.h"
-
 struct urcu_store;
 
 struct urcu_mag {
@@ -175,11 +172,9 @@ struct urcu_class {
 
 struct urcu_store {
 	unsigned classes;
-	uint32_t cap;       /* buffers per magazine */
-	size_t max;         /* max_per_class */
-	size_t stride;      /* bytes per magazine node */
-	unsigned per_chunk; /* magazines per chunk */
-	size_t mag_cap;     /* bound on magazines allocated */
+	size_t max; /* max_per_class */
+	struct zp_mag_shape mag;
+	size_t mag_cap; /* bound on magazines allocated */
 	struct __cds_lfs_stack chunks;
 	_Atomic size_t mags ZP_ALIGNED_CL; /* magazines allocated */
 	/* Written by the callbacks only (the call_rcu worker): off the hot
@@ -288,25 +283,18 @@ static inline void lf_exit(void)
 
 /* ---- stacks and magazines --------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Before call_rcu: one clock read per grace period asked for (every
  * ZP_LF_URCU_LIMBO_BATCH retirements), none per operation. */
 static inline void grace_queued(struct urcu_mag *m)
 {
-	m->queued_ns = now_ns();
+	m->queued_ns = _zp_clock_ns(CLOCK_MONOTONIC);
 }
 
 /* In a callback, before its last access to the store: n magazines, whose
  * call_rcu was queued at queued_ns, are back in use. */
 static void grace_done(struct urcu_store *s, uint64_t queued_ns, uint64_t n)
 {
-	uint64_t lat = now_ns() - queued_ns;
+	uint64_t lat = _zp_clock_ns(CLOCK_MONOTONIC) - queued_ns;
 	zp_atomic_add_relaxed(&s->grace.reclaimed, n);
 	zp_atomic_add_relaxed(&s->grace.runs, 1);
 	zp_atomic_add_relaxed(&s->grace.ns, lat);
@@ -320,7 +308,7 @@ static inline struct urcu_mag *mag_of(struct cds_lfs_node *n)
 
 static inline void lf_push(struct __cds_lfs_stack *st, struct cds_lfs_node *n)
 {
-	zp_hb_before(st);
+	_zp_hb_before(st);
 	cds_lfs_push(st, n);
 }
 
@@ -330,7 +318,7 @@ static inline struct urcu_mag *lf_pop(struct __cds_lfs_stack *st)
 	struct cds_lfs_node *n = __cds_lfs_pop(st);
 	if (n == NULL)
 		return NULL;
-	zp_hb_after(st);
+	_zp_hb_after(st);
 	return mag_of(n);
 }
 
@@ -338,32 +326,30 @@ static inline struct urcu_mag *lf_pop(struct __cds_lfs_stack *st)
  * when out of memory or over the magazine bound. */
 static struct urcu_mag *mag_grow(struct urcu_store *s, unsigned cls)
 {
-	size_t had = zp_atomic_add_relaxed(&s->mags, s->per_chunk);
-	if (had + s->per_chunk > s->mag_cap) {
-		zp_atomic_sub_relaxed(&s->mags, s->per_chunk);
+	size_t had = zp_atomic_add_relaxed(&s->mags, s->mag.per_chunk);
+	if (had + s->mag.per_chunk > s->mag_cap) {
+		zp_atomic_sub_relaxed(&s->mags, s->mag.per_chunk);
 		return NULL;
 	}
-	struct urcu_chunk *ch =
-	    _zp_meta_alloc(zp_mag_chunk_bytes(sizeof *ch, s->stride, s->per_chunk));
+	struct urcu_chunk *ch = _zp_meta_alloc(zp_mag_chunk_bytes(&s->mag, sizeof *ch));
 	if (ch == NULL) {
-		zp_atomic_sub_relaxed(&s->mags, s->per_chunk);
+		zp_atomic_sub_relaxed(&s->mags, s->mag.per_chunk);
 		return NULL;
 	}
-	zp_racy_by_design(&ch->link, sizeof ch->link);
+	_zp_racy_by_design(&ch->link, sizeof ch->link);
 	cds_lfs_push(&s->chunks, &ch->link);
 	struct urcu_class *c = &s->cls[cls];
-	char *base = (char *)(ch + 1);
-	for (unsigned i = 0; i < s->per_chunk; i++) {
-		struct urcu_mag *m = (struct urcu_mag *)(void *)(base + i * s->stride);
+	for (unsigned i = 0; i < s->mag.per_chunk; i++) {
+		struct urcu_mag *m = zp_mag_node(&s->mag, ch + 1, i);
 		m->store = s;
 		m->cls = cls;
 		/* Link words of the library's structures: raced on by design. */
-		zp_racy_by_design(&m->link, sizeof m->link);
-		zp_racy_by_design(&m->rcu, sizeof m->rcu);
+		_zp_racy_by_design(&m->link, sizeof m->link);
+		_zp_racy_by_design(&m->rcu, sizeof m->rcu);
 		if (i > 0)
 			lf_push(&c->empty, &m->link); /* never popped yet: no grace period owed */
 	}
-	return (struct urcu_mag *)(void *)base;
+	return zp_mag_node(&s->mag, ch + 1, 0);
 }
 
 static void limbo_flush(struct urcu_class *c);
@@ -384,7 +370,7 @@ static inline struct urcu_mag *mag_get(struct urcu_store *s, unsigned cls)
 static void mag_reuse(struct rcu_head *head)
 {
 	struct urcu_mag *m = caa_container_of(head, struct urcu_mag, rcu);
-	zp_hb_after(m);
+	_zp_hb_after(m);
 	struct urcu_class *c = &m->store->cls[m->cls];
 	grace_done(m->store, m->queued_ns, 1); /* before the push hands m over */
 	lf_push(m->count != 0 ? &c->full : &c->empty, &m->link);
@@ -410,7 +396,7 @@ static uint64_t file_chain(struct urcu_class *c, struct cds_lfs_node *n)
 static void limbo_reuse(struct rcu_head *head)
 {
 	struct urcu_mag *first = caa_container_of(head, struct urcu_mag, rcu);
-	zp_hb_after(first);
+	_zp_hb_after(first);
 	struct urcu_store *s = first->store;
 	struct urcu_class *c = &s->cls[first->cls];
 	uint64_t queued = first->queued_ns; /* before the pushes hand first over */
@@ -424,7 +410,7 @@ static void limbo_flush(struct urcu_class *c)
 	struct cds_lfs_head *h = __cds_lfs_pop_all(&c->limbo);
 	if (h == NULL)
 		return;
-	zp_hb_after(&c->limbo);
+	_zp_hb_after(&c->limbo);
 	if (ZP_UNLIKELY(forked_child)) { /* no pop can be stale: file them now */
 		(void)file_chain(c, &h->node);
 		return;
@@ -432,7 +418,7 @@ static void limbo_flush(struct urcu_class *c)
 	struct urcu_mag *first = mag_of(&h->node);
 	zp_atomic_add_relaxed(&c->pending, 1);
 	grace_queued(first);
-	zp_hb_before(first);
+	_zp_hb_before(first);
 	call_rcu(&first->rcu, limbo_reuse);
 }
 
@@ -451,7 +437,7 @@ static inline void mag_retire(struct urcu_class *c, struct urcu_mag *m)
 	if (ZP_UNLIKELY(m->count != 0)) {
 		zp_atomic_add_relaxed(&c->pending, 1);
 		grace_queued(m);
-		zp_hb_before(m);
+		_zp_hb_before(m);
 		call_rcu(&m->rcu, mag_reuse);
 		return;
 	}
@@ -519,14 +505,8 @@ static void *urcu_create(const struct zp_store_params *p)
 	/* _zp_meta_alloc zeroes: every __cds_lfs_stack starts empty (NULL). */
 	s->classes = p->classes;
 	s->max = p->max_per_class;
-	unsigned cap = p->max_batch;
-	if (cap < 1)
-		cap = 1;
-	if (cap > ZP_MAG_MAX_CAP)
-		cap = ZP_MAG_MAX_CAP;
-	s->cap = cap;
-	zp_mag_layout(offsetof(struct urcu_mag, bufs), cap, sizeof(struct urcu_chunk), &s->stride,
-		      &s->per_chunk);
+	s->mag = zp_mag_shape_for(p->max_batch, offsetof(struct urcu_mag, bufs),
+				  sizeof(struct urcu_chunk));
 	/* Every magazine on a full stack holds a counted buffer, so the
 	 * bounds on buffers (per class, and all classes: max_buffers) account
 	 * for that many of them; the rest is room for spares and for magazines
@@ -534,7 +514,7 @@ static void *urcu_create(const struct zp_store_params *p)
 	 * max_buffers not yet passed, a call_rcu worker starved of CPU let
 	 * the magazines of three threads cycling buffers through the store
 	 * reach gigabytes.) */
-	size_t slack = ZP_LF_URCU_RETIRE_BYTES / s->stride;
+	size_t slack = ZP_LF_URCU_RETIRE_BYTES / s->mag.stride;
 	if (slack < 1024)
 		slack = 1024;
 	size_t counted = (size_t)p->classes * p->max_per_class;
@@ -598,8 +578,8 @@ static unsigned urcu_take(void *store, unsigned hint, unsigned cls, zp_buf **out
 			/* The rest stays visible in a spare; m itself must wait. */
 			struct urcu_mag *e = mag_get(s, cls);
 			if (e != NULL) {
-				memcpy(e->bufs, m->bufs, (size_t)m->count * sizeof(zp_buf *));
-				e->count = m->count;
+				(void)zp_mag_load(e->bufs, &e->count, s->mag.cap, m->bufs,
+						  m->count);
 				m->count = 0;
 				lf_push(&c->full, &e->link);
 			} /* else m goes back to full after the grace period */
@@ -607,9 +587,7 @@ static unsigned urcu_take(void *store, unsigned hint, unsigned cls, zp_buf **out
 		mag_retire(c, m);
 	}
 	lf_exit();
-	zp_lf_release(&c->count, got);
-	zp_out_compact(out, n, got);
-	return got;
+	return zp_lf_taken(&c->count, out, n, got);
 }
 
 static unsigned urcu_give(void *store, unsigned hint, unsigned cls, zp_buf *const *in, unsigned n,
@@ -619,11 +597,8 @@ static unsigned urcu_give(void *store, unsigned hint, unsigned cls, zp_buf *cons
 	struct urcu_class *c = &s->cls[cls];
 	(void)hint;
 	zp_assert(cls < s->classes);
-	/* Over the bound the incoming buffers are refused (drop-newest), the
-	 * coldest of them first; drop-coldest falls back to this. */
-	unsigned admit = zp_lf_reserve(&c->count, n, s->max);
+	unsigned admit = zp_lf_admit(&c->count, s->max, in, n, victims);
 	unsigned nv = n - admit;
-	memcpy(victims, in, (size_t)nv * sizeof(zp_buf *));
 	in += nv;
 	if (admit == 0)
 		return nv;
@@ -632,8 +607,7 @@ static unsigned urcu_give(void *store, unsigned hint, unsigned cls, zp_buf *cons
 		struct urcu_mag *m = mag_get(s, cls);
 		if (m == NULL)
 			break;
-		m->count = 0;
-		unsigned k = zp_mag_fill(m->bufs, &m->count, s->cap, in, admit);
+		unsigned k = zp_mag_load(m->bufs, &m->count, s->mag.cap, in, admit);
 		lf_push(&c->full, &m->link);
 		in += k;
 		admit -= k;
@@ -661,10 +635,9 @@ static void urcu_stats(void *store, struct zp_backend_stats *out)
 	out->grace_periods = zp_atomic_load_relaxed(&s->grace.runs);
 	out->grace_ns = zp_atomic_load_relaxed(&s->grace.ns);
 	out->grace_max_ns = zp_atomic_load_relaxed(&s->grace.max_ns);
-	out->meta_bytes =
-	    sizeof *s + (size_t)s->classes * sizeof(struct urcu_class) +
-	    zp_atomic_load_relaxed(&s->mags) / s->per_chunk *
-		zp_mag_chunk_bytes(sizeof(struct urcu_chunk), s->stride, s->per_chunk);
+	out->meta_bytes = sizeof *s + (size_t)s->classes * sizeof(struct urcu_class) +
+			  zp_atomic_load_relaxed(&s->mags) / s->mag.per_chunk *
+			      zp_mag_chunk_bytes(&s->mag, sizeof(struct urcu_chunk));
 }
 
 /* The magazine a buffer is in, and one popped before it that waits for a
@@ -672,7 +645,7 @@ static void urcu_stats(void *store, struct zp_backend_stats *out)
 static size_t urcu_idle_meta(void *store)
 {
 	struct urcu_store *s = store;
-	return 2 * zp_mag_bytes_per_buf(s->stride, s->cap);
+	return 2 * zp_mag_bytes_per_buf(&s->mag);
 }
 
 static void urcu_thread_exit(void *store)
