@@ -57,7 +57,7 @@ echo "findings_extra.sh: zp_check_cost" >&2
 # against the asan preset's configuration header (configured if missing).
 echo "findings_extra.sh: zp_poison_cost (AddressSanitizer)" >&2
 [ -f "$root/build/asan/lib/include/zeropool_config.h" ] || (cd "$root" && cmake --preset asan >/dev/null)
-${CC:-cc} -std=c11 -O2 -fsanitize=address -I"$root/lib" -I"$root/build/asan/lib/include" \
+${CC:-cc} -std=c11 -O2 -fsanitize=address -I"$root/lib" -I"$root/lib/include" -I"$root/build/asan/lib/include" \
 	"$root/bench/zp_poison_cost.c" -o "$tmp/zp_poison_cost"
 "$tmp/zp_poison_cost" >"$out/poison_cost.txt"
 

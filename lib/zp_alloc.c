@@ -34,7 +34,7 @@ void _zp_instrument_put(zp_buf *b)
 	_zp_poison(b->data, b->cap);
 }
 #endif
-#if ZP_VALGRIND && !defined(_ZP_TSAN_HIT)
+#if ZP_VALGRIND && !_ZP_TSAN
 /* An inline get or put ends: it happens before a drain of the cache by
  * another thread (zp_tcache.c). */
 void _zp_instrument_done(zp_cache *c)

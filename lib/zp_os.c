@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "zp_arena.h"
+#include "zp_backend_services.h"
 #include "zp_os.h"
 #include "zp_poison.h"
 
@@ -59,10 +60,7 @@ uint64_t _zp_os_now_ns(void)
 	uint64_t fake = zp_atomic_load_relaxed(&test_clock);
 	if (fake != 0)
 		return fake;
-	struct timespec ts;
-	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
-		(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return _zp_clock_ns(CLOCK_MONOTONIC_COARSE);
 }
 
 /* ---- membarrier ------------------------------------------------------- */

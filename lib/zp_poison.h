@@ -14,6 +14,9 @@
 #include <stddef.h>
 
 #include "zeropool_config.h"
+/* _zp_hb_before/_zp_hb_after, for hand-offs that checkers cannot see (a
+ * membarrier, zp_tcache.c): the annotations the backends use too. */
+#include "zp_backend_services.h"
 
 #if ZP_DEBUG_CHECKS
 #if defined(__SANITIZE_ADDRESS__)
@@ -62,30 +65,6 @@
 #else
 #define _zp_hg_counters(p, n) ((void)0)
 #define _zp_hg_counters_gone(p, n) ((void)0)
-#endif
-
-/* A hand-off that checkers cannot see (a membarrier, zp_tcache.c): what
- * the thread did before _zp_hb_before(obj) happens before what another
- * does after its _zp_hb_after(obj).  Helgrind's requests (DRD honours
- * them) in ZP_VALGRIND builds; ThreadSanitizer's in -fsanitize=thread
- * builds. */
-#if defined(__SANITIZE_THREAD__)
-#define _ZP_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define _ZP_TSAN 1
-#endif
-#endif
-#if defined(_ZP_TSAN)
-#include <sanitizer/tsan_interface.h>
-#define _zp_hb_before(obj) __tsan_release((void *)(obj))
-#define _zp_hb_after(obj) __tsan_acquire((void *)(obj))
-#elif ZP_VALGRIND
-#define _zp_hb_before(obj) ANNOTATE_HAPPENS_BEFORE(obj)
-#define _zp_hb_after(obj) ANNOTATE_HAPPENS_AFTER(obj)
-#else
-#define _zp_hb_before(obj) ((void)(obj))
-#define _zp_hb_after(obj) ((void)(obj))
 #endif
 
 #endif /* ZP_POISON_H */

@@ -2,6 +2,21 @@
 #   lockfree-ck    Concurrency Kit ck_stack (DWCAS pop)      pkg-config: ck
 #   lockfree-urcu  liburcu cds_lfs + call_rcu (mb flavour)    pkg-config: liburcu-mb liburcu-cds
 # Without the packages the build goes on with the other backends.
+
+# zp_lockfree_urcu.c is compiled once per liburcu flavour, the flavour named
+# by -DZP_LF_URCU_FLAVOUR.  One target cannot compile a source twice with
+# other definitions, so each flavour is an object library of its own, listed
+# in ZP_BACKEND_OBJECT_LIBRARIES: lib/CMakeLists.txt compiles it as it
+# compiles the library's own objects and puts its objects in the library.
+macro(zp_urcu_flavour flavour name symbol)
+  string(TOUPPER ${flavour} zp_urcu_define)
+  add_library(zeropool_urcu_${flavour} OBJECT ${CMAKE_CURRENT_LIST_DIR}/zp_lockfree_urcu.c)
+  target_compile_definitions(zeropool_urcu_${flavour} PRIVATE ZP_LF_URCU_FLAVOUR=ZP_URCU_${zp_urcu_define})
+  list(APPEND ZP_BACKEND_OBJECT_LIBRARIES zeropool_urcu_${flavour})
+  list(APPEND ZP_BACKEND_NAMES ${name})
+  list(APPEND ZP_BACKEND_SYMBOLS ${symbol})
+endmacro()
+
 pkg_check_modules(ZP_CK IMPORTED_TARGET ck)
 if(ZP_CK_FOUND)
   list(APPEND ZP_BACKEND_SOURCES ${CMAKE_CURRENT_LIST_DIR}/zp_lockfree_ck.c)
@@ -15,11 +30,9 @@ endif()
 
 pkg_check_modules(ZP_URCU IMPORTED_TARGET liburcu-mb liburcu-cds)
 if(ZP_URCU_FOUND)
-  list(APPEND ZP_BACKEND_SOURCES ${CMAKE_CURRENT_LIST_DIR}/zp_lockfree_urcu.c)
+  zp_urcu_flavour(mb lockfree-urcu _zp_backend_lockfree_urcu)
   list(APPEND ZP_BACKEND_LIBRARIES PkgConfig::ZP_URCU)
   list(APPEND ZP_BACKEND_PC_REQUIRES liburcu-mb liburcu-cds)
-  list(APPEND ZP_BACKEND_NAMES lockfree-urcu)
-  list(APPEND ZP_BACKEND_SYMBOLS _zp_backend_lockfree_urcu)
 else()
   message(STATUS "lockfree-urcu not built: pkg-config modules liburcu-mb liburcu-cds (liburcu-dev) not found")
 endif()
@@ -36,9 +49,7 @@ if(ZP_URCU_TRIALS)
   pkg_check_modules(ZP_URCU_T IMPORTED_TARGET liburcu-memb liburcu-bp liburcu-qsbr liburcu-cds)
   if(ZP_URCU_T_FOUND)
     foreach(flavour memb bp qsbr)
-      list(APPEND ZP_BACKEND_SOURCES ${CMAKE_CURRENT_LIST_DIR}/zp_lockfree_urcu_${flavour}.c)
-      list(APPEND ZP_BACKEND_NAMES lockfree-urcu-${flavour})
-      list(APPEND ZP_BACKEND_SYMBOLS _zp_backend_lockfree_urcu_${flavour})
+      zp_urcu_flavour(${flavour} lockfree-urcu-${flavour} _zp_backend_lockfree_urcu_${flavour})
     endforeach()
     list(APPEND ZP_BACKEND_LIBRARIES PkgConfig::ZP_URCU_T)
     list(APPEND ZP_BACKEND_PC_REQUIRES liburcu-memb liburcu-bp liburcu-qsbr)

@@ -34,8 +34,7 @@
 #include <ck_stack.h>
 
 #include "zp_backend.h"
-#include "zp_annotate.h"
-#include "zp_magazine.h"
+#include "zp_backend_services.h"
 
 #ifndef CK_F_STACK_POP_MPMC
 #if defined(__clang_analyzer__) || defined(__CPPCHECK__)
@@ -79,10 +78,8 @@ struct ck_class {
 
 struct ck_store {
 	unsigned classes;
-	uint32_t cap;       /* buffers per magazine */
-	size_t max;         /* max_per_class */
-	size_t stride;      /* bytes per magazine node */
-	unsigned per_chunk; /* magazines per chunk */
+	size_t max; /* max_per_class */
+	struct zp_mag_shape mag;
 	ck_stack_t chunks ZP_ALIGNED_16;
 	_Atomic uint64_t contention ZP_ALIGNED_CL; /* failed CAS (push or pop) */
 	_Atomic size_t meta_bytes;                 /* this struct and its chunks */
@@ -121,13 +118,13 @@ static void count_contention(struct ck_store *s, unsigned fails)
 static inline void lf_push(struct ck_store *s, ck_stack_t *st, ck_stack_entry_t *e)
 {
 	unsigned fails = 0;
-	zp_hb_before(st);
-	zp_racy_begin();
+	_zp_hb_before(st);
+	_zp_racy_begin();
 	while (!ck_stack_trypush_mpmc(st, e)) {
 		fails++;
 		ck_pr_stall();
 	}
-	zp_racy_end();
+	_zp_racy_end();
 	if (ZP_UNLIKELY(fails != 0))
 		count_contention(s, fails);
 }
@@ -136,7 +133,7 @@ static inline ck_stack_entry_t *lf_pop(struct ck_store *s, ck_stack_t *st)
 {
 	ck_stack_entry_t *e = NULL;
 	unsigned fails = 0;
-	zp_racy_begin();
+	_zp_racy_begin();
 	/* trypop fails on an empty stack and on a lost CAS: tell them apart. */
 	while (!ck_stack_trypop_mpmc(st, &e)) {
 		if (ck_pr_load_ptr(&st->head) == NULL) {
@@ -146,11 +143,11 @@ static inline ck_stack_entry_t *lf_pop(struct ck_store *s, ck_stack_t *st)
 		fails++;
 		ck_pr_stall();
 	}
-	zp_racy_end();
+	_zp_racy_end();
 	if (ZP_UNLIKELY(fails != 0))
 		count_contention(s, fails);
 	if (e != NULL)
-		zp_hb_after(st);
+		_zp_hb_after(st);
 	return e;
 }
 
@@ -159,21 +156,20 @@ static inline ck_stack_entry_t *lf_pop(struct ck_store *s, ck_stack_t *st)
 /* Carve a new chunk: keep one magazine, file the others as spares. */
 static struct ck_mag *mag_grow(struct ck_store *s, struct ck_class *c)
 {
-	size_t bytes = zp_mag_chunk_bytes(sizeof(struct ck_chunk), s->stride, s->per_chunk);
+	size_t bytes = zp_mag_chunk_bytes(&s->mag, sizeof(struct ck_chunk));
 	struct ck_chunk *ch = _zp_meta_alloc(bytes);
 	if (ch == NULL)
 		return NULL;
 	zp_atomic_add_relaxed(&s->meta_bytes, bytes);
-	zp_racy_by_design(&ch->link, sizeof ch->link);
+	_zp_racy_by_design(&ch->link, sizeof ch->link);
 	lf_push(s, &s->chunks, &ch->link);
-	char *base = (char *)(ch + 1);
-	for (unsigned i = 0; i < s->per_chunk; i++) {
-		struct ck_mag *m = (struct ck_mag *)(void *)(base + i * s->stride);
-		zp_racy_by_design(&m->link, sizeof m->link);
+	for (unsigned i = 0; i < s->mag.per_chunk; i++) {
+		struct ck_mag *m = zp_mag_node(&s->mag, ch + 1, i);
+		_zp_racy_by_design(&m->link, sizeof m->link);
 		if (i > 0)
 			lf_push(s, &c->empty, &m->link);
 	}
-	return (struct ck_mag *)(void *)base;
+	return zp_mag_node(&s->mag, ch + 1, 0);
 }
 
 static inline struct ck_mag *mag_get(struct ck_store *s, struct ck_class *c)
@@ -211,14 +207,8 @@ static void *ck_create(const struct zp_store_params *p)
 	s->classes = p->classes;
 	s->meta_bytes = sizeof *s + (size_t)p->classes * sizeof(struct ck_class);
 	s->max = p->max_per_class;
-	unsigned cap = p->max_batch;
-	if (cap < 1)
-		cap = 1;
-	if (cap > ZP_MAG_MAX_CAP)
-		cap = ZP_MAG_MAX_CAP;
-	s->cap = cap;
-	zp_mag_layout(offsetof(struct ck_mag, bufs), cap, sizeof(struct ck_chunk), &s->stride,
-		      &s->per_chunk);
+	s->mag =
+	    zp_mag_shape_for(p->max_batch, offsetof(struct ck_mag, bufs), sizeof(struct ck_chunk));
 	return s;
 }
 
@@ -295,9 +285,7 @@ static unsigned ck_take(void *store, unsigned hint, unsigned cls, zp_buf **out, 
 	got = take_mags(s, c, out, n, got);
 	if (got < n)
 		got = take_singles(s, c, out, n, got);
-	zp_lf_release(&c->count, got);
-	zp_out_compact(out, n, got);
-	return got;
+	return zp_lf_taken(&c->count, out, n, got);
 }
 
 static void push_singles(struct ck_store *s, struct ck_class *c, zp_buf *const *in, unsigned n)
@@ -308,7 +296,7 @@ static void push_singles(struct ck_store *s, struct ck_class *c, zp_buf *const *
 			dropped++; /* already on the stack: see claim() */
 			continue;
 		}
-		zp_racy_by_design(&in[i]->_zp_link[0], sizeof in[i]->_zp_link[0]);
+		_zp_racy_by_design(&in[i]->_zp_link[0], sizeof in[i]->_zp_link[0]);
 		lf_push(s, &c->singles, desc_entry(in[i])); /* in[n-1], the hottest, ends on top */
 	}
 	zp_lf_release(&c->count, dropped);
@@ -321,12 +309,8 @@ static unsigned ck_give(void *store, unsigned hint, unsigned cls, zp_buf *const 
 	struct ck_class *c = &s->cls[cls];
 	(void)hint;
 	zp_assert(cls < s->classes);
-	/* Over the bound the incoming buffers are refused (drop-newest), the
-	 * coldest of them first; drop-coldest falls back to this (a stack
-	 * cannot reach its bottom): docs/lockfree.md. */
-	unsigned admit = zp_lf_reserve(&c->count, n, s->max);
+	unsigned admit = zp_lf_admit(&c->count, s->max, in, n, victims);
 	unsigned nv = n - admit;
-	memcpy(victims, in, (size_t)nv * sizeof(zp_buf *));
 	in += nv;
 	if (admit <= ZP_LF_CK_SINGLE_MAX) {
 		push_singles(s, c, in, admit);
@@ -338,8 +322,7 @@ static unsigned ck_give(void *store, unsigned hint, unsigned cls, zp_buf *const 
 			push_singles(s, c, in, admit);
 			break;
 		}
-		m->count = 0;
-		unsigned k = zp_mag_fill(m->bufs, &m->count, s->cap, in, admit);
+		unsigned k = zp_mag_load(m->bufs, &m->count, s->mag.cap, in, admit);
 		lf_push(s, &c->full, &m->link);
 		in += k;
 		admit -= k;
@@ -367,7 +350,7 @@ static void ck_stats(void *store, struct zp_backend_stats *out)
 static size_t ck_idle_meta(void *store)
 {
 	struct ck_store *s = store;
-	return s->cap <= ZP_LF_CK_SINGLE_MAX ? 0 : zp_mag_bytes_per_buf(s->stride, s->cap);
+	return s->mag.cap <= ZP_LF_CK_SINGLE_MAX ? 0 : zp_mag_bytes_per_buf(&s->mag);
 }
 
 const struct zp_backend_ops _zp_backend_lockfree_ck = {

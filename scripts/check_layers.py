@@ -10,14 +10,16 @@ zp_tcache.c; zp_tcache_refill.c is the module zp_tcache_refill), and the
 graph of modules must have no circle, within a layer too:
 
     0  zeropool.h zeropool_config.h zp_atomic.h zp_poison.h   leaves
-    1  zp_backend.h (and its services for backends)           the contract
+       zp_backend_services.h (annotations, clock, magazines)
+    1  zp_backend.h                                            the contract
     2  zp_arena.*                                              the page arena
     3  zp_os.* zp_config.* zp_registry.c                      OS memory, config
     4  zp_store.* zp_store_*.c zp_decay.*                     the store
     5  zp_tcache.h zp_tcache*.c                                thread caches
     6  zp_alloc.c zp_pool.c zp_stats.c zp_fork.* zp_maintain.* entry points
 
-A backend (locked/, lockfree/) includes from lib/ only BACKEND_MAY.  --graph
+A backend (locked/, lockfree/) includes from lib/ only BACKEND_MAY: the
+contract, its services and the public leaves.  --graph
 prints the include graph of lib/.  Exits 1 on a violation.  Standard library
 only.
 """
@@ -29,6 +31,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYER = {
     "zeropool.h": 0, "zeropool_config.h": 0, "zp_atomic.h": 0, "zp_poison.h": 0,
+    "zp_backend_services.h": 0,
     "zp_backend.h": 1, "zp_backends.inc": 1,
     "zp_arena.h": 2, "zp_arena.c": 2,
     "zp_os.h": 3, "zp_os.c": 3, "zp_config.h": 3, "zp_config.c": 3, "zp_registry.c": 3,
@@ -39,7 +42,8 @@ LAYER = {
     "zp_alloc.c": 6, "zp_pool.c": 6, "zp_stats.c": 6, "zp_fork.h": 6, "zp_fork.c": 6,
     "zp_maintain.h": 6, "zp_maintain.c": 6,
 }
-BACKEND_MAY = {"zp_backend.h", "zeropool.h", "zeropool_config.h", "zp_atomic.h"}
+BACKEND_MAY = {"zp_backend.h", "zp_backend_services.h", "zeropool.h", "zeropool_config.h",
+               "zp_atomic.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

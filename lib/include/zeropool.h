@@ -514,17 +514,24 @@ ZP_EXPORT void _zp_instrument_put(zp_buf *b);
 #define _zp_instrument_get(b) ((void)0)
 #define _zp_instrument_put(b) ((void)0)
 #endif
+/* _ZP_TSAN: 1 in a translation unit built with ThreadSanitizer (GCC's
+ * __SANITIZE_THREAD__, Clang's __has_feature), else 0.  The one detection:
+ * the library's and the backends' annotations use it too
+ * (lib/zp_backend_services.h). */
+#if defined(__SANITIZE_THREAD__)
+#define _ZP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define _ZP_TSAN 1
+#endif
+#endif
+#ifndef _ZP_TSAN
+#define _ZP_TSAN 0
+#endif
 /* Race checkers cannot see the hand-off with a thread that drains the
  * cache (a membarrier): each inline get and put ends by telling them that
  * what it did happens before that thread's drain. */
-#if defined(__SANITIZE_THREAD__)
-#define _ZP_TSAN_HIT 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define _ZP_TSAN_HIT 1
-#endif
-#endif
-#if defined(_ZP_TSAN_HIT)
+#if _ZP_TSAN
 void __tsan_release(void *addr);
 #define _zp_instrument_done(c) __tsan_release(c)
 #elif ZP_VALGRIND
@@ -542,7 +549,7 @@ ZP_EXPORT void _zp_instrument_done(zp_cache *c);
  * an aligned word, read once per call, which GCC and Clang load whole;
  * the drainer's write reaches the owner through a membarrier, not through
  * this load's ordering. */
-#if defined(_ZP_TSAN_HIT) || ZP_VALGRIND
+#if _ZP_TSAN || ZP_VALGRIND
 #define _ZP_LOAD_SHARED(p) _ZP_LOAD(p)
 #else
 #define _ZP_LOAD_SHARED(p) (*(p))
