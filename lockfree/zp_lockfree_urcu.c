@@ -5,8 +5,8 @@
  * each object defines that flavour's ops and its own static state.
  *
  *   ZP_URCU_MB    "lockfree-urcu", the backend
- *   ZP_URCU_MEMB  "lockfree-urcu-memb", trial: the backend's flavour until
- *                 issue 24
+ *   ZP_URCU_MEMB  "lockfree-urcu-memb", trial: the backend's flavour before
+ *                 mb (it aborts when membarrier is refused later)
  *   ZP_URCU_BP    "lockfree-urcu-bp", trial: the flavour liburcu meant for
  *                 libraries (it registers threads itself and survives fork
  *                 through hooks)
@@ -489,7 +489,7 @@ static void *urcu_create(const struct zp_store_params *p)
 	/* Start liburcu's call_rcu worker now rather than in the first take:
 	 * that keeps thread creation off the hot path.  liburcu aborts the
 	 * process when it cannot create that thread, so first make sure a
-	 * thread can be had (issue 12).  The worker is never joined
+	 * thread can be had (tests/test_resource_limits.c).  The worker is never joined
 	 * (tests/lockfree.supp names its TLS block, also when it inherits the
 	 * probe thread's cached stack). */
 	if (!forked_child) {
@@ -542,7 +542,7 @@ static void urcu_destroy(void *store)
 	size_t pending = forked_child ? 0 : pending_callbacks(s);
 	/* Wait until this store's callbacks have run (every one was queued
 	 * before this call).  Not rcu_barrier(): it allocates, and liburcu
-	 * aborts the process when that fails (issue 12); a grace period and a
+	 * aborts the process when that fails; a grace period and a
 	 * short sleep per round allocate nothing, and the worker runs the
 	 * callbacks of one grace period in one batch. */
 	while (pending != 0) {

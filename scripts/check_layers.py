@@ -124,7 +124,7 @@ def main():
         print(f"check_layers: {e}", file=sys.stderr)
     if not errors:
         print(f"check_layers: {len(graph)} files of lib/, includes run one way, no circle "
-              "between modules; backends include only the backend contract and the leaves")
+              "between modules; backends include only the backend contract, its services and the leaves")
     return 1 if errors else 0
 
 
