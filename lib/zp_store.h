@@ -305,10 +305,34 @@ static inline bool _zp_store_budget_unlimited(const zp_pool *pool)
 }
 /* Admit up to n buffers of class cls, each costing `charge`, into the
  * store's budget; returns how many fit (their bytes leave the class's
- * avail).  Bytes of class cls that left the store go back with
- * _zp_store_budget_release. */
-unsigned _zp_store_budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t charge);
-void _zp_store_budget_release(zp_pool *pool, unsigned cls, uint64_t bytes);
+ * avail).  Inline, on every transfer: one CAS on the class's line when its
+ * avail covers them, else the slow path reserves more, reclaims other
+ * classes' unused bytes, or admits what fits. */
+unsigned _zp_store_budget_admit_slow(zp_pool *pool, unsigned cls, unsigned n, uint64_t charge);
+static inline unsigned _zp_store_budget_admit(zp_pool *pool, unsigned cls, unsigned n,
+					      uint64_t charge)
+{
+	if (_zp_store_budget_unlimited(pool))
+		return n;
+	_Atomic uint64_t *a = &pool->sc[cls].avail;
+	uint64_t want = (uint64_t)n * charge, avail = zp_atomic_load_relaxed(a);
+	if (avail >= want && zp_atomic_cas_weak_relaxed(a, &avail, avail - want))
+		return n;
+	return _zp_store_budget_admit_slow(pool, cls, n, charge);
+}
+/* Bytes of class cls left the store: back to its unused reservation, and
+ * what exceeds 2 chunks of it back to the pool (_zp_store_budget_surplus,
+ * given the class's avail after the add). */
+void _zp_store_budget_surplus(zp_pool *pool, unsigned cls, uint64_t avail);
+static inline void _zp_store_budget_release(zp_pool *pool, unsigned cls, uint64_t bytes)
+{
+	if (_zp_store_budget_unlimited(pool))
+		return;
+	struct _zp_store_class *sc = &pool->sc[cls];
+	uint64_t avail = zp_atomic_add_relaxed(&sc->avail, bytes) + bytes;
+	if (avail > 2 * sc->chunk)
+		_zp_store_budget_surplus(pool, cls, avail);
+}
 
 /* Released buffers (zp_store_released.c): a buffer the budget refused or
  * decay took (`now`: its pages leave the RSS at once) is released when it

@@ -109,13 +109,12 @@ static uint64_t budget_reclaim(zp_pool *pool, unsigned cls, uint64_t need)
 	return got;
 }
 
-/* Admit up to n buffers of class cls into the store's budget; returns how
- * many fit (their bytes are taken from the class's avail). */
-unsigned _zp_store_budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_t size)
+/* The budget's slow paths: admitting when the class's avail is short or
+ * contended, and handing surplus back to the pool (the fast paths are
+ * inline in zp_store.h, on every transfer). */
+unsigned _zp_store_budget_admit_slow(zp_pool *pool, unsigned cls, unsigned n, uint64_t size)
 {
 	struct _zp_store_class *sc = &pool->sc[cls];
-	if (_zp_store_budget_unlimited(pool))
-		return n;
 	uint64_t want = (uint64_t)n * size;
 	uint64_t avail = zp_atomic_load_relaxed(&sc->avail);
 	unsigned fit = n, rounds = 0;
@@ -151,14 +150,9 @@ unsigned _zp_store_budget_admit(zp_pool *pool, unsigned cls, unsigned n, uint64_
 	return fit;
 }
 
-/* Bytes of class cls left the store: back to its unused reservation, and
- * what exceeds 2 chunks of it back to the pool. */
-void _zp_store_budget_release(zp_pool *pool, unsigned cls, uint64_t bytes)
+void _zp_store_budget_surplus(zp_pool *pool, unsigned cls, uint64_t avail)
 {
 	struct _zp_store_class *sc = &pool->sc[cls];
-	if (_zp_store_budget_unlimited(pool))
-		return;
-	uint64_t avail = zp_atomic_add_relaxed(&sc->avail, bytes) + bytes;
 	while (avail > 2 * sc->chunk) {
 		if (zp_atomic_cas_weak_relaxed(&sc->avail, &avail, sc->chunk)) {
 			zp_atomic_sub_relaxed(&pool->budget.reserved, avail - sc->chunk);
