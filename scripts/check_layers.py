@@ -19,7 +19,9 @@ graph of modules must have no circle, within a layer too:
     6  zp_alloc.c zp_pool.c zp_stats.c zp_fork.* zp_maintain.* entry points
 
 A backend (locked/, lockfree/) includes from lib/ only BACKEND_MAY: the
-contract, its services and the public leaves.  --graph
+contract, its services and the public leaves.  docs/design.md describes the
+layers in the table of its "Files" section: the script checks that each file
+there is in the row of its layer, and that every file of LAYER is named.  --graph
 prints the include graph of lib/.  Exits 1 on a violation.  Standard library
 only.
 """
@@ -44,6 +46,7 @@ LAYER = {
 }
 BACKEND_MAY = {"zp_backend.h", "zp_backend_services.h", "zeropool.h", "zeropool_config.h",
                "zp_atomic.h"}
+GENERATED = {"zp_backends.inc"}  # written by CMake, not described in the table
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
@@ -95,6 +98,31 @@ def module_cycle(graph):
     return None
 
 
+def design_table_errors():
+    """Compare the layer table of docs/design.md ("| N name | files |" rows
+    under "## Files") with LAYER."""
+    path = os.path.join(ROOT, "docs", "design.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start = text.find("\n## Files")
+    end = text.find("\n## ", start + 1)
+    named = {}
+    for line in text[start:end].splitlines():
+        m = re.match(r"^\|\s*(\d+)\s[^|]*\|(.*)\|\s*$", line)
+        if m:
+            for f in re.findall(r"`(?:lib/(?:include/)?)?(zeropool\w*\.h|zp_\w+\.[ch])`", m.group(2)):
+                named[f] = int(m.group(1))
+    errors = []
+    for f, layer in sorted(named.items()):
+        if f not in LAYER:
+            errors.append(f"docs/design.md names {f}, which has no layer here")
+        elif LAYER[f] != layer:
+            errors.append(f"docs/design.md puts {f} in layer {layer}, the list here in {LAYER[f]}")
+    for f in sorted(set(LAYER) - set(named) - GENERATED):
+        errors.append(f"docs/design.md's layer table does not name {f}")
+    return errors
+
+
 def main():
     errors = []
     graph = {}
@@ -114,6 +142,7 @@ def main():
                 if inc in LAYER and inc not in BACKEND_MAY:
                     errors.append(f"{os.path.relpath(path, ROOT)} includes {inc}: a backend "
                                   "includes zp_backend.h alone from lib/")
+    errors += design_table_errors()
     cycle = module_cycle(graph)
     if cycle:
         errors.append("a circle between modules: " + " -> ".join(cycle))
