@@ -4,6 +4,7 @@
 #
 #   analysis/profile.sh [--out DIR] [--mode smoke|quick] [--build-dir DIR]
 #                       [--jobs N] [--backends a,b] [--workloads a,b] [--keep]
+#                       [--no-flame]
 #
 # 1. Builds a profiling tree (default build/profiling, the flags of the
 #    "profiling" CMake preset): RelWithDebInfo with -fno-omit-frame-pointer
@@ -17,7 +18,14 @@
 #                                        the top symbols), --percent-limit 2
 #      <workload>.<target>.annotate.txt  perf annotate --stdio of the hot pool
 #                                        functions present in the profile
-#    analysis/summarize.py puts the top symbols side by side in summary.md.
+#      <workload>.<target>.flame.html    a flame graph of the same samples:
+#                                        perf script report flamegraph (perf's
+#                                        own script) into d3-flame-graph's
+#                                        template (analysis/flamegraph_template.sh)
+#    and flamegraphs.html, every workload's flame graphs side by side, one
+#    column per target.  analysis/summarize.py puts the top symbols side by
+#    side in summary.md and links flamegraphs.html.  --no-flame, or no
+#    template (npm missing, no network), skips the flame graphs with a note.
 # 3. perf.data files are deleted unless --keep (they are tens of MB).
 #
 # Defaults: --out results/<date>-<host>/profile, --mode quick.
@@ -31,6 +39,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 backends=""
 workloads="ml_checkpoint_loader network_server file_pipeline stress_test"
 keep=0
+flame=1
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -41,7 +50,8 @@ while [ $# -gt 0 ]; do
 	--backends) backends=${2//,/ }; shift 2 ;;
 	--workloads) workloads=${2//,/ }; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	--no-flame) flame=0; shift ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -50,6 +60,55 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 command -v perf >/dev/null || { echo "profile.sh: perf not installed (linux-perf)" >&2; exit 1; }
+template=""
+if [ "$flame" = 1 ]; then
+	template=$("$repo/analysis/flamegraph_template.sh") ||
+		echo "profile.sh: no flame graph template, flame graphs skipped" >&2
+fi
+
+# flame_graph DATA TAG: render <TAG>.flame.html from a perf.data file.
+# perf's script reads the header of ./perf.data, so it runs in a directory
+# of its own with the data under that name.
+flame_graph() {
+	local dir
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/zp-flame.XXXXXX")
+	ln -s "$1" "$dir/perf.data"
+	if ! (cd "$dir" && perf script report flamegraph --template "$template" \
+		-o "$out/$2.flame.html" >"$dir/log" 2>&1); then
+		echo "profile.sh: flame graph failed for $2:" >&2
+		tail -n 3 "$dir/log" >&2
+		status=1
+	fi
+	rm -rf "$dir"
+}
+
+# flame_index: flamegraphs.html, a row of frames per workload, one per
+# target, in the order profiled (default backend first).
+flame_index() {
+	local f="$out/flamegraphs.html" w t n
+	{
+		echo "<!doctype html><html><head><meta charset=\"utf-8\"><title>zeropool-c flame graphs</title>"
+		echo "<style>body{font-family:sans-serif;margin:8px}.row{display:flex;gap:4px}"
+		echo ".row div{flex:1;min-width:0}iframe{width:100%;height:560px;border:1px solid #ccc}</style>"
+		echo "</head><body><h1>Flame graphs (perf, cpu-clock, call graphs)</h1>"
+		echo "<p>One row per workload, one column per target; click a frame to zoom, or open it alone.</p>"
+		for w in $workloads; do
+			n=0
+			for t in $backends malloc-glibc; do
+				[ -s "$out/$w.$t.flame.html" ] && n=$((n + 1))
+			done
+			[ "$n" -gt 0 ] || continue
+			echo "<h2>$w</h2><div class=\"row\">"
+			for t in $backends malloc-glibc; do
+				[ -s "$out/$w.$t.flame.html" ] || continue
+				echo "<div><a href=\"$w.$t.flame.html\">$t</a><iframe src=\"$w.$t.flame.html\"></iframe></div>"
+			done
+			echo "</div>"
+		done
+		echo "</body></html>"
+	} >"$f"
+	echo "profile.sh: flame graphs side by side in $f"
+}
 
 # Scales: pool runs long enough for a few hundred samples; malloc runs of
 # ml_checkpoint_loader map and unmap 64-256 MiB per get, so they get less.
@@ -123,8 +182,10 @@ for w in $workloads; do
 				rm -f "$data.ann"
 			fi
 		done
+		[ -z "$template" ] || flame_graph "$data" "$tag"
 		if [ "$keep" = 1 ]; then mv "$data" "$out/$tag.perf.data"; else rm -f "$data"; fi
 	done
 done
+[ -z "$template" ] || flame_index
 echo "profile.sh: results in $out"
 exit $status

@@ -542,6 +542,12 @@ def main():
     section("Workloads: wall time (ms)", h, b, wl_note)
     h, b = workload_table(rows, backends, "peak_rss_kib", 1 / 1024)
     section("Workloads: peak RSS (MiB)", h, b, wl_note)
+    flames = os.path.join(d, "profile", "flamegraphs.html")
+    if os.path.isfile(flames):
+        md.extend(["## Flame graphs", "",
+                   "[profile/flamegraphs.html](profile/flamegraphs.html): every workload's flame "
+                   "graphs side by side, one per backend and glibc malloc (analysis/profile.sh; "
+                   "each `profile/<workload>.<target>.flame.html` also opens alone).", ""])
     for prog, h, b in profile_tables(d):
         section(f"Profile: {prog}, top symbols by self time (perf, cpu-clock)", h, b)
 

@@ -20,7 +20,7 @@ pkgs=(build-essential cmake pkg-config git python3 valgrind
       clang clang-format cppcheck libclang-rt-14-dev)
 if ((bench)); then
   pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
-         python3-matplotlib linux-perf time)
+         python3-matplotlib linux-perf time npm)
 fi
 
 missing=()
