@@ -31,3 +31,13 @@ file(RELATIVE_PATH ZP_PC_TO_PREFIX "${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig" "${C
 configure_file(${PROJECT_SOURCE_DIR}/cmake/zeropool-uring.pc.in
   ${CMAKE_CURRENT_BINARY_DIR}/zeropool-uring.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/zeropool-uring.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The example: an echo server on loopback over a buffer ring (--help).
+add_executable(zp_uring_echo ${CMAKE_CURRENT_LIST_DIR}/zp_uring_echo.c)
+target_compile_definitions(zp_uring_echo PRIVATE _GNU_SOURCE)
+target_compile_options(zp_uring_echo PRIVATE ${ZP_WARNINGS})
+target_link_libraries(zp_uring_echo PRIVATE zeropool_uring Threads::Threads)
+if(BUILD_TESTING)
+  add_test(NAME uring_echo COMMAND zp_uring_echo --entries 16 --buf-size 1024 --self-test 20)
+  set_tests_properties(uring_echo PROPERTIES LABELS "unit;uring" TIMEOUT 60 SKIP_RETURN_CODE 77)
+endif()
