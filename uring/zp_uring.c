@@ -80,7 +80,7 @@ zp_uring_bufring *zp_uring_bufring_create(struct io_uring *ring, zp_pool *pool, 
 	size_t bytes = (size_t)entries * sizeof(struct io_uring_buf);
 	br->br_bytes = (bytes + (size_t)page - 1) & ~((size_t)page - 1);
 	br->empty = calloc(entries, sizeof(*br->empty));
-	br->slot = calloc(entries, sizeof(*br->slot));
+	br->slot = calloc(entries, sizeof(zp_buf *));
 	void *mem = MAP_FAILED;
 	if (br->empty != NULL && br->slot != NULL)
 		mem = mmap(NULL, br->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
