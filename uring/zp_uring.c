@@ -52,6 +52,16 @@ static unsigned fill(zp_uring_bufring *br, unsigned max)
 	return n;
 }
 
+/* Free what create allocated (the ring's memory if it was mapped). */
+static void free_ring(zp_uring_bufring *br)
+{
+	if (br->br != NULL)
+		munmap(br->br, br->br_bytes);
+	free(br->empty);
+	free(br->slot);
+	free(br);
+}
+
 /* The received length becomes the descriptor's len, as zp_get sets it: len
  * is the holder's length, which the pool never reads on put. */
 static void set_len(zp_buf *b, size_t len)
@@ -86,9 +96,7 @@ zp_uring_bufring *zp_uring_bufring_create(struct io_uring *ring, zp_pool *pool, 
 		mem = mmap(NULL, br->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			   -1, 0);
 	if (mem == MAP_FAILED) {
-		free(br->empty);
-		free(br->slot);
-		free(br);
+		free_ring(br);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -104,10 +112,7 @@ zp_uring_bufring *zp_uring_bufring_create(struct io_uring *ring, zp_pool *pool, 
 	reg.bgid = bgid;
 	int rc = io_uring_register_buf_ring(ring, &reg, 0);
 	if (rc < 0) {
-		munmap(mem, br->br_bytes);
-		free(br->empty);
-		free(br->slot);
-		free(br);
+		free_ring(br);
 		errno = -rc;
 		return NULL;
 	}
@@ -205,11 +210,8 @@ void zp_uring_bufring_destroy(zp_uring_bufring *br)
 		return;
 	/* First the kernel lets go of the ring, then its buffers go back. */
 	io_uring_unregister_buf_ring(br->ring, br->bgid);
-	munmap(br->br, br->br_bytes);
 	for (unsigned i = 0; i < br->entries; i++)
 		if (br->slot[i] != NULL)
 			zp_put(br->pool, br->slot[i]);
-	free(br->empty);
-	free(br->slot);
-	free(br);
+	free_ring(br);
 }
