@@ -40,6 +40,7 @@ static zp_uring_bufring *br;
 static zp_pool *pool;
 static atomic_int client_done;
 static unsigned short port;
+static long rearms; /* recvs re-armed after they ended (ENOBUFS) */
 
 static struct io_uring_sqe *sqe_get(void)
 {
@@ -94,6 +95,7 @@ static int on_recv(const struct io_uring_cqe *cqe, int fd)
 	if (cqe->res == -ENOBUFS || cqe->res > 0) {
 		zp_uring_bufring_replenish(br); /* ENOMEM: the re-arm retries */
 		arm_recv(fd);
+		rearms++;
 		return 0;
 	}
 	close(fd); /* EOF or an error */
@@ -159,14 +161,15 @@ static void *client(void *arg)
 
 static void usage(FILE *f, const char *argv0)
 {
-	fprintf(f,
-		"usage: %s [--port N] [--entries N] [--buf-size N] [--self-test CONNS]\n"
-		"  An echo server on 127.0.0.1 over io_uring; its receive buffers come from\n"
-		"  one buffer ring (default 256 entries of 4096 bytes) fed by a zeropool pool.\n"
-		"  --port N          port to listen on (default 0: any, printed)\n"
-		"  --self-test CONNS a client thread opens CONNS connections, checks the echo;\n"
-		"                    exit 0 when all came back and every buffer is in the pool\n",
-		argv0);
+	(void)fprintf(
+	    f,
+	    "usage: %s [--port N] [--entries N] [--buf-size N] [--self-test CONNS]\n"
+	    "  An echo server on 127.0.0.1 over io_uring; its receive buffers come from\n"
+	    "  one buffer ring (default 256 entries of 4096 bytes) fed by a zeropool pool.\n"
+	    "  --port N          port to listen on (default 0: any, printed)\n"
+	    "  --self-test CONNS a client thread opens CONNS connections, checks the echo;\n"
+	    "                    exit 0 when all came back and every buffer is in the pool\n",
+	    argv0);
 }
 
 int main(int argc, char **argv)
@@ -195,7 +198,7 @@ int main(int argc, char **argv)
 	}
 	int rc = io_uring_queue_init(256, &ring, 0);
 	if (rc < 0) {
-		fprintf(stderr, "SKIP: io_uring_queue_init: %s\n", strerror(-rc));
+		(void)fprintf(stderr, "SKIP: io_uring_queue_init: %s\n", strerror(-rc));
 		return 77;
 	}
 	pool = zp_pool_create(NULL);
@@ -216,7 +219,7 @@ int main(int argc, char **argv)
 	}
 	port = ntohs(a.sin_port);
 	printf("zp_uring_echo: 127.0.0.1:%u, ring of %u x %zu bytes\n", port, entries, buf_size);
-	fflush(stdout);
+	(void)fflush(stdout);
 	arm_accept(lfd);
 	pthread_t t;
 	if (self_test > 0 && pthread_create(&t, NULL, client, &self_test) != 0)
@@ -256,9 +259,10 @@ int main(int argc, char **argv)
 	io_uring_queue_exit(&ring);
 	struct zp_stats st;
 	zp_stats(pool, &st);
-	printf("zp_uring_echo: %ld bytes echoed, %llu buffers outstanding, client %s\n", echoed,
-	       (unsigned long long)st.outstanding,
-	       atomic_load(&client_done) == 1 ? "ok" : "FAILED");
+	printf(
+	    "zp_uring_echo: %ld bytes echoed, %ld re-arms, %llu buffers outstanding, client %s\n",
+	    echoed, rearms, (unsigned long long)st.outstanding,
+	    atomic_load(&client_done) == 1 ? "ok" : "FAILED");
 	zp_pool_destroy(pool);
 	return atomic_load(&client_done) == 1 && st.outstanding == 0 ? 0 : 1;
 }
