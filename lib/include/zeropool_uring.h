@@ -29,7 +29,7 @@
  * claimed buffer is an ordinary zp_buf of the ring's pool: zp_put() takes it
  * on any thread, and the ring gets a buffer from the pool again when it
  * runs low.  zp_uring_bufring_recycle(br, b) does that zp_put and then
- * posts a buffer from the pool into an empty slot at once (in practice b
+ * posts a buffer from the pool into an empty slot at once (usually b
  * itself, cache-hot: the calling thread's cache is LIFO), so the ring does
  * not dip until the next batch.  Why no direct path into the ring that
  * skips the pool: the public API cannot tell whether a buffer belongs to a
@@ -128,13 +128,13 @@ ZP_EXPORT zp_uring_bufring *zp_uring_bufring_create(struct io_uring *ring, zp_po
  * Thread safety: the thread that owns the ring. */
 ZP_EXPORT zp_buf *zp_uring_bufring_claim(zp_uring_bufring *br, const struct io_uring_cqe *cqe);
 
-/* Give back a buffer and refill the ring at once: zp_put(pool, b), then post
- * a buffer from the pool into one empty slot (b itself when the calling
- * thread's cache gives it back, which it does unless another thread's put
- * came between).  See "Giving a buffer back" above for why it is not a path
- * that skips the pool.  b must be a buffer of the ring's pool and of its
- * class (cap equal to that of the ring's buffers); any such buffer will do,
- * claimed from this ring or got with zp_get().
+/* Give back a buffer and refill the ring at once: zp_put(pool, b), then, if
+ * the ring has an empty slot, post a buffer from the pool into it (usually
+ * b itself: the calling thread's cache is LIFO).  See "Giving a buffer
+ * back" above for why it is not a path that skips the pool.  b must be a
+ * buffer of the ring's pool and of its class (cap equal to that of the
+ * ring's buffers); any such buffer will do, claimed from this ring or got
+ * with zp_get().
  * Returns 0, or -1 with errno (b untouched, the ring unchanged):
  *   EINVAL    NULL argument, a buffer of another class, or one that
  *             zp_put() refuses as not held from the ring's pool
