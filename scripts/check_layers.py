@@ -11,6 +11,7 @@ graph of modules must have no circle, within a layer too:
 
     0  zeropool.h zeropool_config.h zp_atomic.h zp_poison.h   leaves
        zp_backend_services.h (annotations, clock, magazines)
+       zeropool_uring.h (the io_uring module's public API)
     1  zp_backend.h                                            the contract
     2  zp_arena.*                                              the page arena
     3  zp_os.* zp_config.* zp_registry.c                      OS memory, config
@@ -19,7 +20,8 @@ graph of modules must have no circle, within a layer too:
     6  zp_alloc.c zp_pool.c zp_stats.c zp_fork.* zp_maintain.* entry points
 
 A backend (locked/, lockfree/) includes from lib/ only BACKEND_MAY: the
-contract, its services and the public leaves.  docs/design.md describes the
+contract, its services and the public leaves; a client module (uring/)
+only the public headers, CLIENT_MAY.  docs/design.md describes the
 layers in the table of its "Files" section: the script checks that each file
 there is in the row of its layer, and that every file of LAYER is named.  --graph
 prints the include graph of lib/.  Exits 1 on a violation.  Standard library
@@ -33,7 +35,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYER = {
     "zeropool.h": 0, "zeropool_config.h": 0, "zp_atomic.h": 0, "zp_poison.h": 0,
-    "zp_backend_services.h": 0,
+    "zp_backend_services.h": 0, "zeropool_uring.h": 0,
     "zp_backend.h": 1, "zp_backends.inc": 1,
     "zp_arena.h": 2, "zp_arena.c": 2,
     "zp_os.h": 3, "zp_os.c": 3, "zp_config.h": 3, "zp_config.c": 3, "zp_registry.c": 3,
@@ -46,6 +48,8 @@ LAYER = {
 }
 BACKEND_MAY = {"zp_backend.h", "zp_backend_services.h", "zeropool.h", "zeropool_config.h",
                "zp_atomic.h"}
+# A client module of the pool (uring/) includes only the public headers.
+CLIENT_MAY = {"zeropool.h", "zeropool_config.h", "zeropool_uring.h"}
 GENERATED = {"zp_backends.inc"}  # written by CMake, not described in the table
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
@@ -142,6 +146,11 @@ def main():
                 if inc in LAYER and inc not in BACKEND_MAY:
                     errors.append(f"{os.path.relpath(path, ROOT)} includes {inc}: a backend "
                                   "includes zp_backend.h alone from lib/")
+    for path in sources("uring"):
+        for inc in includes(path):
+            if inc in LAYER and inc not in CLIENT_MAY:
+                errors.append(f"{os.path.relpath(path, ROOT)} includes {inc}: a client module "
+                              "includes only the public headers")
     errors += design_table_errors()
     cycle = module_cycle(graph)
     if cycle:
@@ -153,7 +162,8 @@ def main():
         print(f"check_layers: {e}", file=sys.stderr)
     if not errors:
         print(f"check_layers: {len(graph)} files of lib/, includes run one way, no circle "
-              "between modules; backends include only the backend contract, its services and the leaves")
+              "between modules; backends include only the backend contract, its services and the leaves; "
+              "uring/ only the public headers")
     return 1 if errors else 0
 
 

@@ -15,8 +15,10 @@ for a in "$@"; do
   esac
 done
 
+# liburing-dev: the optional io_uring module (uring/); the library builds
+# without it.
 pkgs=(build-essential cmake pkg-config git python3 valgrind
-      liburcu-dev libck-dev libbenchmark-dev
+      liburcu-dev libck-dev libbenchmark-dev liburing-dev
       clang clang-format cppcheck libclang-rt-14-dev)
 if ((bench)); then
   pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev

@@ -77,10 +77,10 @@ gate_lint() {
   cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
     --inline-suppr --std=c11 -D__GNUC__ ${queue_h:+"--include=$queue_h"} \
     -I lib/include -I lib -I build/release/lib/include \
-    lib locked $( [[ -d lockfree ]] && echo lockfree ) || return 1
+    lib locked $( [[ -d lockfree ]] && echo lockfree ) uring || return 1
   [[ -f build/release/compile_commands.json ]] || build release || return 1
   # shellcheck disable=SC2046
-  clang-tidy --quiet -p build/release $(git ls-files 'lib/*.c' 'locked/*.c' 'lockfree/*.c') || return 1
+  clang-tidy --quiet -p build/release $(git ls-files 'lib/*.c' 'locked/*.c' 'lockfree/*.c' uring/zp_uring.c) || return 1
   echo "lint: clang-format, layers, findings, README table, cppcheck and clang-tidy clean"
 }
 

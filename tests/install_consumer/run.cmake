@@ -28,3 +28,15 @@ endif()
 separate_arguments(flags UNIX_COMMAND "${flags}")
 run(cc ${SRC}/tests/install_consumer/main.c -o ${WORK}/consumer_pc ${flags} -Wl,-rpath,${PREFIX}/lib)
 run(${WORK}/consumer_pc)
+# The io_uring module, where it was built: the same with zeropool-uring.pc.
+if(EXISTS ${pcdir}/zeropool-uring.pc)
+  execute_process(COMMAND ${PKGCONF} --cflags --libs zeropool-uring OUTPUT_VARIABLE flags
+                  RESULT_VARIABLE rc OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config does not know zeropool-uring")
+  endif()
+  separate_arguments(flags UNIX_COMMAND "${flags}")
+  run(cc ${SRC}/tests/install_consumer/uring_main.c -o ${WORK}/consumer_uring_pc ${flags}
+      -Wl,-rpath,${PREFIX}/lib)
+  run(${WORK}/consumer_uring_pc)
+endif()
