@@ -31,6 +31,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_matrix import ALLOCATORS, preload_env  # noqa: E402  (the LD_PRELOAD table)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = ("file_pipeline", "ml_checkpoint_loader")
 # --scale per mode: file_pipeline reads its files 3 times (5 files of
@@ -42,29 +45,12 @@ SCALES = {
     "full": {"file_pipeline": 0.05, "ml_checkpoint_loader": 0.0054},
 }
 ROUNDS = {"quick": 3, "full": 5}
-PEERS = {
-    "glibc": [],
-    "jemalloc": ["libjemalloc.so.2"],
-    "mimalloc": ["libmimalloc.so.2", "libmimalloc.so"],
-    "tcmalloc": ["libtcmalloc_minimal.so.4", "libtcmalloc.so.4"],
-}
-LIBDIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib",
-           "/usr/local/lib"]
 FIELDS = ("cpu_ns_per_byte", "throughput_mb_s", "peak_rss_bytes", "page_cache_added",
           "bytes_read", "cpu_s", "read_s")
 
 
 def log(msg):
     print("[files_bench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
-
-
-def find_lib(names):
-    for d in LIBDIRS:
-        for n in names:
-            p = os.path.join(d, n)
-            if os.path.exists(p):
-                return p
-    return None
 
 
 def backends(binary):
@@ -90,15 +76,13 @@ def configs(binary):
     out = []
     for b in backends(binary):
         out.append(("direct+" + b, ["--read", "direct", "--backend", b], None, "direct+pool"))
-    for peer, libs in PEERS.items():
-        env = dict(os.environ)
-        env.pop("LD_PRELOAD", None)
-        if libs:
-            lib = find_lib(libs)
-            if lib is None:
-                log("peer %s: none of %s installed, left out" % (peer, libs))
-                continue
-            env["LD_PRELOAD"] = lib
+    for peer in ("glibc", "jemalloc", "mimalloc", "tcmalloc"):
+        env = preload_env(peer)
+        if env is None:
+            log("peer %s: none of %s installed, left out" % (peer, ALLOCATORS[peer]))
+            continue
+        if peer == "glibc":
+            env.pop("LD_PRELOAD", None)
         out.append(("buffered+malloc(%s)" % peer, ["--read", "buffered", "--backend", "malloc"],
                     env, "buffered+malloc"))
     return out

@@ -578,7 +578,7 @@ static const char *backend_label(const wl_ctx *ctx)
 	return ctx->pool != NULL ? zp_backend_name(ctx->pool) : "?";
 }
 
-static void json_string(const char *s)
+void wl_json_string(const char *s)
 {
 	putchar('"');
 	for (; *s != '\0'; s++) {
@@ -689,11 +689,11 @@ static double hit_rate(const wl_stats *st)
 static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 {
 	printf("{\"program\": ");
-	json_string(ctx->prog->name);
+	wl_json_string(ctx->prog->name);
 	printf(", \"backend\": ");
-	json_string(backend_label(ctx));
+	wl_json_string(backend_label(ctx));
 	printf(", \"allocator\": ");
-	json_string(zpp_malloc_file());
+	wl_json_string(zpp_malloc_file());
 	printf(", \"api\": \"%s\"", ctx->opt.api == WL_API_CACHE ? "cache" : "get");
 	printf(", \"config_preset\": \"%s\"", config_label(ctx));
 	printf(", \"scale\": %.17g, \"threads\": %u", ctx->opt.scale, ctx->opt.threads);
@@ -703,7 +703,7 @@ static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 		const wl_phase *p = &ctx->phases[i];
 
 		printf("%s{\"name\": ", i != 0 ? ", " : "");
-		json_string(p->name);
+		wl_json_string(p->name);
 		printf(", \"seconds\": %.9g, \"gets\": %llu", p->seconds,
 		       (unsigned long long)p->gets);
 		if (p->idle_buffers >= 0)

@@ -253,6 +253,9 @@ void wl_progress_end(void);
 uint64_t wl_run_threads(wl_ctx *ctx, unsigned n, void (*fn)(wl_thread *t), void *arg,
 			const char *label, uint64_t total);
 
+/* s as a JSON string, quoted and escaped, on stdout. */
+void wl_json_string(const char *s);
+
 /* Check the counts, print the JSON object, destroy the pool; returns the
  * exit status. */
 int wl_finish(wl_ctx *ctx);

@@ -451,18 +451,9 @@ static double mb_per_s(const wl_files *fs)
 
 static void json_str(const char *key, const char *v)
 {
-	printf("\"%s\": \"", key);
-	for (; *v != '\0'; v++) {
-		unsigned char c = (unsigned char)*v;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	printf("\", ");
+	printf("\"%s\": ", key);
+	wl_json_string(v);
+	printf(", ");
 }
 
 void wl_files_json(const wl_files *fs)
