@@ -281,6 +281,12 @@ def check_real_files(doc, args, err):
     for k in REAL_FILES_NUM:
         require(is_num(rf.get(k)) and rf[k] >= 0, "real_files.%s missing" % k)
     require(is_int(rf.get("page_cache_added")), "real_files.page_cache_added missing")
+    if doc["program"] == "file_pipeline":
+        require(is_int(rf.get("cold_bytes_read")) and rf["cold_bytes_read"] * FILE_RUNS
+                == rf.get("bytes_read"), "cold_bytes_read is not the first of 3 runs' bytes")
+        require(is_num(rf.get("cold_cpu_ns_per_byte")), "cold_cpu_ns_per_byte missing")
+    else:
+        require(rf.get("cold_bytes_read", 0) is None, "cold_bytes_read only for file_pipeline")
     require(rf["page_cache_added"] == rf["page_cache_after"] - rf["page_cache_before"],
             "page_cache_added is not after - before")
     backend = option(args.command, "--backend")

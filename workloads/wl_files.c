@@ -47,6 +47,9 @@ struct wl_files {
 	unsigned n, cap;
 	uint64_t file_bytes, bytes_read;
 	double write_s, t0, read_s, cpu0, cpu_s;
+	/* The first pass over the files (wl_files_cold_end), none cached. */
+	uint64_t cold_bytes;
+	double cold_s, cold_cpu_s;
 	uint64_t cache_before, cache_after;
 	uint64_t peak_rss;
 	const char *prog;
@@ -431,6 +434,13 @@ static uint64_t peak_rss(void)
 	return (uint64_t)ru.ru_maxrss * 1024u;
 }
 
+void wl_files_cold_end(wl_files *fs)
+{
+	fs->cold_s = zpp_now() - fs->t0;
+	fs->cold_cpu_s = cpu_seconds() - fs->cpu0;
+	fs->cold_bytes = fs->bytes_read;
+}
+
 void wl_files_end(wl_files *fs)
 {
 	fs->read_s = zpp_now() - fs->t0;
@@ -472,6 +482,14 @@ void wl_files_json(const wl_files *fs)
 	       fs->read_s, mb_per_s(fs));
 	printf("\"cpu_s\": %.9g, \"cpu_ns_per_byte\": %.9g, \"peak_rss_bytes\": %llu, ", fs->cpu_s,
 	       per_byte_ns(fs), (unsigned long long)fs->peak_rss);
+	if (fs->cold_bytes != 0)
+		printf("\"cold_bytes_read\": %llu, \"cold_read_s\": %.9g, "
+		       "\"cold_cpu_ns_per_byte\": %.9g, ",
+		       (unsigned long long)fs->cold_bytes, fs->cold_s,
+		       fs->cold_cpu_s * 1e9 / (double)fs->cold_bytes);
+	else
+		printf("\"cold_bytes_read\": null, \"cold_read_s\": null, "
+		       "\"cold_cpu_ns_per_byte\": null, ");
 	printf("\"page_cache_before\": %llu, \"page_cache_after\": %llu, "
 	       "\"page_cache_added\": %lld}",
 	       (unsigned long long)fs->cache_before, (unsigned long long)fs->cache_after,

@@ -40,6 +40,9 @@ void wl_files_read(wl_files *fs, int fd, unsigned char *buf, size_t len, uint64_
 /* Around the timed reads: wall and CPU time, page cache of the files. */
 void wl_files_begin(wl_files *fs);
 void wl_files_end(wl_files *fs);
+/* Optional, between the two: the first pass over the files ends here (every
+ * file read once, none of it cached before: the cold reads). */
+void wl_files_cold_end(wl_files *fs);
 
 /* The "files" object of the JSON report, and the human summary line. */
 void wl_files_json(const wl_files *fs);
