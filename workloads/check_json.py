@@ -16,6 +16,18 @@ with every field of struct zp_stats as listed by the X-macros
 ZP_STATS_U64_FIELDS and ZP_STATS_UNSIGNED_FIELDS of zeropool.h (read from
 --stats-header; default: lib/include/zeropool.h of this source tree).
 
+A command with --files (the real-file mode) must report a "real_files"
+object: the read mode it asked for (--read; default direct, buffered with
+--backend malloc), the mode that actually ran ("direct", or "buffered
+(O_DIRECT refused: why)" with the refusal also on stderr: a silent
+fallback fails), bytes read equal to what the program reads (its files
+three times for file_pipeline; every get's bytes for ml_checkpoint_loader),
+the measurements, and its temporary directory gone after the run.  An
+argument @DIR@ in the command is replaced by a fresh directory that must
+be empty after the run (and is then removed).  --expect-fallback requires
+the fallback (ZP_WL_REFUSE_DIRECT makes the drivers act refused).  A
+command without --files must report no "real_files".
+
 With --expect-exit N only the exit status is checked (and, for a non-zero
 N, that stdout is empty and stderr says something).
 
@@ -27,7 +39,9 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import sys
 
 # ---- the programs' loop constants (WORKLOADS.md), kept apart from the C code
@@ -234,6 +248,81 @@ def check_doc(doc, args):
         check_stats(doc, args.fields)
 
 
+REAL_FILES_STR = ("dir", "dir_source", "fs_type", "read_requested", "read_mode",
+                  "align_source")
+REAL_FILES_INT = ("align", "count", "file_bytes", "bytes_read", "peak_rss_bytes",
+                  "page_cache_before", "page_cache_after")
+REAL_FILES_NUM = ("write_s", "read_s", "throughput_mb_s", "cpu_s", "cpu_ns_per_byte")
+FALLBACK_PREFIX = "buffered (O_DIRECT refused: "
+
+
+def option(command, name, default=None):
+    """The value of --name in the driver command (last one wins)."""
+    want = default
+    for i, a in enumerate(command):
+        if a == name and i + 1 < len(command):
+            want = command[i + 1]
+        elif a.startswith(name + "="):
+            want = a.split("=", 1)[1]
+    return want
+
+
+def check_real_files(doc, args, err):
+    """The real-file mode's report (docs/workloads.md, "Real files")."""
+    rf = doc.get("real_files")
+    if option(args.command, "--files") is None:
+        require(rf is None, "a simulated run must not report real_files")
+        return
+    require(isinstance(rf, dict), "real_files missing for a --files run")
+    for k in REAL_FILES_STR:
+        require(isinstance(rf.get(k), str) and rf[k], "real_files.%s missing" % k)
+    for k in REAL_FILES_INT:
+        require(is_int(rf.get(k)) and rf[k] >= 0, "real_files.%s missing" % k)
+    for k in REAL_FILES_NUM:
+        require(is_num(rf.get(k)) and rf[k] >= 0, "real_files.%s missing" % k)
+    require(is_int(rf.get("page_cache_added")), "real_files.page_cache_added missing")
+    if doc["program"] == "file_pipeline":
+        require(is_int(rf.get("cold_bytes_read")) and rf["cold_bytes_read"] * FILE_RUNS
+                == rf.get("bytes_read"), "cold_bytes_read is not the first of 3 runs' bytes")
+        require(is_num(rf.get("cold_cpu_ns_per_byte")), "cold_cpu_ns_per_byte missing")
+    else:
+        require(rf.get("cold_bytes_read", 0) is None, "cold_bytes_read only for file_pipeline")
+    require(rf["page_cache_added"] == rf["page_cache_after"] - rf["page_cache_before"],
+            "page_cache_added is not after - before")
+    backend = option(args.command, "--backend")
+    want = option(args.command, "--read", "buffered" if backend == "malloc" else "direct")
+    require(rf["read_requested"] == want,
+            "read_requested %r, the command asked for %r" % (rf["read_requested"], want))
+    mode = rf["read_mode"]
+    if want == "buffered":
+        require(mode == "buffered", "read_mode %r for --read buffered" % mode)
+        if backend is None:
+            require(doc["backend"] == "malloc", "buffered reads default to malloc")
+    else:
+        require(doc["backend"] != "malloc", "direct reads need a pool")
+        fell_back = mode.startswith(FALLBACK_PREFIX) and mode.endswith(")")
+        require(mode == "direct" or fell_back,
+                "read_mode %r: neither direct nor a fallback that says why" % mode)
+        if fell_back:
+            require("O_DIRECT refused" in err, "O_DIRECT fallback not announced on stderr")
+        if args.expect_fallback:
+            require(fell_back, "expected the O_DIRECT fallback, read_mode is %r" % mode)
+    if doc["program"] == "file_pipeline":
+        files = scaled(FILE_FILES, doc["scale"])
+        want_file_bytes = sum(FILE_CHUNKS * FILE_CHUNK_SIZES[i % 5] for i in range(files))
+        require(rf["count"] == files, "real_files.count %d != %d" % (rf["count"], files))
+        require(rf["file_bytes"] == want_file_bytes,
+                "file_bytes %d != %d" % (rf["file_bytes"], want_file_bytes))
+        require(rf["bytes_read"] == FILE_RUNS * want_file_bytes,
+                "bytes_read %d != %d" % (rf["bytes_read"], FILE_RUNS * want_file_bytes))
+    else:
+        require(rf["bytes_read"] == doc["bytes"],
+                "bytes_read %d != bytes %d" % (rf["bytes_read"], doc["bytes"]))
+    require(rf["bytes_read"] > 0 and rf["file_bytes"] > 0, "nothing was read")
+    require(not os.path.exists(rf["dir"]), "the temporary directory %s is still there"
+            % rf["dir"])
+
+
 def config_preset(command):
     """The --config the driver command line asks for ("zeropool" when none)."""
     want = "zeropool"
@@ -270,6 +359,7 @@ def run(args):
     except ValueError as e:
         raise Failure("stdout is not one JSON value (%s): %r" % (e, out[:200]))
     check_doc(doc, args)
+    check_real_files(doc, args, err)
     return doc
 
 
@@ -282,6 +372,8 @@ def main():
     ap.add_argument("--expect-gets", type=int)
     ap.add_argument("--expect-bytes", type=int)
     ap.add_argument("--stdout-contains")
+    ap.add_argument("--expect-fallback", action="store_true",
+                    help="real-file mode: O_DIRECT must have been refused, and said so")
     ap.add_argument("--timeout", type=int, default=280)
     ap.add_argument("command", nargs="*")
     args = ap.parse_args()
@@ -296,11 +388,21 @@ def main():
     if not args.command:
         ap.error("no driver command given")
     args.config_preset = config_preset(args.command)
+    fresh = None
+    if "@DIR@" in args.command:
+        fresh = tempfile.mkdtemp(prefix="check_json-")
+        args.command = [fresh if a == "@DIR@" else a for a in args.command]
     try:
         doc = run(args)
+        if fresh is not None:
+            left = os.listdir(fresh)
+            require(not left, "the driver left %s in %s" % (left, fresh))
     except Failure as e:
         print("FAIL: %s\n  command: %s" % (e, " ".join(args.command)), file=sys.stderr)
         return 1
+    finally:
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
     if doc is not None:
         print("ok: %s/%s gets %d, wall %.3f s" % (doc["program"], doc["backend"], doc["gets"],
                                                   doc["wall_s"]))

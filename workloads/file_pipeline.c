@@ -22,6 +22,7 @@ static const wl_prog PROG = {
     .summary = "Read -> transform -> write chunks of 4 KiB .. 1 MiB, 3 runs, one thread.",
     .scaled = "the number of files per run (500; 50 chunks and 100 gets each)",
     .default_threads = 0,
+    .real_files = true,
 };
 
 /* SmallText, MediumJson, LargeImage, VideoChunk, Database. */
@@ -33,11 +34,15 @@ static const size_t CHUNK_SIZES[] = {
 
 static const char *const RUN_NAMES[SIMULATION_RUNS] = {"run 1", "run 2", "run 3"};
 
-static void process_chunk(wl_thread *t, size_t chunk)
+/* fs == NULL: the simulated pipeline (the port); else chunk `c` of the file
+ * open on fd is read into the read buffer first. */
+static void process_chunk(wl_thread *t, size_t chunk, wl_files *fs, int fd, int c)
 {
 	wl_buf rd = wl_get(t, chunk);
 	wl_buf wr;
 
+	if (fs != NULL)
+		wl_files_read(fs, fd, rd.data, chunk, (uint64_t)c * chunk);
 	/* read_chunk, transform_data */
 	wl_write(rd.data, 0, 1);
 	zpp_black_box(rd.len);
@@ -52,12 +57,33 @@ static void process_chunk(wl_thread *t, size_t chunk)
 	wl_put(t, rd);
 }
 
-static void process_file(wl_thread *t, uint64_t file)
+static void process_file(wl_thread *t, uint64_t file, wl_files *fs)
 {
 	size_t chunk = CHUNK_SIZES[file % NUM_FILE_TYPES];
+	int fd = -1;
 
+	if (fs != NULL)
+		fd = wl_files_openfd(fs, (unsigned)file);
 	for (int c = 0; c < CHUNKS_PER_FILE; c++)
-		process_chunk(t, chunk);
+		process_chunk(t, chunk, fs, fd, c);
+	if (fs != NULL)
+		wl_files_closefd(fd);
+}
+
+/* The real-file mode's input: file i holds its 50 chunks (file i of the
+ * original has 50 chunks of its type's size). */
+static void write_files(wl_ctx *ctx, uint64_t files)
+{
+	uint64_t total = 0;
+
+	for (uint64_t f = 0; f < files; f++) {
+		uint64_t size = (uint64_t)CHUNKS_PER_FILE * CHUNK_SIZES[f % NUM_FILE_TYPES];
+
+		wl_files_add(ctx->files, size);
+		total += size;
+	}
+	wl_log(ctx, "Wrote %llu files, %llu bytes\n", (unsigned long long)files,
+	       (unsigned long long)total);
 }
 
 /* Bytes one run counts: both buffers of every chunk of every file. */
@@ -108,6 +134,11 @@ int main(int argc, char **argv)
 	wl_log(&ctx, "Chunks per file: %d\n", CHUNKS_PER_FILE);
 	wl_log(&ctx, "Simulation runs: %d\n", SIMULATION_RUNS);
 
+	if (ctx.opt.files != NULL) {
+		wl_files_open(&ctx);
+		write_files(&ctx, files);
+	}
+
 	t0 = zpp_now();
 	open_pool(&ctx);
 	wl_log(&ctx, "Pre-allocating buffers...\n");
@@ -118,6 +149,8 @@ int main(int argc, char **argv)
 	wl_thread_init(&ctx, &t, 0, NULL);
 	t.report = ctx.progress;
 	wl_progress_begin(&ctx, "files", SIMULATION_RUNS * files, &t, 1);
+	if (ctx.files != NULL)
+		wl_files_begin(ctx.files);
 	for (int run = 0; run < SIMULATION_RUNS; run++) {
 		uint64_t gets0 = t.gets, bytes0 = t.bytes;
 		double r0, rs;
@@ -125,16 +158,21 @@ int main(int argc, char **argv)
 		wl_log(&ctx, "\n[Run %d/%d] Processing files...\n", run + 1, SIMULATION_RUNS);
 		r0 = zpp_now();
 		for (uint64_t f = 0; f < files; f++) {
-			process_file(&t, f);
+			process_file(&t, f, ctx.files);
 			wl_progress_tick(&t, 1);
 		}
 		rs = zpp_now() - r0;
+		/* Run 1 reads every file once, from the device in both modes. */
+		if (run == 0 && ctx.files != NULL)
+			wl_files_cold_end(ctx.files);
 		ctx.wall_s += rs;
 		wl_phase_add(&ctx, RUN_NAMES[run], rs, t.gets - gets0);
 		wl_log(&ctx, "[Run %d/%d] Completed in %s, %.2f GB processed\n", run + 1,
 		       SIMULATION_RUNS, wl_fmt_dur(rs, d, sizeof(d)),
 		       (double)(t.bytes - bytes0) / 1e9);
 	}
+	if (ctx.files != NULL)
+		wl_files_end(ctx.files);
 	wl_progress_end();
 	wl_thread_collect(&ctx, &t);
 

@@ -33,7 +33,35 @@ static const wl_prog PROG = {
 	       "one thread.",
     .scaled = "the number of epochs (1000; 868 gets each)",
     .default_threads = 0,
+    .real_files = true,
 };
+
+/*
+ * The real-file mode's checkpoint: one shard file per tensor size, which
+ * every load of a tensor of that size reads whole.  An epoch reads 37 GB at
+ * the original sizes, so --scale multiplies the tensor sizes too (rounded
+ * up to whole pages and the direct-I/O alignment), not only the epochs.
+ */
+enum { T_METADATA, T_LAYER_NORM, T_ATTENTION, T_EMBEDDING, T_FFN, T_KINDS };
+
+static const size_t TENSOR_SIZES[T_KINDS] = {
+    METADATA_SIZE, LAYER_NORM_SIZE, ATTENTION_SIZE, EMBEDDING_SIZE, FFN_SIZE,
+};
+
+typedef struct ml_io {
+	wl_files *fs;
+	size_t size[T_KINDS]; /* the scaled sizes */
+	int fd[T_KINDS];
+} ml_io;
+
+/* EMBEDDING_SIZE / 2 is ATTENTION_SIZE: the same shard. */
+static int tensor_kind(size_t size)
+{
+	for (int k = 0; k < T_KINDS; k++)
+		if (TENSOR_SIZES[k] == size)
+			return k;
+	wl_die("no shard for a tensor of %zu bytes", size);
+}
 
 /* Gets per epoch, counted from the structure of load_epoch() below:
  * embedding and its half at the start, the layers, a norm and the
@@ -60,35 +88,70 @@ static void process_weights(wl_buf b)
 	(void)wl_read(b.data, 0);
 }
 
-static void load_tensor(wl_thread *t, size_t size)
+/* io == NULL: the simulated load (the port); else the tensor's shard is
+ * read into the buffer first. */
+static void load_tensor(wl_thread *t, size_t size, const ml_io *io)
 {
-	wl_buf b = wl_get(t, size);
+	int k = 0;
+	wl_buf b;
 
+	if (io != NULL) {
+		k = tensor_kind(size);
+		size = io->size[k];
+	}
+	b = wl_get(t, size);
+	if (io != NULL)
+		wl_files_read(io->fs, io->fd[k], b.data, size, 0);
 	simulate_disk_read(b);
 	process_weights(b);
 	wl_put(t, b);
 }
 
-static void load_layer(wl_thread *t)
+static void load_layer(wl_thread *t, const ml_io *io)
 {
 	for (int i = 0; i < METADATA_ITEMS_PER_LAYER; i++)
-		load_tensor(t, METADATA_SIZE);
+		load_tensor(t, METADATA_SIZE, io);
 	for (int i = 0; i < ATTENTION_PER_LAYER; i++)
-		load_tensor(t, ATTENTION_SIZE);
+		load_tensor(t, ATTENTION_SIZE, io);
 	for (int i = 0; i < FFN_PER_LAYER; i++)
-		load_tensor(t, FFN_SIZE);
+		load_tensor(t, FFN_SIZE, io);
 	for (int i = 0; i < LAYER_NORM_PER_LAYER; i++)
-		load_tensor(t, LAYER_NORM_SIZE);
+		load_tensor(t, LAYER_NORM_SIZE, io);
 }
 
-static void load_epoch(wl_thread *t)
+static void load_epoch(wl_thread *t, const ml_io *io)
 {
-	load_tensor(t, EMBEDDING_SIZE);
-	load_tensor(t, EMBEDDING_SIZE / 2);
+	load_tensor(t, EMBEDDING_SIZE, io);
+	load_tensor(t, EMBEDDING_SIZE / 2, io);
 	for (int l = 0; l < NUM_LAYERS; l++)
-		load_layer(t);
-	load_tensor(t, LAYER_NORM_SIZE);
-	load_tensor(t, EMBEDDING_SIZE);
+		load_layer(t, io);
+	load_tensor(t, LAYER_NORM_SIZE, io);
+	load_tensor(t, EMBEDDING_SIZE, io);
+}
+
+/* Write the shards at the scaled sizes and open them. */
+static void open_shards(wl_ctx *ctx, ml_io *io)
+{
+	size_t unit = wl_files_align(ctx->files);
+
+	if (unit < 4 * WL_KIB)
+		unit = 4 * WL_KIB;
+	io->fs = ctx->files;
+	for (int k = 0; k < T_KINDS; k++) {
+		double want = (double)TENSOR_SIZES[k] * ctx->opt.scale;
+		size_t units = (size_t)((want + (double)unit - 1) / (double)unit);
+
+		io->size[k] = (units < 1 ? 1 : units) * unit;
+		if (wl_files_add(ctx->files, io->size[k]) != (unsigned)k)
+			wl_die("shard %d: unexpected file index", k);
+	}
+	wl_log(ctx,
+	       "Shards: metadata %zu, layer norm %zu, attention %zu, embedding %zu, ffn %zu "
+	       "bytes\n",
+	       io->size[T_METADATA], io->size[T_LAYER_NORM], io->size[T_ATTENTION],
+	       io->size[T_EMBEDDING], io->size[T_FFN]);
+	for (int k = 0; k < T_KINDS; k++)
+		io->fd[k] = wl_files_openfd(ctx->files, (unsigned)k);
 }
 
 /*
@@ -108,18 +171,20 @@ static void open_pool(wl_ctx *ctx)
 	wl_pool_open(ctx, &cfg);
 }
 
-static void warm_up(wl_ctx *ctx)
+static void warm_up(wl_ctx *ctx, const ml_io *io)
 {
-	wl_preallocate(ctx, 8, EMBEDDING_SIZE);
-	wl_preallocate(ctx, 16, ATTENTION_SIZE);
-	wl_preallocate(ctx, 16, FFN_SIZE);
-	wl_preallocate(ctx, 32, METADATA_SIZE);
+	wl_preallocate(ctx, 8, io != NULL ? io->size[T_EMBEDDING] : EMBEDDING_SIZE);
+	wl_preallocate(ctx, 16, io != NULL ? io->size[T_ATTENTION] : ATTENTION_SIZE);
+	wl_preallocate(ctx, 16, io != NULL ? io->size[T_FFN] : FFN_SIZE);
+	wl_preallocate(ctx, 32, io != NULL ? io->size[T_METADATA] : METADATA_SIZE);
 }
 
 int main(int argc, char **argv)
 {
 	wl_ctx ctx;
 	wl_thread t;
+	ml_io io_real;
+	const ml_io *io = NULL;
 	uint64_t epochs;
 	double t0, t1;
 	char d1[32], d2[32];
@@ -133,25 +198,38 @@ int main(int argc, char **argv)
 	wl_log(&ctx, "Epochs: %llu\n", (unsigned long long)epochs);
 	wl_log(&ctx, "Layers: %d\n", NUM_LAYERS);
 
+	if (ctx.opt.files != NULL) {
+		wl_files_open(&ctx);
+		open_shards(&ctx, &io_real);
+		io = &io_real;
+	}
+
 	t0 = zpp_now();
 	open_pool(&ctx);
 	wl_log(&ctx, "Pre-allocating buffers...\n");
-	warm_up(&ctx);
+	warm_up(&ctx, io);
 	ctx.setup_s = zpp_now() - t0;
 	wl_phase_add(&ctx, "warmup", ctx.setup_s, 0);
 
 	wl_thread_init(&ctx, &t, 0, NULL);
 	t.report = ctx.progress;
 	wl_progress_begin(&ctx, "epochs", epochs, &t, 1);
+	if (io != NULL)
+		wl_files_begin(io->fs);
 	t0 = zpp_now();
 	for (uint64_t e = 1; e <= epochs; e++) {
 		if (e % 10 == 1 || e == epochs)
 			wl_log(&ctx, "Processing epoch %llu/%llu...\n", (unsigned long long)e,
 			       (unsigned long long)epochs);
-		load_epoch(&t);
+		load_epoch(&t, io);
 		wl_progress_tick(&t, 1);
 	}
 	t1 = zpp_now();
+	if (io != NULL) {
+		wl_files_end(io->fs);
+		for (int k = 0; k < T_KINDS; k++)
+			wl_files_closefd(io->fd[k]);
+	}
 	wl_progress_end();
 	wl_thread_collect(&ctx, &t);
 	ctx.wall_s = t1 - t0;

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ void wl_die(const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nerror: %s\n", msg);
+	wl_files_cleanup();
 	_exit(WL_EXIT_FAIL);
 }
 
@@ -104,6 +106,16 @@ static void print_usage(const wl_prog *prog)
 	if (prog->default_threads != 0)
 		printf("  --threads N      worker threads, 1..%u (default %u)\n", WL_MAX_THREADS,
 		       prog->default_threads);
+	if (prog->real_files)
+		printf(
+		    "  --files DIR|auto real files: write the input files into a new temporary\n"
+		    "                   directory under DIR (auto: $TMPDIR, else /var/tmp), read\n"
+		    "                   them, remove them; default: simulated reads\n"
+		    "  --read direct|buffered\n"
+		    "                   with --files: O_DIRECT reads into page-aligned pooled\n"
+		    "                   buffers (direct, the default; the pool is the library's\n"
+		    "                   default backend), or plain reads (buffered; default\n"
+		    "                   backend malloc); --scale also shrinks the files\n");
 	printf("  --api get|cache  pool entry points: zp_get/zp_put (default), or a per-thread\n"
 	       "                   zp_thread_cache handle with zp_cache_get/zp_cache_put\n"
 	       "  --config zeropool|defaults\n"
@@ -184,9 +196,37 @@ static const char *option_value(const wl_prog *prog, int argc, char **argv, int 
 	return argv[++*i];
 }
 
+/* --files and --read: checked together, and the real-file mode's default
+ * backend: the pool for O_DIRECT, malloc for buffered reads. */
+static void check_files_opts(wl_ctx *ctx, bool read_given)
+{
+	const wl_prog *prog = ctx->prog;
+	const char *f = ctx->opt.files;
+	struct stat st;
+
+	if (f == NULL) {
+		if (read_given)
+			usage_error(prog, "--read needs --files");
+		return;
+	}
+	if (f[0] == '\0')
+		usage_error(prog, "--files wants a directory or 'auto', not ''");
+	if (strcmp(f, "auto") != 0 && (stat(f, &st) != 0 || !S_ISDIR(st.st_mode)))
+		usage_error(prog, "--files: '%s' is not a directory", f);
+	if (!read_given && ctx->opt.backend != NULL && strcmp(ctx->opt.backend, "malloc") == 0)
+		ctx->opt.read = WL_READ_BUFFERED;
+	if (ctx->opt.backend == NULL && ctx->opt.read == WL_READ_BUFFERED)
+		ctx->opt.backend = "malloc";
+	if (ctx->opt.read == WL_READ_DIRECT && ctx->opt.backend != NULL &&
+	    strcmp(ctx->opt.backend, "malloc") == 0)
+		usage_error(prog, "--read direct needs page-aligned pooled buffers; --backend "
+				  "malloc has none (use --read buffered)");
+}
+
 void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 {
 	const char *v;
+	bool read_given = false;
 
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->prog = prog;
@@ -220,6 +260,15 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 			    parse_either(prog, "--config", v, "zeropool", "defaults") == 0
 				? WL_CONFIG_ZEROPOOL
 				: WL_CONFIG_DEFAULTS;
+		} else if (prog->real_files &&
+			   (v = option_value(prog, argc, argv, &i, "--files")) != NULL) {
+			ctx->opt.files = v;
+		} else if (prog->real_files &&
+			   (v = option_value(prog, argc, argv, &i, "--read")) != NULL) {
+			ctx->opt.read = parse_either(prog, "--read", v, "direct", "buffered") == 0
+					    ? WL_READ_DIRECT
+					    : WL_READ_BUFFERED;
+			read_given = true;
 		} else if (strcmp(a, "--threads") == 0 || strncmp(a, "--threads=", 10) == 0) {
 			usage_error(prog, "this program is single-threaded; it has no --threads");
 		} else {
@@ -227,6 +276,7 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 		}
 	}
 
+	check_files_opts(ctx, read_given);
 	if (ctx->opt.backend != NULL && !backend_known(ctx->opt.backend)) {
 		fprintf(stderr, "%s: unknown backend '%s'; available: ", prog->name,
 			ctx->opt.backend);
@@ -528,7 +578,7 @@ static const char *backend_label(const wl_ctx *ctx)
 	return ctx->pool != NULL ? zp_backend_name(ctx->pool) : "?";
 }
 
-static void json_string(const char *s)
+void wl_json_string(const char *s)
 {
 	putchar('"');
 	for (; *s != '\0'; s++) {
@@ -639,11 +689,11 @@ static double hit_rate(const wl_stats *st)
 static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 {
 	printf("{\"program\": ");
-	json_string(ctx->prog->name);
+	wl_json_string(ctx->prog->name);
 	printf(", \"backend\": ");
-	json_string(backend_label(ctx));
+	wl_json_string(backend_label(ctx));
 	printf(", \"allocator\": ");
-	json_string(zpp_malloc_file());
+	wl_json_string(zpp_malloc_file());
 	printf(", \"api\": \"%s\"", ctx->opt.api == WL_API_CACHE ? "cache" : "get");
 	printf(", \"config_preset\": \"%s\"", config_label(ctx));
 	printf(", \"scale\": %.17g, \"threads\": %u", ctx->opt.scale, ctx->opt.threads);
@@ -653,7 +703,7 @@ static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 		const wl_phase *p = &ctx->phases[i];
 
 		printf("%s{\"name\": ", i != 0 ? ", " : "");
-		json_string(p->name);
+		wl_json_string(p->name);
 		printf(", \"seconds\": %.9g, \"gets\": %llu", p->seconds,
 		       (unsigned long long)p->gets);
 		if (p->idle_buffers >= 0)
@@ -680,6 +730,11 @@ static void print_json(const wl_ctx *ctx, const wl_stats *st, bool ok)
 	} else {
 		printf("\"preallocated\": null, \"config\": null, \"stats\": null, "
 		       "\"classes\": null, \"hit_rate\": null");
+	}
+	/* Only in the real-file mode: the simulated report stays as it was. */
+	if (ctx->files != NULL) {
+		printf(", \"real_files\": ");
+		wl_files_json(ctx->files);
 	}
 	printf(", \"ok\": %s}\n", ok ? "true" : "false");
 	fflush(stdout);
@@ -738,9 +793,12 @@ int wl_finish(wl_ctx *ctx)
 		status = WL_EXIT_FAIL;
 	}
 	print_summary(ctx, stp);
+	if (ctx->files != NULL)
+		wl_files_summary(ctx, ctx->files);
 	if (ctx->opt.json)
 		print_json(ctx, stp, status == WL_EXIT_OK);
 	zp_pool_destroy(ctx->pool);
 	ctx->pool = NULL;
+	wl_files_cleanup();
 	return status;
 }

@@ -19,6 +19,7 @@
 
 #include "zeropool.h"
 #include "zp_progs.h"
+#include "wl_files.h"
 
 #define WL_EXIT_OK 0
 #define WL_EXIT_FAIL 1  /* a get returned NULL, a put failed, counts disagree */
@@ -57,6 +58,7 @@ typedef struct wl_prog {
 	const char *summary;      /* one line for --help */
 	const char *scaled;       /* which loops --scale multiplies, for --help */
 	unsigned default_threads; /* 0: single-threaded, no --threads option */
+	bool real_files;          /* has the real-file mode (--files, --read) */
 } wl_prog;
 
 typedef enum wl_api {
@@ -69,6 +71,11 @@ typedef enum wl_config {
 	WL_CONFIG_DEFAULTS,     /* zp_config_init's, only the backend chosen */
 } wl_config;
 
+typedef enum wl_read_mode {
+	WL_READ_DIRECT = 0, /* O_DIRECT into page-aligned pooled buffers */
+	WL_READ_BUFFERED,   /* plain reads through the page cache */
+} wl_read_mode;
+
 typedef struct wl_opts {
 	const char *backend; /* NULL: the library's default; "malloc": no pool */
 	double scale;
@@ -77,6 +84,8 @@ typedef struct wl_opts {
 	bool quiet;
 	wl_api api;
 	wl_config config;
+	const char *files; /* --files DIR|auto: the real-file mode; NULL: simulated */
+	wl_read_mode read; /* --read, real-file mode only */
 } wl_opts;
 
 typedef struct wl_phase {
@@ -105,7 +114,8 @@ typedef struct wl_ctx {
 		uint64_t value;
 	} extras[WL_MAX_EXTRAS]; /* program-specific JSON numbers */
 	unsigned nextras;
-	bool progress; /* stderr is a terminal and not --quiet */
+	bool progress;          /* stderr is a terminal and not --quiet */
+	struct wl_files *files; /* the real-file mode's state; NULL: simulated */
 } wl_ctx;
 
 /* ---- per-thread state -------------------------------------------------- */
@@ -242,6 +252,9 @@ void wl_progress_end(void);
  */
 uint64_t wl_run_threads(wl_ctx *ctx, unsigned n, void (*fn)(wl_thread *t), void *arg,
 			const char *label, uint64_t total);
+
+/* s as a JSON string, quoted and escaped, on stdout. */
+void wl_json_string(const char *s);
 
 /* Check the counts, print the JSON object, destroy the pool; returns the
  * exit status. */

@@ -1,0 +1,55 @@
+/*
+ * wl_files.h - the drivers' real-file mode (--files, --read): input files
+ * written first into a temporary directory, then read with O_DIRECT into
+ * page-aligned pooled buffers or with plain buffered reads; throughput, CPU
+ * per byte, peak RSS and the page cache the files added are reported.
+ * See docs/workloads.md, "Real files".
+ */
+#ifndef WL_FILES_H
+#define WL_FILES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct wl_ctx;
+typedef struct wl_files wl_files;
+
+/* Create the temporary directory (under --files DIR, or $TMPDIR / /var/tmp
+ * for "auto"), learn the direct-I/O alignment there and whether O_DIRECT is
+ * accepted.  Sets ctx->files; exits 1 with a message on failure. */
+void wl_files_open(struct wl_ctx *ctx);
+
+/* The direct-I/O alignment of the directory's file system (statx
+ * STATX_DIOALIGN, else 4096); read lengths are multiples of it. */
+size_t wl_files_align(const wl_files *fs);
+
+/* Write a file of `size` bytes, fsync it and let its pages go from the page
+ * cache (posix_fadvise DONTNEED on this file only).  Returns its index. */
+unsigned wl_files_add(wl_files *fs, uint64_t size);
+
+/* Open file `idx` for reading (O_DIRECT in direct mode). */
+int wl_files_openfd(wl_files *fs, unsigned idx);
+void wl_files_closefd(int fd);
+
+/* Read exactly len bytes at off into buf.  An O_DIRECT read the file
+ * system refuses (EINVAL) switches the run to buffered reads, with a
+ * message on stderr and in the JSON's read_mode. */
+void wl_files_read(wl_files *fs, int fd, unsigned char *buf, size_t len, uint64_t off);
+
+/* Around the timed reads: wall and CPU time, page cache of the files. */
+void wl_files_begin(wl_files *fs);
+void wl_files_end(wl_files *fs);
+/* Optional, between the two: the first pass over the files ends here (every
+ * file read once, none of it cached before: the cold reads). */
+void wl_files_cold_end(wl_files *fs);
+
+/* The "files" object of the JSON report, and the human summary line. */
+void wl_files_json(const wl_files *fs);
+void wl_files_summary(const struct wl_ctx *ctx, const wl_files *fs);
+
+/* Remove the files and the directory (idempotent; async-signal-safe, so
+ * the failure paths and the signal handler call it too). */
+void wl_files_cleanup(void);
+
+#endif /* WL_FILES_H */
