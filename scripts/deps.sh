@@ -22,7 +22,12 @@ pkgs=(build-essential cmake pkg-config git python3 valgrind
       clang clang-format cppcheck libclang-rt-14-dev)
 if ((bench)); then
   pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
-         python3-matplotlib linux-perf time npm)
+         python3-matplotlib linux-perf time)
+  # npm fetches the flame graph template (analysis/flamegraph_template.sh).
+  # Any npm will do: a node.js from elsewhere (NodeSource) ships its own and
+  # conflicts with Debian's npm package, so the package is only installed
+  # when there is no npm command at all.
+  command -v npm >/dev/null || pkgs+=(npm)
 fi
 
 missing=()
