@@ -46,8 +46,8 @@ MODES = {
 }
 UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
 FIELDS = ["round", "backend", "allocator", "size", "requests_per_s", "p50_us", "p75_us",
-          "p90_us", "p99_us", "p999_us", "requests", "cpu_ns_per_request", "maxrss_kib",
-          "hit_rate"]
+          "p90_us", "p99_us", "p999_us", "requests", "cpu_ns_per_request", "vmhwm_kib",
+          "maxrss_kib", "hit_rate"]
 IDLE_FIELDS = ["backend", "buffers", "idle_conns", "rss_base_kib", "rss_idle_kib",
                "vmhwm_kib", "maxrss_kib", "read_buffers_peak"]
 
@@ -148,7 +148,8 @@ def run_one(args, backend, alloc, size, rnd):
     row = parse_wrk(wrk.stdout)
     row.update(round=rnd, backend=backend, allocator=alloc, size=size,
                requests=doc["requests"], cpu_ns_per_request=doc["cpu_ns_per_request"],
-               maxrss_kib=doc["maxrss_kib"], hit_rate=doc.get("hit_rate"))
+               vmhwm_kib=doc["vmhwm_kib"], maxrss_kib=doc["maxrss_kib"],
+               hit_rate=doc.get("hit_rate"))
     if doc["requests"] == 0 or not doc["ok"]:
         raise RuntimeError("server served nothing or reported failure")
     return row
@@ -161,7 +162,7 @@ def median(rows, key):
 def summarize(rows, configs):
     """Markdown: medians per (size, config), ratios to the best malloc peer."""
     lines = ["| size | backend | allocator | req/s | p50 us | p99 us | p99.9 us | "
-             "CPU ns/req | peak RSS KiB | CPU / best malloc | p99 / best malloc |",
+             "CPU ns/req | VmHWM KiB | CPU / best malloc | p99 / best malloc |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for size in sorted({r["size"] for r in rows}):
         med = {}
@@ -171,7 +172,7 @@ def summarize(rows, configs):
             if rs:
                 med[(b, a)] = {k: median(rs, k) for k in
                                ("requests_per_s", "p50_us", "p99_us", "p999_us",
-                                "cpu_ns_per_request", "maxrss_kib")}
+                                "cpu_ns_per_request", "vmhwm_kib")}
         mallocs = [m for (b, _), m in med.items() if b == "malloc"]
         best_cpu = min((m["cpu_ns_per_request"] for m in mallocs), default=None)
         best_p99 = min((m["p99_us"] for m in mallocs), default=None)
@@ -180,7 +181,7 @@ def summarize(rows, configs):
             p99_r = "%.2fx" % (m["p99_us"] / best_p99) if best_p99 else "-"
             lines.append("| %d | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %s | %s |" % (
                 size, b, a, m["requests_per_s"], m["p50_us"], m["p99_us"], m["p999_us"],
-                m["cpu_ns_per_request"], m["maxrss_kib"], cpu_r, p99_r))
+                m["cpu_ns_per_request"], m["vmhwm_kib"], cpu_r, p99_r))
     return "\n".join(lines) + "\n"
 
 
@@ -218,6 +219,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="server worker threads")
     ap.add_argument("--connections", type=int, default=32, help="wrk -c")
     ap.add_argument("--idle", type=int, default=0, help="also the idle-connections run")
+    ap.add_argument("--idle-only", action="store_true", help="with --idle: no wrk runs")
     args = ap.parse_args()
     mode = MODES[args.mode or "quick"]
     args.duration = mode["duration"]
@@ -240,7 +242,7 @@ def main():
 
     rows = []
     t0 = time.time()
-    for rnd in range(mode["rounds"]):
+    for rnd in range(0 if args.idle_only else mode["rounds"]):
         for size in sizes:
             for b, a in configs:  # alternating: A B C A B C ...
                 row = run_one(args, b, a, size, rnd)
@@ -260,7 +262,8 @@ def main():
               model.group(1) if model else "?", os.cpu_count(), args.connections,
               args.duration, args.threads, mode["rounds"], time.time() - t0),
           "Ratios: to the lowest CPU per request and the lowest p99 among the malloc peers "
-          "of the same size.", "", summarize(rows, configs)]
+          "of the same size.  Peak RSS is VmHWM: ru_maxrss survives execve on Linux, so a "
+          "server started from Python reports Python's.", "", summarize(rows, configs)]
     if args.idle:
         idle = run_idle(args, pools[0])
         with open(os.path.join(out, "idle.csv"), "w", newline="") as f:
