@@ -59,7 +59,7 @@ DEFAULT_THREADS = {
 # http_server: its gets follow the reads the kernel delivers, so no formula
 # gives them; its report has these numbers, and --expect-requests checks
 # the responses its own client counted.
-SERVER_FIELDS = ("requests", "not_found", "bad_requests", "connections", "cpu_us",
+SERVER_FIELDS = ("requests", "not_found", "bad_requests", "connections", "partial_writes", "cpu_us",
                  "cpu_ns_per_request", "maxrss_kib", "vmhwm_kib", "rss_base_kib",
                  "read_buffers_peak")
 
@@ -251,6 +251,8 @@ def check_server(doc, args):
     for k in SERVER_FIELDS:
         require(is_int(doc.get(k)) and doc[k] >= 0, "%s missing or not an integer" % k)
     require(doc.get("self_test_failed", 0) == 0, "the self-test client's checks failed")
+    if "self_test_failed" in doc:  # its 4 KiB-window connection forces partial writes
+        require(doc.get("partial_writes", 0) > 0, "the self-test made no partial write")
     require(doc["maxrss_kib"] > 0 and doc["vmhwm_kib"] > 0, "no peak RSS read")
     if args.expect_requests is not None:
         require(doc["requests"] == args.expect_requests,

@@ -3,9 +3,10 @@
  * with a 10 s timeout on every send and receive:
  *
  *   --self-test N: N requests of each size (64 B, 4 KiB, 64 KiB) round robin
- *   over a few keep-alive connections, then two pipelined requests in one
- *   write, a 404 and a 400; every status line, Content-Length and body is
- *   checked.
+ *   over 4 keep-alive connections, then two pipelined requests in one
+ *   write, 8 pipelined 64 KiB ones on a connection with a 4 KiB receive
+ *   window (partial writes), 404s and a 400; every status line,
+ *   Content-Length and body is checked.
  *
  *   --idle-conns N: in a child process (so that the server's resident set
  *   and descriptors are its own), N keep-alive connections held open, one
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_server.h"
@@ -46,7 +48,9 @@ static void fail(hs_client *cl, const char *what, const char *detail)
 			detail != NULL ? detail : "");
 }
 
-static int connect_loopback(int port)
+/* rcvbuf: 0, or a receive buffer size (set before connect, so that the
+ * window is small from the start). */
+static int connect_loopback(int port, int rcvbuf)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_S};
@@ -56,7 +60,8 @@ static int connect_loopback(int port)
 	if (fd < 0)
 		return -1;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	if ((rcvbuf != 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) != 0) ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
 	    connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
@@ -168,7 +173,9 @@ static bool request(hs_client *cl, cl_conn *c, const char *path, int status, siz
 	return true;
 }
 
-#define SELF_TEST_CONNS 4
+#define SELF_TEST_CONNS 5 /* the last one has a small receive window */
+#define SLOW_PIPELINED 96 /* 6 MiB: more than tcp_wmem's largest send buffer (4 MiB) */
+#define SLOW_RCVBUF 4096
 
 static void self_test(hs_client *cl)
 {
@@ -177,18 +184,19 @@ static void self_test(hs_client *cl)
 	static const char pipelined[] = "GET /64 HTTP/1.1\r\nHost: a\r\n\r\n"
 					"GET /4096 HTTP/1.1\r\nHost: a\r\n\r\n";
 	static const char bad[] = "BREW /64 HTTP/1.1\r\n\r\n";
+	static const char big[] = "GET /65536 HTTP/1.1\r\n\r\n";
 
 	for (unsigned i = 0; i < SELF_TEST_CONNS; i++) {
 		cs[i].len = 0;
 		cs[i].buf = malloc(CLIENT_BUF);
-		cs[i].fd = connect_loopback(cl->port);
+		cs[i].fd = connect_loopback(cl->port, i == SELF_TEST_CONNS - 1 ? SLOW_RCVBUF : 0);
 		if (cs[i].buf == NULL || cs[i].fd < 0)
 			wl_die("self-test: connect to 127.0.0.1:%d: %s", cl->port, strerror(errno));
 	}
 	for (size_t s = 0; s < sizeof(SIZES) / sizeof(SIZES[0]); s++) {
 		snprintf(path, sizeof(path), "/%zu", SIZES[s]);
 		for (uint64_t r = 0; r < cl->requests; r++)
-			if (!request(cl, &cs[r % SELF_TEST_CONNS], path, 200, SIZES[s]))
+			if (!request(cl, &cs[r % (SELF_TEST_CONNS - 1)], path, 200, SIZES[s]))
 				goto out;
 	}
 	/* Two requests in one write: two responses, in order. */
@@ -200,6 +208,20 @@ static void self_test(hs_client *cl)
 		goto out;
 	cl->sent += 2;
 	cl->answers += 2;
+	/* 96 x 64 KiB answers into a 4 KiB window: the server's writes are
+	 * partial and wait for EPOLLOUT (its partial_writes counts them). */
+	for (int i = 0; i < SLOW_PIPELINED; i++)
+		if (!send_all(cs[4].fd, big, sizeof(big) - 1)) {
+			fail(cl, "send", strerror(errno));
+			goto out;
+		}
+	nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+	for (int i = 0; i < SLOW_PIPELINED; i++) {
+		if (!read_response(cl, &cs[4], 200, 65536))
+			goto out;
+		cl->sent++;
+		cl->answers++;
+	}
 	/* Paths out of range: 404, and the connection stays open. */
 	if (!request(cl, &cs[1], "/63", 404, 0) || !request(cl, &cs[1], "/65537", 404, 0) ||
 	    !request(cl, &cs[1], "/abc", 404, 0) || !request(cl, &cs[1], "/128", 200, 128))
@@ -237,7 +259,7 @@ int hs_idle_client(hs_client *cl, int ready_fd, int release_fd)
 	if (fds == NULL || c.buf == NULL)
 		wl_die("idle client: out of memory");
 	for (unsigned i = 0; i < cl->conns; i++) {
-		fds[i] = connect_loopback(cl->port);
+		fds[i] = connect_loopback(cl->port, 0);
 		if (fds[i] < 0)
 			wl_die("idle client: connection %u to 127.0.0.1:%d: %s", i, cl->port,
 			       strerror(errno));

@@ -90,6 +90,7 @@ static int flush(hs_worker *w, hs_conn *c)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				if (!c->want_out) {
+					zpp_add_relaxed(&w->partial, 1);
 					c->want_out = true;
 					hs_io_interest(w, c);
 				}

@@ -464,6 +464,7 @@ int main(int argc, char **argv)
 	wl_extra(&ctx, "not_found", SUM(ws, n, not_found));
 	wl_extra(&ctx, "bad_requests", SUM(ws, n, bad));
 	wl_extra(&ctx, "connections", SUM(ws, n, accepted));
+	wl_extra(&ctx, "partial_writes", SUM(ws, n, partial));
 	wl_extra(&ctx, "port", (uint64_t)srv.port);
 	wl_extra(&ctx, "buffers_pooled", g_opt.buffers == HS_BUF_POOLED);
 	wl_extra(&ctx, "cpu_us", cpu);

@@ -65,6 +65,7 @@ typedef struct hs_worker {
 	uint64_t not_found; /* of which 404 */
 	uint64_t bad;       /* of which 400 */
 	uint64_t accepted;  /* connections */
+	uint64_t partial;   /* writes that waited for writability */
 	uint64_t open;      /* connections open now */
 	uint64_t rbuf_held; /* read buffers held now */
 	uint64_t rbuf_peak; /* the most held at once */
