@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -249,7 +251,8 @@ void *hs_self_test_client(void *arg)
 	return NULL;
 }
 
-int hs_idle_client(hs_client *cl, int ready_fd, int release_fd)
+/* The child's work; returns its exit status. */
+static int idle_client(hs_client *cl, int ready_fd, int release_fd)
 {
 	int *fds = malloc(cl->conns * sizeof(*fds));
 	cl_conn c = {.buf = malloc(CLIENT_BUF)};
@@ -281,4 +284,48 @@ int hs_idle_client(hs_client *cl, int ready_fd, int release_fd)
 	free(fds);
 	free(c.buf);
 	return cl->failed == 0 ? WL_EXIT_OK : WL_EXIT_FAIL;
+}
+
+/* Fork the idle client before any thread exists (the child runs only
+ * socket calls, and _exits). */
+void hs_idle_start(hs_idle_child *ic, const hs_worker *ws, unsigned n, int port, unsigned conns)
+{
+	int ready[2], release[2];
+
+	if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(release, O_CLOEXEC) != 0)
+		wl_die("pipe2: %s", strerror(errno));
+	fflush(NULL);
+	ic->pid = fork();
+	if (ic->pid < 0)
+		wl_die("fork: %s", strerror(errno));
+	if (ic->pid == 0) {
+		hs_client cl = {.port = port, .conns = conns};
+
+		for (unsigned i = 0; i < n; i++)
+			close(ws[i].lfd);
+		close(ready[0]);
+		close(release[1]);
+		_exit(idle_client(&cl, ready[1], release[0]));
+	}
+	close(ready[1]);
+	close(release[0]);
+	ic->ready_fd = ready[0];
+	ic->release_fd = release[1];
+	if (fcntl(ic->ready_fd, F_SETFL, O_NONBLOCK) != 0)
+		wl_die("fcntl: %s", strerror(errno));
+}
+
+/* Release the child and wait for it; false if it failed. */
+bool hs_idle_finish(hs_idle_child *ic)
+{
+	char byte = 'x';
+	int st;
+
+	if (write(ic->release_fd, &byte, 1) != 1 && errno != EPIPE)
+		wl_die("write: %s", strerror(errno));
+	close(ic->release_fd);
+	close(ic->ready_fd);
+	if (waitpid(ic->pid, &st, 0) != ic->pid)
+		wl_die("waitpid: %s", strerror(errno));
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }

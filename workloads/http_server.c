@@ -24,8 +24,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -287,60 +285,8 @@ typedef struct run_result {
 	uint64_t open_peak; /* idle mode: connections the server held */
 } run_result;
 
-/* The idle client's process and its two pipes (fds -1 when there is none). */
-typedef struct idle_child {
-	pid_t pid;
-	int ready_fd;   /* read end: a byte once every connection is open */
-	int release_fd; /* write end: a byte (or closing it) lets it close them */
-	bool ready;
-} idle_child;
-
-/* Fork the idle client before any thread exists (the child runs only
- * socket calls, and _exits). */
-static void idle_start(idle_child *ic, const hs_worker *ws, unsigned n, int port)
-{
-	int ready[2], release[2];
-
-	if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(release, O_CLOEXEC) != 0)
-		wl_die("pipe2: %s", strerror(errno));
-	fflush(NULL);
-	ic->pid = fork();
-	if (ic->pid < 0)
-		wl_die("fork: %s", strerror(errno));
-	if (ic->pid == 0) {
-		hs_client cl = {.port = port, .conns = g_opt.idle_conns};
-
-		for (unsigned i = 0; i < n; i++)
-			close(ws[i].lfd);
-		close(ready[0]);
-		close(release[1]);
-		_exit(hs_idle_client(&cl, ready[1], release[0]));
-	}
-	close(ready[1]);
-	close(release[0]);
-	ic->ready_fd = ready[0];
-	ic->release_fd = release[1];
-	if (fcntl(ic->ready_fd, F_SETFL, O_NONBLOCK) != 0)
-		wl_die("fcntl: %s", strerror(errno));
-}
-
-/* Release the child and wait for it; false if it failed. */
-static bool idle_finish(idle_child *ic)
-{
-	char byte = 'x';
-	int st;
-
-	if (write(ic->release_fd, &byte, 1) != 1 && errno != EPIPE)
-		wl_die("write: %s", strerror(errno));
-	close(ic->release_fd);
-	close(ic->ready_fd);
-	if (waitpid(ic->pid, &st, 0) != ic->pid)
-		wl_die("waitpid: %s", strerror(errno));
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-}
-
 /* Wait until a stop condition; in idle mode, measure when all are open. */
-static void main_loop(hs_worker *ws, unsigned n, idle_child *idle, run_result *res)
+static void main_loop(hs_worker *ws, unsigned n, hs_idle_child *idle, run_result *res)
 {
 	struct timespec pause = {.tv_nsec = POLL_NS};
 	double deadline = zpp_now() + g_opt.duration;
@@ -372,7 +318,7 @@ int main(int argc, char **argv)
 	hs_server srv = {.io = &hs_io_epoll};
 	hs_client client = {0};
 	run_result res = {0};
-	idle_child idle = {.pid = -1, .ready_fd = -1, .release_fd = -1};
+	hs_idle_child idle = {.pid = -1, .ready_fd = -1, .release_fd = -1};
 	pthread_t client_id;
 	bool idle_ok = true;
 	hs_worker *ws;
@@ -420,7 +366,7 @@ int main(int argc, char **argv)
 
 	res.rss_base_kib = zpp_rss_kib();
 	if (g_opt.idle_conns != 0)
-		idle_start(&idle, ws, n, srv.port);
+		hs_idle_start(&idle, ws, n, srv.port, g_opt.idle_conns);
 	cpu0 = cpu_us();
 	t0 = zpp_now();
 	for (unsigned i = 0; i < n; i++) {
@@ -438,7 +384,7 @@ int main(int argc, char **argv)
 	if (g_opt.self_test != 0)
 		pthread_join(client_id, NULL);
 	if (g_opt.idle_conns != 0)
-		idle_ok = idle_finish(&idle);
+		idle_ok = hs_idle_finish(&idle);
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(ids[i], NULL);
 	ctx.wall_s = zpp_now() - t0;

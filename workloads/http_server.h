@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 
 #include "wl_common.h"
 
@@ -138,7 +139,18 @@ typedef struct hs_client {
 
 /* A thread: checks, then hs_request_stop(). */
 void *hs_self_test_client(void *arg);
-/* The body of a child process; returns its exit status. */
-int hs_idle_client(hs_client *cl, int ready_fd, int release_fd);
+/* The idle client's process and its two pipes (fds -1 when there is none). */
+typedef struct hs_idle_child {
+	pid_t pid;
+	int ready_fd;   /* read end (non-blocking): a byte once every connection is open */
+	int release_fd; /* write end: a byte (or closing it) lets it close them */
+	bool ready;
+} hs_idle_child;
+
+/* Fork the idle client (before any thread exists): it closes the workers'
+ * listeners and holds `conns` connections to 127.0.0.1:port. */
+void hs_idle_start(hs_idle_child *ic, const hs_worker *ws, unsigned n, int port, unsigned conns);
+/* Release the child and wait for it; false if it failed. */
+bool hs_idle_finish(hs_idle_child *ic);
 
 #endif /* HTTP_SERVER_H */
