@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages zeropool-c needs that are missing.
 # Usage: scripts/deps.sh [--bench] [--check]
-#   --bench  adds the allocator peers and plotting (bench/run_matrix.py uses
+#   --bench  adds the allocator peers, plotting and wrk (bench/run_matrix.py uses
 #            this list: it is the only one)
 #   --check  installs nothing: lists what is missing, exits 1 if anything is
 # Runs apt-get only when something is missing; needs root (or sudo) then.
@@ -22,7 +22,7 @@ pkgs=(build-essential cmake pkg-config git python3 valgrind
       clang clang-format cppcheck libclang-rt-14-dev)
 if ((bench)); then
   pkgs+=(libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev
-         python3-matplotlib linux-perf time)
+         python3-matplotlib linux-perf time wrk)
   # npm fetches the flame graph template (analysis/flamegraph_template.sh).
   # Any npm will do: a node.js from elsewhere (NodeSource) ships its own and
   # conflicts with Debian's npm package, so the package is only installed

@@ -54,8 +54,7 @@ void wl_fail_put(size_t len)
 	wl_die("put of a buffer of len %zu failed: %s", len, strerror(errno));
 }
 
-static void __attribute__((noreturn, format(printf, 2, 3)))
-usage_error(const wl_prog *prog, const char *fmt, ...)
+void wl_usage_error(const wl_prog *prog, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -116,6 +115,8 @@ static void print_usage(const wl_prog *prog)
 		    "                   buffers (direct, the default; the pool is the library's\n"
 		    "                   default backend), or plain reads (buffered; default\n"
 		    "                   backend malloc); --scale also shrinks the files\n");
+	if (prog->options_help != NULL)
+		fputs(prog->options_help, stdout);
 	printf("  --api get|cache  pool entry points: zp_get/zp_put (default), or a per-thread\n"
 	       "                   zp_thread_cache handle with zp_cache_get/zp_cache_put\n"
 	       "  --config zeropool|defaults\n"
@@ -147,7 +148,8 @@ static double parse_scale(const wl_prog *prog, const char *v)
 	errno = 0;
 	f = strtod(v, &end);
 	if (errno != 0 || end == v || *end != '\0' || !isfinite(f) || f <= 0.0 || f > WL_MAX_SCALE)
-		usage_error(prog, "--scale wants a number in (0, %g], not '%s'", WL_MAX_SCALE, v);
+		wl_usage_error(prog, "--scale wants a number in (0, %g], not '%s'", WL_MAX_SCALE,
+			       v);
 	return f;
 }
 
@@ -159,8 +161,8 @@ static unsigned parse_threads(const wl_prog *prog, const char *v)
 	errno = 0;
 	n = strtoul(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < 1 || n > WL_MAX_THREADS)
-		usage_error(prog, "--threads wants an integer in 1..%u, not '%s'", WL_MAX_THREADS,
-			    v);
+		wl_usage_error(prog, "--threads wants an integer in 1..%u, not '%s'",
+			       WL_MAX_THREADS, v);
 	return (unsigned)n;
 }
 
@@ -172,15 +174,14 @@ static int parse_either(const wl_prog *prog, const char *opt, const char *v, con
 		return 0;
 	if (strcmp(v, second) == 0)
 		return 1;
-	usage_error(prog, "%s wants '%s' or '%s', not '%s'", opt, first, second, v);
+	wl_usage_error(prog, "%s wants '%s' or '%s', not '%s'", opt, first, second, v);
 }
 
 /*
  * Match argv[*i] against "--name" (value in the next word) or "--name=value".
  * Returns the value, or NULL if the word is another option.
  */
-static const char *option_value(const wl_prog *prog, int argc, char **argv, int *i,
-				const char *name)
+const char *wl_option_value(const wl_prog *prog, int argc, char **argv, int *i, const char *name)
 {
 	size_t n = strlen(name);
 	const char *a = argv[*i];
@@ -192,7 +193,7 @@ static const char *option_value(const wl_prog *prog, int argc, char **argv, int 
 	if (a[n] != '\0')
 		return NULL;
 	if (*i + 1 >= argc)
-		usage_error(prog, "%s needs a value", name);
+		wl_usage_error(prog, "%s needs a value", name);
 	return argv[++*i];
 }
 
@@ -206,21 +207,21 @@ static void check_files_opts(wl_ctx *ctx, bool read_given)
 
 	if (f == NULL) {
 		if (read_given)
-			usage_error(prog, "--read needs --files");
+			wl_usage_error(prog, "--read needs --files");
 		return;
 	}
 	if (f[0] == '\0')
-		usage_error(prog, "--files wants a directory or 'auto', not ''");
+		wl_usage_error(prog, "--files wants a directory or 'auto', not ''");
 	if (strcmp(f, "auto") != 0 && (stat(f, &st) != 0 || !S_ISDIR(st.st_mode)))
-		usage_error(prog, "--files: '%s' is not a directory", f);
+		wl_usage_error(prog, "--files: '%s' is not a directory", f);
 	if (!read_given && ctx->opt.backend != NULL && strcmp(ctx->opt.backend, "malloc") == 0)
 		ctx->opt.read = WL_READ_BUFFERED;
 	if (ctx->opt.backend == NULL && ctx->opt.read == WL_READ_BUFFERED)
 		ctx->opt.backend = "malloc";
 	if (ctx->opt.read == WL_READ_DIRECT && ctx->opt.backend != NULL &&
 	    strcmp(ctx->opt.backend, "malloc") == 0)
-		usage_error(prog, "--read direct needs page-aligned pooled buffers; --backend "
-				  "malloc has none (use --read buffered)");
+		wl_usage_error(prog, "--read direct needs page-aligned pooled buffers; --backend "
+				     "malloc has none (use --read buffered)");
 }
 
 void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
@@ -244,35 +245,38 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 			ctx->opt.json = true;
 		} else if (strcmp(a, "--quiet") == 0) {
 			ctx->opt.quiet = true;
-		} else if ((v = option_value(prog, argc, argv, &i, "--backend")) != NULL) {
+		} else if ((v = wl_option_value(prog, argc, argv, &i, "--backend")) != NULL) {
 			ctx->opt.backend = v;
-		} else if ((v = option_value(prog, argc, argv, &i, "--scale")) != NULL) {
+		} else if ((v = wl_option_value(prog, argc, argv, &i, "--scale")) != NULL) {
 			ctx->opt.scale = parse_scale(prog, v);
 		} else if (prog->default_threads != 0 &&
-			   (v = option_value(prog, argc, argv, &i, "--threads")) != NULL) {
+			   (v = wl_option_value(prog, argc, argv, &i, "--threads")) != NULL) {
 			ctx->opt.threads = parse_threads(prog, v);
-		} else if ((v = option_value(prog, argc, argv, &i, "--api")) != NULL) {
+		} else if ((v = wl_option_value(prog, argc, argv, &i, "--api")) != NULL) {
 			ctx->opt.api = parse_either(prog, "--api", v, "get", "cache") == 0
 					   ? WL_API_GET
 					   : WL_API_CACHE;
-		} else if ((v = option_value(prog, argc, argv, &i, "--config")) != NULL) {
+		} else if ((v = wl_option_value(prog, argc, argv, &i, "--config")) != NULL) {
 			ctx->opt.config =
 			    parse_either(prog, "--config", v, "zeropool", "defaults") == 0
 				? WL_CONFIG_ZEROPOOL
 				: WL_CONFIG_DEFAULTS;
 		} else if (prog->real_files &&
-			   (v = option_value(prog, argc, argv, &i, "--files")) != NULL) {
+			   (v = wl_option_value(prog, argc, argv, &i, "--files")) != NULL) {
 			ctx->opt.files = v;
 		} else if (prog->real_files &&
-			   (v = option_value(prog, argc, argv, &i, "--read")) != NULL) {
+			   (v = wl_option_value(prog, argc, argv, &i, "--read")) != NULL) {
 			ctx->opt.read = parse_either(prog, "--read", v, "direct", "buffered") == 0
 					    ? WL_READ_DIRECT
 					    : WL_READ_BUFFERED;
 			read_given = true;
+		} else if (prog->option != NULL && prog->option(prog, argc, argv, &i)) {
+			continue;
 		} else if (strcmp(a, "--threads") == 0 || strncmp(a, "--threads=", 10) == 0) {
-			usage_error(prog, "this program is single-threaded; it has no --threads");
+			wl_usage_error(prog,
+				       "this program is single-threaded; it has no --threads");
 		} else {
-			usage_error(prog, "unknown option '%s'", a);
+			wl_usage_error(prog, "unknown option '%s'", a);
 		}
 	}
 

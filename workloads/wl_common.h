@@ -26,7 +26,7 @@
 #define WL_EXIT_USAGE 2 /* bad option, bad value, unknown backend */
 
 #define WL_MAX_PHASES 16
-#define WL_MAX_EXTRAS 8
+#define WL_MAX_EXTRAS 24
 
 #define WL_KIB ((size_t)1024)
 #define WL_MIB ((size_t)1024 * 1024)
@@ -59,6 +59,12 @@ typedef struct wl_prog {
 	const char *scaled;       /* which loops --scale multiplies, for --help */
 	unsigned default_threads; /* 0: single-threaded, no --threads option */
 	bool real_files;          /* has the real-file mode (--files, --read) */
+	/* A driver's own options (NULL: none).  option() is offered each word
+	 * that is none of the common options; it returns true when it took the
+	 * word (and its value, with wl_option_value), false to let wl_init call
+	 * it unknown.  options_help is printed in --help after the common ones. */
+	bool (*option)(const struct wl_prog *prog, int argc, char **argv, int *i);
+	const char *options_help;
 } wl_prog;
 
 typedef enum wl_api {
@@ -202,6 +208,14 @@ static inline void wl_progress_tick(wl_thread *t, uint64_t units)
 }
 
 /* ---- the driver's life cycle ------------------------------------------- */
+
+/* For a driver's option(): the value of argv[*i] if it is "--name VALUE"
+ * (advancing *i) or "--name=VALUE", NULL if it is another word; a usage
+ * error when the value is missing. */
+const char *wl_option_value(const wl_prog *prog, int argc, char **argv, int *i, const char *name);
+/* Print "prog: message" and "Try --help" on stderr, exit WL_EXIT_USAGE. */
+void wl_usage_error(const wl_prog *prog, const char *fmt, ...)
+    __attribute__((noreturn, cold, format(printf, 2, 3)));
 
 /* Parse the command line (exits 0 after --help, 2 on errors). */
 void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv);

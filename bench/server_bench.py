@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""Drive workloads/http_server with wrk: every pool backend and malloc under
+glibc, jemalloc, mimalloc and tcmalloc, for 64 B, 4 KiB and 64 KiB responses.
+
+    bench/server_bench.py [--quick | --full | --smoke] [--out DIR] [--idle N]
+
+Each run starts the server on an ephemeral port of 127.0.0.1 (--port-file),
+runs `wrk -t1 -cC -dSs --latency -s bench/server_wrk.lua URL` (bounded by
+-d and a timeout), stops the server with SIGTERM and reads its JSON report.
+Rounds alternate the configurations (A B C A B C ...); the summary takes
+medians.  The server's CPU time per request (getrusage, user + sys) is the
+main figure: on a 2-core machine wrk shares the CPUs, and requests/s
+follows whichever process the scheduler favours, while the server's own
+CPU per request does not.
+
+--idle N compares peak RSS with N idle keep-alive connections: a read
+buffer per connection (malloc) against buffers taken per read (pool and
+malloc).  Writes DIR/server.csv, DIR/idle.csv (with --idle) and
+DIR/summary.md.  Standard library only.
+"""
+
+import argparse
+import csv
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from run_matrix import ALLOCATORS, find_lib  # noqa: E402  the one list of peers
+
+LUA = os.path.join(HERE, "server_wrk.lua")
+SIZES = [64, 4096, 65536]
+MODES = {
+    # duration of each wrk run (s), rounds
+    "smoke": dict(duration=1, rounds=1),
+    "quick": dict(duration=1, rounds=2),
+    "full": dict(duration=5, rounds=5),
+}
+UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
+FIELDS = ["round", "backend", "allocator", "size", "requests_per_s", "p50_us", "p75_us",
+          "p90_us", "p99_us", "p999_us", "requests", "cpu_ns_per_request", "vmhwm_kib",
+          "maxrss_kib", "hit_rate"]
+IDLE_FIELDS = ["backend", "buffers", "idle_conns", "rss_base_kib", "rss_idle_kib",
+               "vmhwm_kib", "maxrss_kib", "read_buffers_peak"]
+
+
+def log(msg):
+    print("[server_bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def backends(server):
+    """The server's backends, the default first (from its --help)."""
+    out = subprocess.run([server, "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    names = re.search(r"one of: (.*)", out).group(1).split(", ")
+    default = re.search(r"else ([\w-]+)\)", out).group(1)
+    pools = [n for n in names if n != "malloc"]
+    return [default] + [n for n in pools if n != default]
+
+
+def env_for(alloc):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if alloc != "glibc":
+        lib = find_lib(ALLOCATORS[alloc])
+        if lib is None:
+            return None
+        env["LD_PRELOAD"] = lib
+    return env
+
+
+def start_server(args, backend, env, extra, duration):
+    fd, port_file = tempfile.mkstemp(prefix="zp_srv_port_")
+    os.close(fd)
+    os.unlink(port_file)
+    cmd = [args.server, "--backend", backend, "--threads", str(args.threads), "--port", "0",
+           "--port-file", port_file, "--duration", str(duration), "--json", "--quiet"] + extra
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 10
+    while not os.path.exists(port_file):
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            raise RuntimeError("server did not start: %s" % err.strip())
+        time.sleep(0.01)
+    with open(port_file) as f:
+        port = int(f.read())
+    os.unlink(port_file)
+    return proc, port
+
+
+def stop_server(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError("server exit %d: %s" % (proc.returncode, err.strip()))
+    return json.loads(out)
+
+
+def parse_wrk(text):
+    """requests/s and latency percentiles (us) from wrk --latency output."""
+    r = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if m is None:
+        raise RuntimeError("no Requests/sec in wrk output: %r" % text[-400:])
+    r["requests_per_s"] = float(m.group(1))
+    for pct, key in (("50", "p50_us"), ("75", "p75_us"), ("90", "p90_us"), ("99", "p99_us")):
+        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)\s*$" % pct, text, re.M)
+        if m is None:
+            raise RuntimeError("no %s%% latency in wrk output" % pct)
+        r[key] = float(m.group(1)) * UNITS[m.group(2)]
+    m = re.search(r"^p99\.9_us ([\d.]+)", text, re.M)
+    if m is None:
+        raise RuntimeError("no p99.9 line (server_wrk.lua) in wrk output")
+    r["p999_us"] = float(m.group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if errors is not None:
+        raise RuntimeError("wrk saw %s non-2xx responses" % errors.group(1))
+    return r
+
+
+def run_one(args, backend, alloc, size, rnd):
+    env = env_for(alloc)
+    secs = args.duration
+    proc, port = start_server(args, backend, env, ["--buffers", "pooled"], secs + 20)
+    try:
+        wrk = subprocess.run([args.wrk, "-t1", "-c%d" % args.connections, "-d%ds" % secs,
+                              "--latency", "-s", LUA, "http://127.0.0.1:%d/%d" % (port, size)],
+                             capture_output=True, text=True, timeout=secs + 30)
+    finally:
+        doc = stop_server(proc)
+    if wrk.returncode != 0:
+        raise RuntimeError("wrk exit %d: %s" % (wrk.returncode, wrk.stderr.strip()))
+    row = parse_wrk(wrk.stdout)
+    row.update(round=rnd, backend=backend, allocator=alloc, size=size,
+               requests=doc["requests"], cpu_ns_per_request=doc["cpu_ns_per_request"],
+               vmhwm_kib=doc["vmhwm_kib"], maxrss_kib=doc["maxrss_kib"],
+               hit_rate=doc.get("hit_rate"))
+    if doc["requests"] == 0 or not doc["ok"]:
+        raise RuntimeError("server served nothing or reported failure")
+    return row
+
+
+def median(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def summarize(rows, configs):
+    """Markdown: medians per (size, config), ratios to the best malloc peer."""
+    lines = ["| size | backend | allocator | req/s | p50 us | p99 us | p99.9 us | "
+             "CPU ns/req | VmHWM KiB | CPU / best malloc | p99 / best malloc |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for size in sorted({r["size"] for r in rows}):
+        med = {}
+        for b, a in configs:
+            rs = [r for r in rows if r["size"] == size and r["backend"] == b
+                  and r["allocator"] == a]
+            if rs:
+                med[(b, a)] = {k: median(rs, k) for k in
+                               ("requests_per_s", "p50_us", "p99_us", "p999_us",
+                                "cpu_ns_per_request", "vmhwm_kib")}
+        mallocs = [m for (b, _), m in med.items() if b == "malloc"]
+        best_cpu = min((m["cpu_ns_per_request"] for m in mallocs), default=None)
+        best_p99 = min((m["p99_us"] for m in mallocs), default=None)
+        for (b, a), m in med.items():
+            cpu_r = "%.2fx" % (m["cpu_ns_per_request"] / best_cpu) if best_cpu else "-"
+            p99_r = "%.2fx" % (m["p99_us"] / best_p99) if best_p99 else "-"
+            lines.append("| %d | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %s | %s |" % (
+                size, b, a, m["requests_per_s"], m["p50_us"], m["p99_us"], m["p999_us"],
+                m["cpu_ns_per_request"], m["vmhwm_kib"], cpu_r, p99_r))
+    return "\n".join(lines) + "\n"
+
+
+def run_idle(args, default_backend):
+    rows = []
+    for backend, buffers in (("malloc", "per-connection"), ("malloc", "pooled"),
+                             (default_backend, "pooled"), (default_backend, "per-connection")):
+        cmd = [args.server, "--backend", backend, "--buffers", buffers, "--idle-conns",
+               str(args.idle), "--duration", "120", "--json", "--quiet"]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env_for("glibc"))
+        if p.returncode != 0:
+            raise RuntimeError("idle run failed: %s" % p.stderr.strip())
+        d = json.loads(p.stdout)
+        rows.append({"backend": backend, "buffers": buffers, "idle_conns": d["idle_conns_held"],
+                     "rss_base_kib": d["rss_base_kib"], "rss_idle_kib": d["rss_idle_kib"],
+                     "vmhwm_kib": d["vmhwm_kib"], "maxrss_kib": d["maxrss_kib"],
+                     "read_buffers_peak": d["read_buffers_peak"]})
+        log("idle %s/%s: VmHWM %d KiB" % (backend, buffers, d["vmhwm_kib"]))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    g = ap.add_mutually_exclusive_group()
+    for m in MODES:
+        g.add_argument("--" + m, dest="mode", action="store_const", const=m)
+    ap.add_argument("--out", default=None, help="directory for CSV and summary.md")
+    ap.add_argument("--server", default=os.path.join(REPO, "build", "release", "workloads",
+                                                     "http_server"))
+    ap.add_argument("--wrk", default="wrk")
+    ap.add_argument("--backends", help="comma list (default: all, the default first)")
+    ap.add_argument("--allocators", default="glibc,jemalloc,mimalloc,tcmalloc",
+                    help="malloc peers (pool backends run under glibc)")
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    ap.add_argument("--threads", type=int, default=1, help="server worker threads")
+    ap.add_argument("--connections", type=int, default=32, help="wrk -c")
+    ap.add_argument("--idle", type=int, default=0, help="also the idle-connections run")
+    ap.add_argument("--idle-only", action="store_true", help="with --idle: no wrk runs")
+    args = ap.parse_args()
+    mode = MODES[args.mode or "quick"]
+    args.duration = mode["duration"]
+    if not os.path.exists(args.server):
+        sys.exit("no %s: build with cmake --preset release && cmake --build --preset release"
+                 % args.server)
+    pools = args.backends.split(",") if args.backends else backends(args.server)
+    allocs = args.allocators.split(",")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.mode == "smoke":
+        pools, allocs, sizes = pools[:1], ["glibc"], [4096]
+    configs = [(b, "glibc") for b in pools]
+    for a in allocs:
+        if env_for(a) is None:
+            log("%s is not installed: left out (scripts/deps.sh --bench)" % a)
+        else:
+            configs.append(("malloc", a))
+    out = args.out or tempfile.mkdtemp(prefix="server_bench_")
+    os.makedirs(out, exist_ok=True)
+
+    rows = []
+    t0 = time.time()
+    for rnd in range(0 if args.idle_only else mode["rounds"]):
+        for size in sizes:
+            for b, a in configs:  # alternating: A B C A B C ...
+                row = run_one(args, b, a, size, rnd)
+                rows.append(row)
+                log("round %d %6d B %-14s %-9s %9.0f req/s p99 %7.0f us CPU %6d ns/req" % (
+                    rnd, size, b, a, row["requests_per_s"], row["p99_us"],
+                    row["cpu_ns_per_request"]))
+    with open(os.path.join(out, "server.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = re.search(r"Model name:\s*(.*)", cpu)
+    md = ["# http_server under wrk", "",
+          "CPU: %s, %d CPUs; wrk -t1 -c%d -d%ds --latency, server --threads %d, "
+          "--buffers pooled; medians of %d rounds (%.0f s in all)." % (
+              model.group(1) if model else "?", os.cpu_count(), args.connections,
+              args.duration, args.threads, mode["rounds"], time.time() - t0),
+          "Ratios: to the lowest CPU per request and the lowest p99 among the malloc peers "
+          "of the same size.  Peak RSS is VmHWM: ru_maxrss survives execve on Linux, so a "
+          "server started from Python reports Python's.", "", summarize(rows, configs)]
+    if args.idle:
+        idle = run_idle(args, pools[0])
+        with open(os.path.join(out, "idle.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=IDLE_FIELDS)
+            w.writeheader()
+            w.writerows(idle)
+        md += ["## %d idle keep-alive connections" % args.idle, "",
+               "| backend | read buffers | RSS before KiB | RSS with all open KiB | "
+               "VmHWM KiB | ru_maxrss KiB | read buffers held at peak |", "|---|---|---|---|---|---|---|"]
+        for r in idle:
+            md.append("| %s | %s | %d | %d | %d | %d | %d |" % (
+                r["backend"], r["buffers"], r["rss_base_kib"], r["rss_idle_kib"],
+                r["vmhwm_kib"], r["maxrss_kib"], r["read_buffers_peak"]))
+        md.append("")
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write("\n".join(md))
+    print("\n".join(md))
+    log("wrote %s" % out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+/*
+ * http_client.c - the driver's own clients, on blocking loopback sockets
+ * with a 10 s timeout on every send and receive:
+ *
+ *   --self-test N: N requests of each size (64 B, 4 KiB, 64 KiB) round robin
+ *   over 4 keep-alive connections, then two pipelined requests in one
+ *   write, 8 pipelined 64 KiB ones on a connection with a 4 KiB receive
+ *   window (partial writes), 404s and a 400; every status line,
+ *   Content-Length and body is checked.
+ *
+ *   --idle-conns N: in a child process (so that the server's resident set
+ *   and descriptors are its own), N keep-alive connections held open, one
+ *   request on every IDLE_SAMPLE-th of them; then it writes a byte to the
+ *   "ready" pipe and waits for one (or EOF) on the "release" pipe before
+ *   closing them all.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_server.h"
+
+#define CLIENT_TIMEOUT_S 10
+#define CLIENT_BUF (HS_BODY_MAX + 4 * WL_KIB) /* one response and some of the next */
+#define IDLE_SAMPLE 16
+
+static const size_t SIZES[] = {64, 4096, 65536};
+
+typedef struct cl_conn {
+	int fd;
+	unsigned char *buf;
+	size_t len; /* bytes received and not yet consumed */
+} cl_conn;
+
+static void fail(hs_client *cl, const char *what, const char *detail)
+{
+	cl->failed++;
+	if (cl->failed <= 10)
+		fprintf(stderr, "self-test: %s%s%s\n", what, detail != NULL ? ": " : "",
+			detail != NULL ? detail : "");
+}
+
+/* rcvbuf: 0, or a receive buffer size (set before connect, so that the
+ * window is small from the start). */
+static int connect_loopback(int port, int rcvbuf)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct timeval tv = {.tv_sec = CLIENT_TIMEOUT_S};
+	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((rcvbuf != 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) != 0) ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return false;
+		p += k;
+		n -= (size_t)k;
+	}
+	return true;
+}
+
+/* Receive until `want` bytes are buffered; false on EOF, error or timeout. */
+static bool fill(cl_conn *c, size_t want)
+{
+	while (c->len < want) {
+		ssize_t k = recv(c->fd, c->buf + c->len, CLIENT_BUF - c->len, 0);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return false;
+		c->len += (size_t)k;
+	}
+	return true;
+}
+
+/*
+ * Read one response and check it: the status code, a Content-Length equal
+ * to `body` and that many HS_BODY_BYTE bytes.  The response is consumed;
+ * what follows it stays buffered.
+ */
+static bool read_response(hs_client *cl, cl_conn *c, int status, size_t body)
+{
+	unsigned char *end;
+	const char *cl_hdr;
+	char want[32], head[512];
+	size_t hlen, got;
+
+	for (;;) {
+		end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+		if (end != NULL)
+			break;
+		if (c->len == CLIENT_BUF || !fill(c, c->len + 1)) {
+			fail(cl, "no complete response header", strerror(errno));
+			return false;
+		}
+	}
+	hlen = (size_t)(end - c->buf) + 4;
+	if (hlen >= sizeof(head)) {
+		fail(cl, "response header too long", NULL);
+		return false;
+	}
+	memcpy(head, c->buf, hlen);
+	head[hlen] = '\0';
+	snprintf(want, sizeof(want), "HTTP/1.1 %d ", status);
+	cl_hdr = strstr(head, "Content-Length: ");
+	if (strncmp(head, want, strlen(want)) != 0 || cl_hdr == NULL) {
+		fail(cl, "unexpected response", head);
+		return false;
+	}
+	got = strtoul(cl_hdr + 16, NULL, 10);
+	if (got != body) {
+		fail(cl, "wrong Content-Length", head);
+		return false;
+	}
+	if (!fill(c, hlen + body)) {
+		fail(cl, "short body", strerror(errno));
+		return false;
+	}
+	for (size_t i = 0; i < body; i++)
+		if (c->buf[hlen + i] != HS_BODY_BYTE) {
+			fail(cl, "wrong body byte", NULL);
+			return false;
+		}
+	c->len -= hlen + body;
+	memmove(c->buf, c->buf + hlen + body, c->len);
+	return true;
+}
+
+static bool request(hs_client *cl, cl_conn *c, const char *path, int status, size_t body)
+{
+	char req[128];
+	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+
+	if (!send_all(c->fd, req, (size_t)n)) {
+		fail(cl, "send", strerror(errno));
+		return false;
+	}
+	if (!read_response(cl, c, status, body))
+		return false;
+	cl->sent++;
+	cl->answers++;
+	return true;
+}
+
+#define SELF_TEST_CONNS 5 /* the last one has a small receive window */
+#define SLOW_PIPELINED 96 /* 6 MiB: more than tcp_wmem's largest send buffer (4 MiB) */
+#define SLOW_RCVBUF 4096
+
+static void self_test(hs_client *cl)
+{
+	cl_conn cs[SELF_TEST_CONNS];
+	char path[32];
+	static const char pipelined[] = "GET /64 HTTP/1.1\r\nHost: a\r\n\r\n"
+					"GET /4096 HTTP/1.1\r\nHost: a\r\n\r\n";
+	static const char bad[] = "BREW /64 HTTP/1.1\r\n\r\n";
+	static const char big[] = "GET /65536 HTTP/1.1\r\n\r\n";
+
+	for (unsigned i = 0; i < SELF_TEST_CONNS; i++) {
+		cs[i].len = 0;
+		cs[i].buf = malloc(CLIENT_BUF);
+		cs[i].fd = connect_loopback(cl->port, i == SELF_TEST_CONNS - 1 ? SLOW_RCVBUF : 0);
+		if (cs[i].buf == NULL || cs[i].fd < 0)
+			wl_die("self-test: connect to 127.0.0.1:%d: %s", cl->port, strerror(errno));
+	}
+	for (size_t s = 0; s < sizeof(SIZES) / sizeof(SIZES[0]); s++) {
+		snprintf(path, sizeof(path), "/%zu", SIZES[s]);
+		for (uint64_t r = 0; r < cl->requests; r++)
+			if (!request(cl, &cs[r % (SELF_TEST_CONNS - 1)], path, 200, SIZES[s]))
+				goto out;
+	}
+	/* Two requests in one write: two responses, in order. */
+	if (!send_all(cs[0].fd, pipelined, sizeof(pipelined) - 1)) {
+		fail(cl, "send", strerror(errno));
+		goto out;
+	}
+	if (!read_response(cl, &cs[0], 200, 64) || !read_response(cl, &cs[0], 200, 4096))
+		goto out;
+	cl->sent += 2;
+	cl->answers += 2;
+	/* 96 x 64 KiB answers into a 4 KiB window: the server's writes are
+	 * partial and wait for EPOLLOUT (its partial_writes counts them). */
+	for (int i = 0; i < SLOW_PIPELINED; i++)
+		if (!send_all(cs[4].fd, big, sizeof(big) - 1)) {
+			fail(cl, "send", strerror(errno));
+			goto out;
+		}
+	nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+	for (int i = 0; i < SLOW_PIPELINED; i++) {
+		if (!read_response(cl, &cs[4], 200, 65536))
+			goto out;
+		cl->sent++;
+		cl->answers++;
+	}
+	/* Paths out of range: 404, and the connection stays open. */
+	if (!request(cl, &cs[1], "/63", 404, 0) || !request(cl, &cs[1], "/65537", 404, 0) ||
+	    !request(cl, &cs[1], "/abc", 404, 0) || !request(cl, &cs[1], "/128", 200, 128))
+		goto out;
+	/* Not a GET: 400, then the server closes the connection. */
+	if (!send_all(cs[2].fd, bad, sizeof(bad) - 1) || !read_response(cl, &cs[2], 400, 0))
+		goto out;
+	cl->sent++;
+	cl->answers++;
+	if (fill(&cs[2], cs[2].len + 1))
+		fail(cl, "the connection stayed open after a 400", NULL);
+out:
+	for (unsigned i = 0; i < SELF_TEST_CONNS; i++) {
+		close(cs[i].fd);
+		free(cs[i].buf);
+	}
+}
+
+void *hs_self_test_client(void *arg)
+{
+	hs_client *cl = arg;
+
+	self_test(cl);
+	hs_request_stop();
+	return NULL;
+}
+
+/* The child's work; returns its exit status. */
+static int idle_client(hs_client *cl, int ready_fd, int release_fd)
+{
+	int *fds = malloc(cl->conns * sizeof(*fds));
+	cl_conn c = {.buf = malloc(CLIENT_BUF)};
+	char byte = 'r';
+	ssize_t k;
+
+	if (fds == NULL || c.buf == NULL)
+		wl_die("idle client: out of memory");
+	for (unsigned i = 0; i < cl->conns; i++) {
+		fds[i] = connect_loopback(cl->port, 0);
+		if (fds[i] < 0)
+			wl_die("idle client: connection %u to 127.0.0.1:%d: %s", i, cl->port,
+			       strerror(errno));
+	}
+	for (unsigned i = 0; i < cl->conns; i += IDLE_SAMPLE) {
+		c.fd = fds[i];
+		c.len = 0;
+		if (!request(cl, &c, "/64", 200, 64))
+			break;
+	}
+	if (cl->failed == 0 && write(ready_fd, &byte, 1) != 1)
+		wl_die("idle client: write: %s", strerror(errno));
+	/* A byte from the server, or EOF when it ends. */
+	do
+		k = read(release_fd, &byte, 1);
+	while (k < 0 && errno == EINTR);
+	for (unsigned i = 0; i < cl->conns; i++)
+		close(fds[i]);
+	free(fds);
+	free(c.buf);
+	return cl->failed == 0 ? WL_EXIT_OK : WL_EXIT_FAIL;
+}
+
+/* Fork the idle client before any thread exists (the child runs only
+ * socket calls, and _exits). */
+void hs_idle_start(hs_idle_child *ic, const hs_worker *ws, unsigned n, int port, unsigned conns)
+{
+	int ready[2], release[2];
+
+	if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(release, O_CLOEXEC) != 0)
+		wl_die("pipe2: %s", strerror(errno));
+	fflush(NULL);
+	ic->pid = fork();
+	if (ic->pid < 0)
+		wl_die("fork: %s", strerror(errno));
+	if (ic->pid == 0) {
+		hs_client cl = {.port = port, .conns = conns};
+
+		for (unsigned i = 0; i < n; i++)
+			close(ws[i].lfd);
+		close(ready[0]);
+		close(release[1]);
+		_exit(idle_client(&cl, ready[1], release[0]));
+	}
+	close(ready[1]);
+	close(release[0]);
+	ic->ready_fd = ready[0];
+	ic->release_fd = release[1];
+	if (fcntl(ic->ready_fd, F_SETFL, O_NONBLOCK) != 0)
+		wl_die("fcntl: %s", strerror(errno));
+}
+
+/* Release the child and wait for it; false if it failed. */
+bool hs_idle_finish(hs_idle_child *ic)
+{
+	char byte = 'x';
+	int st;
+
+	if (write(ic->release_fd, &byte, 1) != 1 && errno != EPIPE)
+		wl_die("write: %s", strerror(errno));
+	close(ic->release_fd);
+	close(ic->ready_fd);
+	if (waitpid(ic->pid, &st, 0) != ic->pid)
+		wl_die("waitpid: %s", strerror(errno));
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}

@@ -1,0 +1,200 @@
+/*
+ * http_conn.c - a connection's request/response cycle, independent of the
+ * I/O model: read into a read buffer, answer each complete request with a
+ * response built in a buffer of its own, write it (a partial write waits for
+ * writability), put the buffers back.
+ *
+ * Every buffer goes through wl_get/wl_put, so --backend picks the pool or
+ * malloc for all of them.  --buffers per-connection takes the read buffer
+ * when the connection opens and keeps it to the close (a 16 KiB buffer per
+ * connection, what most servers do); --buffers pooled takes it for a read
+ * and puts it back as soon as no unanswered byte is left in it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http_server.h"
+
+static void rbuf_take(hs_worker *w, hs_conn *c)
+{
+	c->rb = wl_get(w->t, HS_RBUF_SIZE);
+	c->has_rb = true;
+	c->roff = c->rlen = 0;
+	zpp_add_relaxed(&w->rbuf_held, 1);
+	if (w->rbuf_held > w->rbuf_peak)
+		zpp_add_relaxed(&w->rbuf_peak, w->rbuf_held - w->rbuf_peak);
+}
+
+static void rbuf_give(hs_worker *w, hs_conn *c)
+{
+	wl_put(w->t, c->rb);
+	c->has_rb = false;
+	zpp_add_relaxed(&w->rbuf_held, (uint64_t)-1);
+}
+
+/* Pooled mode: nothing unanswered is left, so the buffer goes back. */
+static void rbuf_release_if_empty(hs_worker *w, hs_conn *c)
+{
+	if (c->has_rb && c->roff == c->rlen && w->srv->buffers == HS_BUF_POOLED)
+		rbuf_give(w, c);
+}
+
+hs_conn *hs_conn_open(hs_worker *w, int fd)
+{
+	hs_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	LIST_INSERT_HEAD(&w->conns, c, link);
+	zpp_add_relaxed(&w->accepted, 1);
+	zpp_add_relaxed(&w->open, 1);
+	if (w->srv->buffers == HS_BUF_PER_CONN)
+		rbuf_take(w, c);
+	return c;
+}
+
+void hs_conn_close(hs_worker *w, hs_conn *c)
+{
+	if (c->has_rb)
+		rbuf_give(w, c);
+	if (c->has_wb)
+		wl_put(w->t, c->wb);
+	close(c->fd);
+	LIST_REMOVE(c, link);
+	zpp_add_relaxed(&w->open, (uint64_t)-1);
+	free(c);
+}
+
+/* The response in c->wb is written in full. */
+static void response_done(hs_worker *w, hs_conn *c)
+{
+	wl_put(w->t, c->wb);
+	c->has_wb = false;
+	zpp_add_relaxed(&w->requests, 1);
+}
+
+/* Write what is left of the response.  Returns 1 when it is all written,
+ * 0 when the socket is full (c->want_out set), -1 on an error. */
+static int flush(hs_worker *w, hs_conn *c)
+{
+	while (c->woff < c->wlen) {
+		ssize_t n = write(c->fd, c->wb.data + c->woff, c->wlen - c->woff);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (!c->want_out) {
+					zpp_add_relaxed(&w->partial, 1);
+					c->want_out = true;
+					hs_io_interest(w, c);
+				}
+				return 0;
+			}
+			return -1;
+		}
+		c->woff += (size_t)n;
+	}
+	response_done(w, c);
+	if (c->want_out) {
+		c->want_out = false;
+		hs_io_interest(w, c);
+	}
+	return 1;
+}
+
+/* Answer the complete requests in the read buffer, one at a time (a client
+ * may pipeline them), until one's response waits for writability.  Returns
+ * false when the connection was closed. */
+static bool answer(hs_worker *w, hs_conn *c)
+{
+	while (c->has_rb && !c->has_wb) {
+		hs_request req;
+		hs_parse_result r = hs_parse_request(c->rb.data + c->roff, c->rlen - c->roff, &req);
+		int done;
+
+		if (r == HS_REQ_INCOMPLETE) {
+			if (c->rlen - c->roff == HS_RBUF_SIZE) {
+				r = HS_REQ_BAD; /* a request longer than a buffer */
+				req.length = HS_RBUF_SIZE;
+			} else {
+				break;
+			}
+		}
+		if (r == HS_REQ_BAD)
+			req.keep_alive = false;
+		if (r == HS_REQ_NOT_FOUND)
+			zpp_add_relaxed(&w->not_found, 1);
+		else if (r == HS_REQ_BAD)
+			zpp_add_relaxed(&w->bad, 1);
+		c->roff += req.length;
+		c->close_after = !req.keep_alive;
+
+		c->wlen = hs_response_length(r, req.body_size, req.keep_alive);
+		c->wb = wl_get(w->t, c->wlen);
+		c->has_wb = true;
+		c->woff = 0;
+		hs_format_response(c->wb.data, r, req.body_size, req.keep_alive);
+		/* Nothing unanswered: the read buffer goes back before the write. */
+		rbuf_release_if_empty(w, c);
+		done = flush(w, c);
+		if (done < 0 || (done > 0 && c->close_after)) {
+			hs_conn_close(w, c);
+			return false;
+		}
+	}
+	if (c->has_rb && c->roff == c->rlen)
+		c->roff = c->rlen = 0;
+	return true;
+}
+
+bool hs_conn_readable(hs_worker *w, hs_conn *c)
+{
+	ssize_t n;
+
+	if (c->has_wb)
+		return true; /* answer the pending response first */
+	if (!c->has_rb)
+		rbuf_take(w, c);
+	if (c->roff > 0) { /* a partial request after answered ones: to the front */
+		memmove(c->rb.data, c->rb.data + c->roff, c->rlen - c->roff);
+		c->rlen -= c->roff;
+		c->roff = 0;
+	}
+	do
+		n = read(c->fd, c->rb.data + c->rlen, HS_RBUF_SIZE - c->rlen);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		rbuf_release_if_empty(w, c);
+		return true;
+	}
+	if (n <= 0) { /* closed by the peer, or an error */
+		hs_conn_close(w, c);
+		return false;
+	}
+	c->rlen += (size_t)n;
+	return answer(w, c);
+}
+
+bool hs_conn_writable(hs_worker *w, hs_conn *c)
+{
+	int done;
+
+	if (!c->has_wb)
+		return true;
+	done = flush(w, c);
+	if (done < 0 || (done > 0 && c->close_after)) {
+		hs_conn_close(w, c);
+		return false;
+	}
+	if (done == 0)
+		return true;
+	if (!c->has_rb)
+		return true;
+	return answer(w, c); /* pipelined requests that waited */
+}

@@ -1,0 +1,156 @@
+/*
+ * http_server.h - what the parts of the http_server driver share: the
+ * server's settings, a worker, a connection, the I/O model interface, the
+ * HTTP subset and the driver's own clients.
+ *
+ *   http_server.c    options, listeners, threads, stop conditions, reports
+ *   http_proto.c     the HTTP/1.1 subset: parse a request, format a response
+ *   http_conn.c      a connection's buffers and request/response cycle
+ *   http_io_epoll.c  the epoll I/O model (hs_io_epoll)
+ *   http_client.c    the driver's own clients: --self-test and --idle-conns
+ *
+ * An I/O model (hs_io_ops) owns a worker's event loop; the connection code
+ * is called from it on readiness.  An io_uring model would be another
+ * hs_io_ops beside hs_io_epoll, selected by --io.
+ */
+#ifndef HTTP_SERVER_H
+#define HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "wl_common.h"
+
+#define HS_RBUF_SIZE (16 * WL_KIB) /* a read buffer; the longest request accepted */
+#define HS_BODY_MIN 64             /* response bodies: /64 .. /65536 */
+#define HS_BODY_MAX (64 * WL_KIB)
+#define HS_BODY_BYTE 'x' /* every body byte, so that clients can check them */
+
+typedef enum hs_buffers {
+	HS_BUF_PER_CONN = 0, /* one read buffer per connection, held for its life */
+	HS_BUF_POOLED,       /* a read buffer per read, back when the request is answered */
+} hs_buffers;
+
+struct hs_worker;
+struct hs_conn;
+
+/* An I/O model: run() serves the worker's listener and connections until
+ * hs_stopping(), then closes every connection (hs_conn_close) and returns. */
+typedef struct hs_io_ops {
+	const char *name;
+	void (*run)(struct hs_worker *w);
+} hs_io_ops;
+
+extern const hs_io_ops hs_io_epoll;
+
+/* The server as the workers see it; written before they start. */
+typedef struct hs_server {
+	hs_buffers buffers;
+	const hs_io_ops *io;
+	int port;
+} hs_server;
+
+/* One worker thread: its listener (SO_REUSEPORT, see http_server.c), its
+ * connections and counters.  The counters have one writer (the worker) and
+ * are read by the main thread with zpp_load_relaxed. */
+typedef struct hs_worker {
+	wl_thread *t; /* its buffer calls and gets/puts counters */
+	const hs_server *srv;
+	int lfd;  /* listening socket */
+	int epfd; /* the I/O model's descriptor, if it has one */
+	LIST_HEAD(hs_conn_list, hs_conn) conns;
+	uint64_t requests;  /* responses written in full (200, 404 and 400) */
+	uint64_t not_found; /* of which 404 */
+	uint64_t bad;       /* of which 400 */
+	uint64_t accepted;  /* connections */
+	uint64_t partial;   /* writes that waited for writability */
+	uint64_t open;      /* connections open now */
+	uint64_t rbuf_held; /* read buffers held now */
+	uint64_t rbuf_peak; /* the most held at once */
+} __attribute__((aligned(64))) hs_worker;
+
+/* A connection.  The read buffer holds rb.data[roff, rlen): bytes read and
+ * not yet answered.  A response being written is wb.data[woff, wlen). */
+typedef struct hs_conn {
+	int fd;
+	bool has_rb, has_wb;
+	bool close_after; /* close once the response is written (400, HTTP/1.0) */
+	bool want_out;    /* a write was partial: wait for writability */
+	size_t roff, rlen;
+	size_t woff, wlen;
+	wl_buf rb, wb;
+	LIST_ENTRY(hs_conn) link;
+} hs_conn;
+
+/* ---- http_proto.c -------------------------------------------------------- */
+
+typedef enum hs_parse_result {
+	HS_REQ_INCOMPLETE = 0, /* no blank line yet */
+	HS_REQ_OK,             /* GET /N with HS_BODY_MIN <= N <= HS_BODY_MAX */
+	HS_REQ_NOT_FOUND,      /* a well-formed GET of another path */
+	HS_REQ_BAD,            /* anything else */
+} hs_parse_result;
+
+typedef struct hs_request {
+	size_t length;    /* bytes of the request, through the blank line */
+	size_t body_size; /* HS_REQ_OK: the response body's size */
+	bool keep_alive;  /* HTTP/1.1 without "Connection: close" */
+} hs_request;
+
+hs_parse_result hs_parse_request(const unsigned char *p, size_t n, hs_request *req);
+/* The response's length in bytes, header and body. */
+size_t hs_response_length(hs_parse_result r, size_t body_size, bool keep_alive);
+/* Write the response into dst (hs_response_length bytes). */
+void hs_format_response(unsigned char *dst, hs_parse_result r, size_t body_size, bool keep_alive);
+
+/* ---- http_conn.c --------------------------------------------------------- */
+
+/* A new accepted (non-blocking) socket; NULL if out of memory (closed). */
+hs_conn *hs_conn_open(hs_worker *w, int fd);
+/* The socket is readable: read once, answer what is complete.  Returns
+ * false when the connection was closed. */
+bool hs_conn_readable(hs_worker *w, hs_conn *c);
+/* The socket is writable (after a partial write). */
+bool hs_conn_writable(hs_worker *w, hs_conn *c);
+void hs_conn_close(hs_worker *w, hs_conn *c);
+
+/* The I/O model's hook: c->want_out changed (epoll: EPOLLIN <-> EPOLLOUT). */
+void hs_io_interest(hs_worker *w, hs_conn *c);
+
+/* ---- http_server.c ------------------------------------------------------- */
+
+bool hs_stopping(void);
+void hs_request_stop(void);
+
+/* ---- http_client.c ------------------------------------------------------- */
+
+typedef struct hs_client {
+	int port;
+	unsigned conns;    /* self-test: connections; idle: connections to hold */
+	uint64_t requests; /* self-test: requests of each size */
+	/* results */
+	uint64_t sent;    /* requests whose response was checked */
+	uint64_t failed;  /* checks that failed (each printed on stderr) */
+	uint64_t answers; /* responses the server must have written in full */
+} hs_client;
+
+/* A thread: checks, then hs_request_stop(). */
+void *hs_self_test_client(void *arg);
+/* The idle client's process and its two pipes (fds -1 when there is none). */
+typedef struct hs_idle_child {
+	pid_t pid;
+	int ready_fd;   /* read end (non-blocking): a byte once every connection is open */
+	int release_fd; /* write end: a byte (or closing it) lets it close them */
+	bool ready;
+} hs_idle_child;
+
+/* Fork the idle client (before any thread exists): it closes the workers'
+ * listeners and holds `conns` connections to 127.0.0.1:port. */
+void hs_idle_start(hs_idle_child *ic, const hs_worker *ws, unsigned n, int port, unsigned conns);
+/* Release the child and wait for it; false if it failed. */
+bool hs_idle_finish(hs_idle_child *ic);
+
+#endif /* HTTP_SERVER_H */
