@@ -12,6 +12,8 @@ Checks, against RESULTS_DIR/machine.json (what the run was asked to do):
   - every workload that was built x every backend (with every --config the
     run asked for) and malloc/allocator has wall time and peak RSS (skipped,
     with a note, when no workload driver was built);
+  - when the server stage ran (machine.json's stage_seconds), server/server.csv
+    has a row for every backend and for malloc, and summary.md links it;
   - errors.json is empty;
   - summarize.py wrote summary.md with its tables and valid PNG plots.
 Exit status 0 when all hold, 1 otherwise (each problem is printed).
@@ -140,6 +142,16 @@ def main():
                     need(have("workload", "malloc", w, m, allocator=a),
                          f"workloads: no {m} for {w} on malloc/{a}")
 
+    if "server" in (machine.get("stage_seconds") or {}):
+        seen = set()
+        try:
+            with open(os.path.join(d, "server", "server.csv"), newline="") as f:
+                seen = {r["backend"] for r in csv.DictReader(f)}
+        except (OSError, KeyError):
+            problems.append("server: server/server.csv missing or unreadable")
+        for b in list(backends[:1] if machine.get("mode") == "smoke" else backends) + ["malloc"]:
+            need(b in seen, f"server: no row for {b} in server/server.csv")
+
     try:
         with open(os.path.join(d, "errors.json")) as f:
             errs = json.load(f)
@@ -161,6 +173,8 @@ def main():
                 need(title in text, f"summary.md lacks '{title}'")
         if "workloads" not in skipped and any(bins.get(w) for w in machine.get("workloads", [])):
             need("## Workloads: wall time" in text, "summary.md lacks the workload table")
+        if "server" in (machine.get("stage_seconds") or {}):
+            need("## A real server" in text, "summary.md does not link server/summary.md")
         pngs = [] if "micro" in skipped else ["ns_vs_size.png", "throughput_vs_threads.png"]
         if "workloads" not in skipped and any(bins.get(w) for w in machine.get("workloads", [])):
             pngs += ["workloads_time.png", "workloads_rss.png"]

@@ -542,6 +542,12 @@ def main():
     section("Workloads: wall time (ms)", h, b, wl_note)
     h, b = workload_table(rows, backends, "peak_rss_kib", 1 / 1024)
     section("Workloads: peak RSS (MiB)", h, b, wl_note)
+    server = os.path.join(d, "server", "summary.md")
+    if os.path.isfile(server):
+        md.extend(["## A real server", "",
+                   "[server/summary.md](server/summary.md): workloads/http_server under wrk, "
+                   "every backend and the malloc peers (bench/server_bench.py): requests/s, "
+                   "p50/p99/p99.9 latency, server CPU per request, peak RSS.", ""])
     flames = os.path.join(d, "profile", "flamegraphs.html")
     if os.path.isfile(flames):
         md.extend(["## Flame graphs", "",

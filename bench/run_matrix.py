@@ -23,7 +23,11 @@ Stages (each can be skipped, see --help):
                 CPU time from wait4() in the small bench/zp_rusage wrapper
                 (ru_maxrss of the driver), and the driver's "allocator"
                 field checked against the allocator preloaded
-  6. summary    analysis/summarize.py: table, summary.md, plots
+  6. server     bench/server_bench.py in the same mode: workloads/http_server
+                under wrk, every backend and the four mallocs, alternating
+                rounds (quick: under a minute), into server/ (left out with
+                a note where wrk or http_server is missing)
+  7. summary    analysis/summarize.py: table, summary.md, plots
   (profile      analysis/profile.sh with --profile; on by default in --full)
 
 Output: results/<date>-<host>/ (or --out DIR): raw JSON of every run,
@@ -777,7 +781,7 @@ def main():
     ap.add_argument("--no-install", action="store_true", help="only report missing packages")
     ap.add_argument("--no-build", action="store_true", help="use --build-dir as it is")
     ap.add_argument("--skip", default="",
-                    help="comma list of stages to skip: micro,hitpath,callgrind,workloads,"
+                    help="comma list of stages to skip: micro,hitpath,callgrind,workloads,server,"
                          "profile,summary")
     ap.add_argument("--profile", action="store_true", default=None,
                     help="also run analysis/profile.sh (default: only in --full)")
@@ -827,7 +831,7 @@ def main():
     ensure_packages(args, errors)
     build(args, errors)
 
-    names = ["zp_bench", "zp_hitpath", "zp_hitpath_static", "zp_rusage"] + WORKLOADS
+    names = ["zp_bench", "zp_hitpath", "zp_hitpath_static", "zp_rusage", "http_server"] + WORKLOADS
     bins = {n: find_binary(args.build_dir, n) for n in names}
     if bins["zp_hitpath"] is None:
         sys.exit(f"zp_hitpath not found under {args.build_dir}: build first")
@@ -893,6 +897,14 @@ def main():
     with open(os.path.join(args.out, "machine.json"), "w") as f:
         json.dump(info, f, indent=2, default=str)
 
+    if "server" not in skip:
+        t0 = time.monotonic()
+        run_server(args, bins, backends, errors)
+        stage_s["server"] = round(time.monotonic() - t0, 1)
+        info["stage_seconds"] = stage_s
+        with open(os.path.join(args.out, "machine.json"), "w") as f:
+            json.dump(info, f, indent=2, default=str)
+
     if args.profile and "profile" not in skip:
         log("profile: analysis/profile.sh")
         t0 = time.monotonic()
@@ -918,6 +930,27 @@ def main():
     log(f"done in {time.monotonic() - t_all:.0f} s; stages {stage_s}; "
         f"{len(errors.items)} error(s); results in {args.out}")
     return 1 if errors.items else 0
+
+
+def run_server(args, bins, backends, errors):
+    """The server stage: bench/server_bench.py, in the matrix's mode, on the
+    same backends and allocators, into OUT/server/ (its own summary.md,
+    which the run's summary links)."""
+    wrk = shutil.which("wrk")
+    if bins.get("http_server") is None or wrk is None:
+        log("server: skipped (" + ("wrk not installed" if wrk is None else
+                                   "http_server not built") + ")")
+        return
+    log("server: bench/server_bench.py")
+    cmd = [PYTHON, os.path.join(REPO, "bench", "server_bench.py"), "--" + args.mode,
+           "--server", bins["http_server"], "--wrk", wrk, "--backends", ",".join(backends),
+           "--allocators", ",".join(args.allocators),
+           "--out", os.path.join(args.out, "server")]
+    if args.mode == "full":
+        cmd += ["--idle", "10000"]
+    r = subprocess.run(cmd)
+    if r.returncode != 0:
+        errors.add("server", f"server_bench.py exited {r.returncode}")
 
 
 if __name__ == "__main__":
