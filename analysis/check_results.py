@@ -14,6 +14,7 @@ Checks, against RESULTS_DIR/machine.json (what the run was asked to do):
     with a note, when no workload driver was built);
   - when the server stage ran (machine.json's stage_seconds), server/server.csv
     has a row for every backend and for malloc, and summary.md links it;
+  - when the files stage ran, files/summary.csv exists and summary.md links it;
   - errors.json is empty;
   - summarize.py wrote summary.md with its tables and valid PNG plots.
 Exit status 0 when all hold, 1 otherwise (each problem is printed).
@@ -152,6 +153,10 @@ def main():
         for b in list(backends[:1] if machine.get("mode") == "smoke" else backends) + ["malloc"]:
             need(b in seen, f"server: no row for {b} in server/server.csv")
 
+    if "files" in (machine.get("stage_seconds") or {}):
+        need(os.path.isfile(os.path.join(d, "files", "summary.csv")),
+             "files: files/summary.csv missing")
+
     try:
         with open(os.path.join(d, "errors.json")) as f:
             errs = json.load(f)
@@ -175,6 +180,8 @@ def main():
             need("## Workloads: wall time" in text, "summary.md lacks the workload table")
         if "server" in (machine.get("stage_seconds") or {}):
             need("## A real server" in text, "summary.md does not link server/summary.md")
+        if "files" in (machine.get("stage_seconds") or {}):
+            need("## Real files" in text, "summary.md does not link files/summary.md")
         pngs = [] if "micro" in skipped else ["ns_vs_size.png", "throughput_vs_threads.png"]
         if "workloads" not in skipped and any(bins.get(w) for w in machine.get("workloads", [])):
             pngs += ["workloads_time.png", "workloads_rss.png"]

@@ -548,6 +548,12 @@ def main():
                    "[server/summary.md](server/summary.md): workloads/http_server under wrk, "
                    "every backend and the malloc peers (bench/server_bench.py): requests/s, "
                    "p50/p99/p99.9 latency, server CPU per request, peak RSS.", ""])
+    files = os.path.join(d, "files", "summary.md")
+    if os.path.isfile(files):
+        md.extend(["## Real files", "",
+                   "[files/summary.md](files/summary.md): the drivers' real-file mode, O_DIRECT "
+                   "into pooled buffers against buffered reads into malloc'd ones "
+                   "(bench/files_bench.py): CPU per byte, throughput, page cache added, RSS.", ""])
     flames = os.path.join(d, "profile", "flamegraphs.html")
     if os.path.isfile(flames):
         md.extend(["## Flame graphs", "",

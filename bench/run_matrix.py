@@ -27,7 +27,10 @@ Stages (each can be skipped, see --help):
                 under wrk, every backend and the four mallocs, alternating
                 rounds (quick: under a minute), into server/ (left out with
                 a note where wrk or http_server is missing)
-  7. summary    analysis/summarize.py: table, summary.md, plots
+  7. files      bench/files_bench.py (quick for smoke and quick, full for
+                full): the drivers' real-file mode, O_DIRECT into pooled
+                buffers against buffered reads into malloc'd ones, into files/
+  8. summary    analysis/summarize.py: table, summary.md, plots
   (profile      analysis/profile.sh with --profile; on by default in --full)
 
 Output: results/<date>-<host>/ (or --out DIR): raw JSON of every run,
@@ -781,7 +784,7 @@ def main():
     ap.add_argument("--no-install", action="store_true", help="only report missing packages")
     ap.add_argument("--no-build", action="store_true", help="use --build-dir as it is")
     ap.add_argument("--skip", default="",
-                    help="comma list of stages to skip: micro,hitpath,callgrind,workloads,server,"
+                    help="comma list of stages to skip: micro,hitpath,callgrind,workloads,server,files,"
                          "profile,summary")
     ap.add_argument("--profile", action="store_true", default=None,
                     help="also run analysis/profile.sh (default: only in --full)")
@@ -901,6 +904,21 @@ def main():
         t0 = time.monotonic()
         run_server(args, bins, backends, errors)
         stage_s["server"] = round(time.monotonic() - t0, 1)
+        info["stage_seconds"] = stage_s
+        with open(os.path.join(args.out, "machine.json"), "w") as f:
+            json.dump(info, f, indent=2, default=str)
+
+    if "files" not in skip:
+        t0 = time.monotonic()
+        log("files: bench/files_bench.py")
+        r = subprocess.run([PYTHON, os.path.join(REPO, "bench", "files_bench.py"),
+                            "--full" if args.mode == "full" else "--quick",
+                            "--rounds", "1" if args.mode == "smoke" else
+                            ("5" if args.mode == "full" else "3"),
+                            "--build-dir", args.build_dir, "--out", os.path.join(args.out, "files")])
+        if r.returncode != 0:
+            errors.add("files", f"files_bench.py exited {r.returncode}")
+        stage_s["files"] = round(time.monotonic() - t0, 1)
         info["stage_seconds"] = stage_s
         with open(os.path.join(args.out, "machine.json"), "w") as f:
             json.dump(info, f, indent=2, default=str)
