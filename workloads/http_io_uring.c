@@ -325,10 +325,19 @@ static void reap(uring_worker *u)
 static void run(hs_worker *w)
 {
 	uring_worker u = {.w = w};
-	struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_DEPTH};
+	/* One thread submits and reaps: completions' task work runs when it
+	 * waits (DEFER_TASKRUN, kernel 6.1), not as interrupts of its work.
+	 * An older kernel refuses the flags (EINVAL): plain then. */
+	struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+					     IORING_SETUP_DEFER_TASKRUN,
+				    .cq_entries = CQ_DEPTH};
 	int rc = io_uring_queue_init_params(SQ_DEPTH, &u.ring, &p);
 	int fl = fcntl(w->lfd, F_GETFL);
 
+	if (rc == -EINVAL) {
+		p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_DEPTH};
+		rc = io_uring_queue_init_params(SQ_DEPTH, &u.ring, &p);
+	}
 	if (rc < 0)
 		wl_die("io_uring_queue_init: %s", strerror(-rc));
 	u.br =
