@@ -340,6 +340,7 @@ static void run(hs_worker *w)
 	}
 	if (rc < 0)
 		wl_die("io_uring_queue_init: %s", strerror(-rc));
+	(void)io_uring_register_ring_fd(&u.ring); /* io_uring_enter skips the fd lookup */
 	u.br =
 	    zp_uring_bufring_create(&u.ring, w->t->pool, 0, HS_RING_ENTRIES, HS_RING_BUF_SIZE, 0);
 	if (u.br == NULL)
