@@ -13,9 +13,14 @@ main figure: on a 2-core machine wrk shares the CPUs, and requests/s
 follows whichever process the scheduler favours, while the server's own
 CPU per request does not.
 
+Where the server has the io_uring model (--io uring: built with liburing,
+and the kernel allows io_uring), the default backend also runs with
+--io uring (multishot recv into a buffer ring per worker); every other row
+is --io epoll.
+
 --idle N compares peak RSS with N idle keep-alive connections: a read
 buffer per connection (malloc) against buffers taken per read (pool and
-malloc).  Writes DIR/server.csv, DIR/idle.csv (with --idle) and
+malloc), and the io_uring buffer ring where there is one.  Writes DIR/server.csv, DIR/idle.csv (with --idle) and
 DIR/summary.md.  Standard library only.
 """
 
@@ -45,10 +50,10 @@ MODES = {
     "full": dict(duration=5, rounds=5),
 }
 UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6}
-FIELDS = ["round", "backend", "allocator", "size", "requests_per_s", "p50_us", "p75_us",
+FIELDS = ["round", "backend", "allocator", "io", "size", "requests_per_s", "p50_us", "p75_us",
           "p90_us", "p99_us", "p999_us", "requests", "cpu_ns_per_request", "vmhwm_kib",
           "maxrss_kib", "hit_rate"]
-IDLE_FIELDS = ["backend", "buffers", "idle_conns", "rss_base_kib", "rss_idle_kib",
+IDLE_FIELDS = ["backend", "buffers", "io", "idle_conns", "rss_base_kib", "rss_idle_kib",
                "vmhwm_kib", "maxrss_kib", "read_buffers_peak"]
 
 
@@ -133,10 +138,21 @@ def parse_wrk(text):
     return r
 
 
-def run_one(args, backend, alloc, size, rnd):
+def has_uring(server, backend):
+    """Whether --io uring runs here: built in, and the kernel allows it."""
+    p = subprocess.run([server, "--backend", backend, "--io", "uring", "--self-test", "1",
+                        "--duration", "10", "--quiet"], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != 0:
+        why = p.stderr.strip().splitlines() or ["exit %d" % p.returncode]
+        log("--io uring left out: %s" % why[0])
+    return p.returncode == 0
+
+
+def run_one(args, backend, alloc, io, size, rnd):
     env = env_for(alloc)
     secs = args.duration
-    proc, port = start_server(args, backend, env, ["--buffers", "pooled"], secs + 20)
+    proc, port = start_server(args, backend, env, ["--buffers", "pooled", "--io", io], secs + 20)
     try:
         wrk = subprocess.run([args.wrk, "-t1", "-c%d" % args.connections, "-d%ds" % secs,
                               "--latency", "-s", LUA, "http://127.0.0.1:%d/%d" % (port, size)],
@@ -146,7 +162,7 @@ def run_one(args, backend, alloc, size, rnd):
     if wrk.returncode != 0:
         raise RuntimeError("wrk exit %d: %s" % (wrk.returncode, wrk.stderr.strip()))
     row = parse_wrk(wrk.stdout)
-    row.update(round=rnd, backend=backend, allocator=alloc, size=size,
+    row.update(round=rnd, backend=backend, allocator=alloc, io=io, size=size,
                requests=doc["requests"], cpu_ns_per_request=doc["cpu_ns_per_request"],
                vmhwm_kib=doc["vmhwm_kib"], maxrss_kib=doc["maxrss_kib"],
                hit_rate=doc.get("hit_rate"))
@@ -161,45 +177,49 @@ def median(rows, key):
 
 def summarize(rows, configs):
     """Markdown: medians per (size, config), ratios to the best malloc peer."""
-    lines = ["| size | backend | allocator | req/s | p50 us | p99 us | p99.9 us | "
+    lines = ["| size | backend | allocator | io | req/s | p50 us | p99 us | p99.9 us | "
              "CPU ns/req | VmHWM KiB | CPU / best malloc | p99 / best malloc |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for size in sorted({r["size"] for r in rows}):
         med = {}
-        for b, a in configs:
+        for b, a, io in configs:
             rs = [r for r in rows if r["size"] == size and r["backend"] == b
-                  and r["allocator"] == a]
+                  and r["allocator"] == a and r["io"] == io]
             if rs:
-                med[(b, a)] = {k: median(rs, k) for k in
+                med[(b, a, io)] = {k: median(rs, k) for k in
                                ("requests_per_s", "p50_us", "p99_us", "p999_us",
                                 "cpu_ns_per_request", "vmhwm_kib")}
-        mallocs = [m for (b, _), m in med.items() if b == "malloc"]
+        mallocs = [m for (b, _, _), m in med.items() if b == "malloc"]
         best_cpu = min((m["cpu_ns_per_request"] for m in mallocs), default=None)
         best_p99 = min((m["p99_us"] for m in mallocs), default=None)
-        for (b, a), m in med.items():
+        for (b, a, io), m in med.items():
             cpu_r = "%.2fx" % (m["cpu_ns_per_request"] / best_cpu) if best_cpu else "-"
             p99_r = "%.2fx" % (m["p99_us"] / best_p99) if best_p99 else "-"
-            lines.append("| %d | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %s | %s |" % (
-                size, b, a, m["requests_per_s"], m["p50_us"], m["p99_us"], m["p999_us"],
+            lines.append("| %d | %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %s | %s |" % (
+                size, b, a, io, m["requests_per_s"], m["p50_us"], m["p99_us"], m["p999_us"],
                 m["cpu_ns_per_request"], m["vmhwm_kib"], cpu_r, p99_r))
     return "\n".join(lines) + "\n"
 
 
-def run_idle(args, default_backend):
+def run_idle(args, default_backend, uring):
     rows = []
-    for backend, buffers in (("malloc", "per-connection"), ("malloc", "pooled"),
-                             (default_backend, "pooled"), (default_backend, "per-connection")):
-        cmd = [args.server, "--backend", backend, "--buffers", buffers, "--idle-conns",
-               str(args.idle), "--duration", "120", "--json", "--quiet"]
+    runs = [("malloc", "per-connection", "epoll"), ("malloc", "pooled", "epoll"),
+            (default_backend, "pooled", "epoll"), (default_backend, "per-connection", "epoll")]
+    if uring:
+        runs.append((default_backend, "pooled", "uring"))
+    for backend, buffers, io in runs:
+        cmd = [args.server, "--backend", backend, "--buffers", buffers, "--io", io,
+               "--idle-conns", str(args.idle), "--duration", "120", "--json", "--quiet"]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env_for("glibc"))
         if p.returncode != 0:
             raise RuntimeError("idle run failed: %s" % p.stderr.strip())
         d = json.loads(p.stdout)
-        rows.append({"backend": backend, "buffers": buffers, "idle_conns": d["idle_conns_held"],
+        rows.append({"backend": backend, "buffers": "ring" if io == "uring" else buffers,
+                     "io": io, "idle_conns": d["idle_conns_held"],
                      "rss_base_kib": d["rss_base_kib"], "rss_idle_kib": d["rss_idle_kib"],
                      "vmhwm_kib": d["vmhwm_kib"], "maxrss_kib": d["maxrss_kib"],
                      "read_buffers_peak": d["read_buffers_peak"]})
-        log("idle %s/%s: VmHWM %d KiB" % (backend, buffers, d["vmhwm_kib"]))
+        log("idle %s/%s/%s: VmHWM %d KiB" % (backend, buffers, io, d["vmhwm_kib"]))
     return rows
 
 
@@ -220,6 +240,7 @@ def main():
     ap.add_argument("--connections", type=int, default=32, help="wrk -c")
     ap.add_argument("--idle", type=int, default=0, help="also the idle-connections run")
     ap.add_argument("--idle-only", action="store_true", help="with --idle: no wrk runs")
+    ap.add_argument("--no-uring", action="store_true", help="leave the --io uring rows out")
     args = ap.parse_args()
     mode = MODES[args.mode or "quick"]
     args.duration = mode["duration"]
@@ -231,12 +252,15 @@ def main():
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.mode == "smoke":
         pools, allocs, sizes = pools[:1], ["glibc"], [4096]
-    configs = [(b, "glibc") for b in pools]
+    configs = [(b, "glibc", "epoll") for b in pools]
+    uring = args.mode != "smoke" and not args.no_uring and has_uring(args.server, pools[0])
+    if uring:
+        configs.insert(1, (pools[0], "glibc", "uring"))
     for a in allocs:
         if env_for(a) is None:
             log("%s is not installed: left out (scripts/deps.sh --bench)" % a)
         else:
-            configs.append(("malloc", a))
+            configs.append(("malloc", a, "epoll"))
     out = args.out or tempfile.mkdtemp(prefix="server_bench_")
     os.makedirs(out, exist_ok=True)
 
@@ -244,11 +268,11 @@ def main():
     t0 = time.time()
     for rnd in range(0 if args.idle_only else mode["rounds"]):
         for size in sizes:
-            for b, a in configs:  # alternating: A B C A B C ...
-                row = run_one(args, b, a, size, rnd)
+            for b, a, io in configs:  # alternating: A B C A B C ...
+                row = run_one(args, b, a, io, size, rnd)
                 rows.append(row)
-                log("round %d %6d B %-14s %-9s %9.0f req/s p99 %7.0f us CPU %6d ns/req" % (
-                    rnd, size, b, a, row["requests_per_s"], row["p99_us"],
+                log("round %d %6d B %-14s %-9s %-5s %9.0f req/s p99 %7.0f us CPU %6d ns/req" % (
+                    rnd, size, b, a, io, row["requests_per_s"], row["p99_us"],
                     row["cpu_ns_per_request"]))
     with open(os.path.join(out, "server.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
@@ -262,20 +286,21 @@ def main():
               model.group(1) if model else "?", os.cpu_count(), args.connections,
               args.duration, args.threads, mode["rounds"], time.time() - t0),
           "Ratios: to the lowest CPU per request and the lowest p99 among the malloc peers "
-          "of the same size.  Peak RSS is VmHWM: ru_maxrss survives execve on Linux, so a "
+          "(all --io epoll) of the same size.  Peak RSS is VmHWM: ru_maxrss survives execve on Linux, so a "
           "server started from Python reports Python's.", "", summarize(rows, configs)]
     if args.idle:
-        idle = run_idle(args, pools[0])
+        idle = run_idle(args, pools[0], uring)
         with open(os.path.join(out, "idle.csv"), "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=IDLE_FIELDS)
             w.writeheader()
             w.writerows(idle)
         md += ["## %d idle keep-alive connections" % args.idle, "",
-               "| backend | read buffers | RSS before KiB | RSS with all open KiB | "
-               "VmHWM KiB | ru_maxrss KiB | read buffers held at peak |", "|---|---|---|---|---|---|---|"]
+               "| backend | read buffers | io | RSS before KiB | RSS with all open KiB | "
+               "VmHWM KiB | ru_maxrss KiB | read buffers held at peak |",
+               "|---|---|---|---|---|---|---|---|"]
         for r in idle:
-            md.append("| %s | %s | %d | %d | %d | %d | %d |" % (
-                r["backend"], r["buffers"], r["rss_base_kib"], r["rss_idle_kib"],
+            md.append("| %s | %s | %s | %d | %d | %d | %d | %d |" % (
+                r["backend"], r["buffers"], r["io"], r["rss_base_kib"], r["rss_idle_kib"],
                 r["vmhwm_kib"], r["maxrss_kib"], r["read_buffers_peak"]))
         md.append("")
     with open(os.path.join(out, "summary.md"), "w") as f:

@@ -17,21 +17,27 @@
 
 #include "http_server.h"
 
+void hs_rbuf_count(hs_worker *w, int delta)
+{
+	zpp_add_relaxed(&w->rbuf_held, (uint64_t)(int64_t)delta);
+	if (w->rbuf_held > w->rbuf_peak)
+		zpp_add_relaxed(&w->rbuf_peak, w->rbuf_held - w->rbuf_peak);
+}
+
 static void rbuf_take(hs_worker *w, hs_conn *c)
 {
 	c->rb = wl_get(w->t, HS_RBUF_SIZE);
 	c->has_rb = true;
 	c->roff = c->rlen = 0;
-	zpp_add_relaxed(&w->rbuf_held, 1);
-	if (w->rbuf_held > w->rbuf_peak)
-		zpp_add_relaxed(&w->rbuf_peak, w->rbuf_held - w->rbuf_peak);
+	c->rcap = HS_RBUF_SIZE;
+	hs_rbuf_count(w, 1);
 }
 
 static void rbuf_give(hs_worker *w, hs_conn *c)
 {
 	wl_put(w->t, c->rb);
 	c->has_rb = false;
-	zpp_add_relaxed(&w->rbuf_held, (uint64_t)-1);
+	hs_rbuf_count(w, -1);
 }
 
 /* Pooled mode: nothing unanswered is left, so the buffer goes back. */
@@ -64,10 +70,10 @@ void hs_conn_close(hs_worker *w, hs_conn *c)
 		rbuf_give(w, c);
 	if (c->has_wb)
 		wl_put(w->t, c->wb);
-	close(c->fd);
+	c->has_rb = c->has_wb = false;
 	LIST_REMOVE(c, link);
 	zpp_add_relaxed(&w->open, (uint64_t)-1);
-	free(c);
+	w->srv->io->close(w, c);
 }
 
 /* The response in c->wb is written in full. */
@@ -78,34 +84,15 @@ static void response_done(hs_worker *w, hs_conn *c)
 	zpp_add_relaxed(&w->requests, 1);
 }
 
-/* Write what is left of the response.  Returns 1 when it is all written,
- * 0 when the socket is full (c->want_out set), -1 on an error. */
+/* Send what is left of the response through the I/O model.  Returns 1 when
+ * it is all written, 0 when the rest waits, -1 on an error. */
 static int flush(hs_worker *w, hs_conn *c)
 {
-	while (c->woff < c->wlen) {
-		ssize_t n = write(c->fd, c->wb.data + c->woff, c->wlen - c->woff);
+	int done = w->srv->io->send(w, c);
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				if (!c->want_out) {
-					zpp_add_relaxed(&w->partial, 1);
-					c->want_out = true;
-					hs_io_interest(w, c);
-				}
-				return 0;
-			}
-			return -1;
-		}
-		c->woff += (size_t)n;
-	}
-	response_done(w, c);
-	if (c->want_out) {
-		c->want_out = false;
-		hs_io_interest(w, c);
-	}
-	return 1;
+	if (done > 0)
+		response_done(w, c);
+	return done;
 }
 
 /* Answer the complete requests in the read buffer, one at a time (a client
@@ -153,6 +140,16 @@ static bool answer(hs_worker *w, hs_conn *c)
 	return true;
 }
 
+/* A partial request after answered ones: to the front. */
+static void rbuf_compact(hs_conn *c)
+{
+	if (c->roff > 0) {
+		memmove(c->rb.data, c->rb.data + c->roff, c->rlen - c->roff);
+		c->rlen -= c->roff;
+		c->roff = 0;
+	}
+}
+
 bool hs_conn_readable(hs_worker *w, hs_conn *c)
 {
 	ssize_t n;
@@ -161,13 +158,9 @@ bool hs_conn_readable(hs_worker *w, hs_conn *c)
 		return true; /* answer the pending response first */
 	if (!c->has_rb)
 		rbuf_take(w, c);
-	if (c->roff > 0) { /* a partial request after answered ones: to the front */
-		memmove(c->rb.data, c->rb.data + c->roff, c->rlen - c->roff);
-		c->rlen -= c->roff;
-		c->roff = 0;
-	}
+	rbuf_compact(c);
 	do
-		n = read(c->fd, c->rb.data + c->rlen, HS_RBUF_SIZE - c->rlen);
+		n = read(c->fd, c->rb.data + c->rlen, c->rcap - c->rlen);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 		rbuf_release_if_empty(w, c);
@@ -178,6 +171,41 @@ bool hs_conn_readable(hs_worker *w, hs_conn *c)
 		return false;
 	}
 	c->rlen += (size_t)n;
+	return answer(w, c);
+}
+
+bool hs_conn_feed(hs_worker *w, hs_conn *c, wl_buf *in, size_t *off)
+{
+	size_t k;
+
+	if (!c->has_rb && *off == 0) { /* the common case: no copy */
+		c->rb = *in;
+		c->has_rb = true;
+		c->roff = 0;
+		c->rlen = in->len;
+		c->rcap = in->len;
+		in->data = NULL;
+		return answer(w, c);
+	}
+	if (!c->has_rb) {
+		rbuf_take(w, c);
+	} else if (c->rcap < HS_RBUF_SIZE) { /* a request split over buffers */
+		wl_buf small = c->rb;
+
+		c->rb = wl_get(w->t, HS_RBUF_SIZE);
+		c->rcap = HS_RBUF_SIZE;
+		memcpy(c->rb.data, small.data + c->roff, c->rlen - c->roff);
+		c->rlen -= c->roff;
+		c->roff = 0;
+		wl_put(w->t, small);
+	}
+	rbuf_compact(c);
+	k = in->len - *off;
+	if (k > c->rcap - c->rlen)
+		k = c->rcap - c->rlen;
+	memcpy(c->rb.data + c->rlen, in->data + *off, k);
+	c->rlen += k;
+	*off += k;
 	return answer(w, c);
 }
 

@@ -11,6 +11,7 @@
  * previous answer is out: the client's own window is the backpressure).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -30,12 +31,49 @@ static void add(hs_worker *w, int fd, void *ptr)
 		wl_die("epoll_ctl ADD: %s", strerror(errno));
 }
 
-void hs_io_interest(hs_worker *w, hs_conn *c)
+/* c->want_out changed: EPOLLIN <-> EPOLLOUT. */
+static void interest(hs_worker *w, hs_conn *c)
 {
 	struct epoll_event ev = {.events = c->want_out ? EPOLLOUT : EPOLLIN, .data.ptr = c};
 
 	if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
 		wl_die("epoll_ctl MOD: %s", strerror(errno));
+}
+
+/* write(2) until the response is out or the socket is full. */
+static int send_rest(hs_worker *w, hs_conn *c)
+{
+	while (c->woff < c->wlen) {
+		ssize_t n = write(c->fd, c->wb.data + c->woff, c->wlen - c->woff);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				if (!c->want_out) {
+					zpp_add_relaxed(&w->partial, 1);
+					c->want_out = true;
+					interest(w, c);
+				}
+				return 0;
+			}
+			return -1;
+		}
+		c->woff += (size_t)n;
+	}
+	if (c->want_out) {
+		c->want_out = false;
+		interest(w, c);
+	}
+	return 1;
+}
+
+/* The kernel drops a closed descriptor from the epoll set. */
+static void close_conn(hs_worker *w, hs_conn *c)
+{
+	(void)w;
+	close(c->fd);
+	free(c);
 }
 
 static void accept_some(hs_worker *w)
@@ -99,4 +137,4 @@ static void run(hs_worker *w)
 	w->epfd = -1;
 }
 
-const hs_io_ops hs_io_epoll = {.name = "epoll", .run = run};
+const hs_io_ops hs_io_epoll = {.name = "epoll", .run = run, .send = send_rest, .close = close_conn};

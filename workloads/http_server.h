@@ -7,11 +7,12 @@
  *   http_proto.c     the HTTP/1.1 subset: parse a request, format a response
  *   http_conn.c      a connection's buffers and request/response cycle
  *   http_io_epoll.c  the epoll I/O model (hs_io_epoll)
+ *   http_io_uring.c  the io_uring model (hs_io_uring; built with HS_HAVE_URING)
  *   http_client.c    the driver's own clients: --self-test and --idle-conns
  *
  * An I/O model (hs_io_ops) owns a worker's event loop; the connection code
- * is called from it on readiness.  An io_uring model would be another
- * hs_io_ops beside hs_io_epoll, selected by --io.
+ * is called from it when data arrived or a send can go on, and calls back
+ * into it to send and to close.  --io selects the model.
  */
 #ifndef HTTP_SERVER_H
 #define HTTP_SERVER_H
@@ -38,13 +39,29 @@ struct hs_worker;
 struct hs_conn;
 
 /* An I/O model: run() serves the worker's listener and connections until
- * hs_stopping(), then closes every connection (hs_conn_close) and returns. */
+ * hs_stopping(), then closes every connection (hs_conn_close) and returns.
+ * send() writes what is left of c's response, c->wb.data[woff, wlen): 1 when
+ * all of it is out (woff == wlen), 0 when the rest waits (the model calls
+ * hs_conn_writable() when it can go on), -1 on an error.  close() closes
+ * c's socket and frees c, once hs_conn_close() has put its buffers and taken
+ * it off the worker's list. */
 typedef struct hs_io_ops {
 	const char *name;
 	void (*run)(struct hs_worker *w);
+	int (*send)(struct hs_worker *w, struct hs_conn *c);
+	void (*close)(struct hs_worker *w, struct hs_conn *c);
 } hs_io_ops;
 
 extern const hs_io_ops hs_io_epoll;
+#ifdef HS_HAVE_URING
+extern const hs_io_ops hs_io_uring;
+/* Exit 77 with "io_uring refused: why" when the kernel refuses io_uring
+ * (seccomp, kernel.io_uring_disabled, a kernel without it). */
+void hs_io_uring_probe(void);
+/* Per worker: a buffer ring of HS_RING_ENTRIES buffers of HS_RING_BUF_SIZE. */
+#define HS_RING_ENTRIES 256
+#define HS_RING_BUF_SIZE (4 * WL_KIB)
+#endif
 
 /* The server as the workers see it; written before they start. */
 typedef struct hs_server {
@@ -61,6 +78,7 @@ typedef struct hs_worker {
 	const hs_server *srv;
 	int lfd;  /* listening socket */
 	int epfd; /* the I/O model's descriptor, if it has one */
+	void *io; /* the I/O model's state, if it has any */
 	LIST_HEAD(hs_conn_list, hs_conn) conns;
 	uint64_t requests;  /* responses written in full (200, 404 and 400) */
 	uint64_t not_found; /* of which 404 */
@@ -70,19 +88,34 @@ typedef struct hs_worker {
 	uint64_t open;      /* connections open now */
 	uint64_t rbuf_held; /* read buffers held now */
 	uint64_t rbuf_peak; /* the most held at once */
+	uint64_t rearms;    /* io_uring: multishot recvs re-armed (ENOBUFS) */
 } __attribute__((aligned(64))) hs_worker;
 
-/* A connection.  The read buffer holds rb.data[roff, rlen): bytes read and
- * not yet answered.  A response being written is wb.data[woff, wlen). */
+/* The io_uring model's buffers that wait for a connection's parser: claimed
+ * from the ring, data[off, len) not yet fed (http_io_uring.c). */
+typedef struct hs_rx {
+	wl_buf b;
+	size_t off;
+} hs_rx;
+
+/* A connection.  The read buffer holds rb.data[roff, rlen) of its rcap
+ * bytes: bytes read and not yet answered.  A response being written is
+ * wb.data[woff, wlen). */
 typedef struct hs_conn {
 	int fd;
 	bool has_rb, has_wb;
 	bool close_after; /* close once the response is written (400, HTTP/1.0) */
 	bool want_out;    /* a write was partial: wait for writability */
-	size_t roff, rlen;
+	size_t roff, rlen, rcap;
 	size_t woff, wlen;
 	wl_buf rb, wb;
 	LIST_ENTRY(hs_conn) link;
+	/* the io_uring model's (http_io_uring.c) */
+	unsigned inflight;    /* its requests in the kernel: the recv, a send */
+	bool recv_armed, eof; /* a multishot recv runs; it saw the end */
+	bool dead;            /* closed: freed when inflight drops to 0 */
+	hs_rx *rxq;           /* [rxcap]: received, waiting for the parser */
+	unsigned rxn, rxcap;
 } hs_conn;
 
 /* ---- http_proto.c -------------------------------------------------------- */
@@ -113,12 +146,18 @@ hs_conn *hs_conn_open(hs_worker *w, int fd);
 /* The socket is readable: read once, answer what is complete.  Returns
  * false when the connection was closed. */
 bool hs_conn_readable(hs_worker *w, hs_conn *c);
+/* The I/O model received data[*off, in->len) of `in`, a buffer it got for
+ * the connection (counted in rbuf_held): with no read buffer the
+ * connection takes `in` whole as its read buffer (in->data becomes NULL),
+ * else it copies what fits into a 16 KiB one (advancing *off).  Requests
+ * are answered.  Only while !c->has_wb.  Returns false when the
+ * connection was closed. */
+bool hs_conn_feed(hs_worker *w, hs_conn *c, wl_buf *in, size_t *off);
 /* The socket is writable (after a partial write). */
 bool hs_conn_writable(hs_worker *w, hs_conn *c);
 void hs_conn_close(hs_worker *w, hs_conn *c);
-
-/* The I/O model's hook: c->want_out changed (epoll: EPOLLIN <-> EPOLLOUT). */
-void hs_io_interest(hs_worker *w, hs_conn *c);
+/* rbuf_held += delta (and its peak). */
+void hs_rbuf_count(hs_worker *w, int delta);
 
 /* ---- http_server.c ------------------------------------------------------- */
 
