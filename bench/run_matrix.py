@@ -38,8 +38,10 @@ results.csv (one row per measurement), machine.json, errors.json, logs.
 
 Modes (time on a 2-core machine):
   --smoke   reduced matrix, tiny runs, 1 repetition         (< 2 min)
-  --quick   full matrix, short runs, 3 rounds               (the default; 4 min)
-  --full    full matrix, longer runs, 5 rounds, scale 1     (about 30 min)
+  --quick   full matrix, short runs, 3 rounds               (the default; 4 min,
+                                                             + about 1 for server, files)
+  --full    full matrix, longer runs, 5 rounds, scale 1     (about 30 min,
+                                                             + about 10 for server, files)
 
 Standard library only (python3 from /usr/bin; matplotlib is needed by the
 summary stage only).
