@@ -542,24 +542,22 @@ def main():
     section("Workloads: wall time (ms)", h, b, wl_note)
     h, b = workload_table(rows, backends, "peak_rss_kib", 1 / 1024)
     section("Workloads: peak RSS (MiB)", h, b, wl_note)
-    server = os.path.join(d, "server", "summary.md")
-    if os.path.isfile(server):
-        md.extend(["## A real server", "",
-                   "[server/summary.md](server/summary.md): workloads/http_server under wrk, "
-                   "every backend and the malloc peers (bench/server_bench.py): requests/s, "
-                   "p50/p99/p99.9 latency, server CPU per request, peak RSS.", ""])
-    files = os.path.join(d, "files", "summary.md")
-    if os.path.isfile(files):
-        md.extend(["## Real files", "",
-                   "[files/summary.md](files/summary.md): the drivers' real-file mode, O_DIRECT "
-                   "into pooled buffers against buffered reads into malloc'd ones "
-                   "(bench/files_bench.py): CPU per byte, throughput, page cache added, RSS.", ""])
-    flames = os.path.join(d, "profile", "flamegraphs.html")
-    if os.path.isfile(flames):
-        md.extend(["## Flame graphs", "",
-                   "[profile/flamegraphs.html](profile/flamegraphs.html): every workload's flame "
-                   "graphs side by side, one per backend and glibc malloc (analysis/profile.sh; "
-                   "each `profile/<workload>.<target>.flame.html` also opens alone).", ""])
+    # Stages that write a page of their own: linked when the run has it.
+    for title, page, what in (
+            ("A real server", "server/summary.md",
+             "workloads/http_server under wrk, every backend and the malloc peers "
+             "(bench/server_bench.py): requests/s, p50/p99/p99.9 latency, server CPU per "
+             "request, peak RSS."),
+            ("Real files", "files/summary.md",
+             "the drivers' real-file mode, O_DIRECT into pooled buffers against buffered reads "
+             "into malloc'd ones (bench/files_bench.py): CPU per byte, throughput, page cache "
+             "added, RSS."),
+            ("Flame graphs", "profile/flamegraphs.html",
+             "every workload's flame graphs side by side, one per backend and glibc malloc "
+             "(analysis/profile.sh; each `profile/<workload>.<target>.flame.html` also opens "
+             "alone).")):
+        if os.path.isfile(os.path.join(d, page)):
+            md.extend([f"## {title}", "", f"[{page}]({page}): {what}", ""])
     for prog, h, b in profile_tables(d):
         section(f"Profile: {prog}, top symbols by self time (perf, cpu-clock)", h, b)
 
