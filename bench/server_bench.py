@@ -11,7 +11,11 @@ Rounds alternate the configurations (A B C A B C ...); the summary takes
 medians.  The server's CPU time per request (getrusage, user + sys) is the
 main figure: on a 2-core machine wrk shares the CPUs, and requests/s
 follows whichever process the scheduler favours, while the server's own
-CPU per request does not.
+CPU per request does not.  Where there are more CPUs than server threads,
+the server runs on the last --threads CPUs this process may use and wrk on
+the others (sched_setaffinity; --no-pin leaves both to the scheduler), so
+that the two never queue behind each other on one core and p99 measures
+the server rather than the scheduler.
 
 Where the server has the io_uring model (--io uring: built with liburing,
 and the kernel allows io_uring), the default backend also runs with
@@ -82,6 +86,21 @@ def env_for(alloc):
     return env
 
 
+def cpu_split(threads, pin):
+    """(server CPUs, client CPUs), or (None, None) where they are not pinned."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) <= threads:
+        return None, None
+    return cpus[-threads:], cpus[:-threads]
+
+
+def pinned(cpus):
+    """A preexec_fn that binds the child to cpus (None: not at all)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def start_server(args, backend, env, extra, duration):
     fd, port_file = tempfile.mkstemp(prefix="zp_srv_port_")
     os.close(fd)
@@ -89,7 +108,7 @@ def start_server(args, backend, env, extra, duration):
     cmd = [args.server, "--backend", backend, "--threads", str(args.threads), "--port", "0",
            "--port-file", port_file, "--duration", str(duration), "--json", "--quiet"] + extra
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=pinned(args.server_cpus))
     deadline = time.time() + 10
     while not os.path.exists(port_file):
         if proc.poll() is not None or time.time() > deadline:
@@ -156,7 +175,8 @@ def run_one(args, backend, alloc, io, size, rnd):
     try:
         wrk = subprocess.run([args.wrk, "-t1", "-c%d" % args.connections, "-d%ds" % secs,
                               "--latency", "-s", LUA, "http://127.0.0.1:%d/%d" % (port, size)],
-                             capture_output=True, text=True, timeout=secs + 30)
+                             capture_output=True, text=True, timeout=secs + 30,
+                             preexec_fn=pinned(args.client_cpus))
     finally:
         doc = stop_server(proc)
     if wrk.returncode != 0:
@@ -241,7 +261,12 @@ def main():
     ap.add_argument("--idle", type=int, default=0, help="also the idle-connections run")
     ap.add_argument("--idle-only", action="store_true", help="with --idle: no wrk runs")
     ap.add_argument("--no-uring", action="store_true", help="leave the --io uring rows out")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not bind the server and wrk to separate CPUs")
     args = ap.parse_args()
+    if args.threads < 1 or args.connections < 1:
+        sys.exit("--threads and --connections must be at least 1")
+    args.server_cpus, args.client_cpus = cpu_split(args.threads, not args.no_pin)
     mode = MODES[args.mode or "quick"]
     args.duration = mode["duration"]
     if not os.path.exists(args.server):
@@ -282,9 +307,13 @@ def main():
     model = re.search(r"Model name:\s*(.*)", cpu)
     md = ["# http_server under wrk", "",
           "CPU: %s, %d CPUs; wrk -t1 -c%d -d%ds --latency, server --threads %d, "
-          "--buffers pooled; medians of %d rounds (%.0f s in all)." % (
+          "--buffers pooled; %s; medians of %d rounds (%.0f s in all)." % (
               model.group(1) if model else "?", os.cpu_count(), args.connections,
-              args.duration, args.threads, mode["rounds"], time.time() - t0),
+              args.duration, args.threads,
+              "server on CPU %s, wrk on CPU %s" % (
+                  ",".join(map(str, args.server_cpus)), ",".join(map(str, args.client_cpus)))
+              if args.server_cpus else "not pinned",
+              mode["rounds"], time.time() - t0),
           "Ratios: to the lowest CPU per request and the lowest p99 among the malloc peers "
           "(all --io epoll) of the same size.  Peak RSS is VmHWM: ru_maxrss survives execve on Linux, so a "
           "server started from Python reports Python's.", "", summarize(rows, configs)]
