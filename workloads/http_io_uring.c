@@ -163,7 +163,6 @@ static zp_buf *claim(uring_worker *u, const struct io_uring_cqe *cqe)
 
 	budget_sync(u, 1);
 	b = zp_uring_bufring_claim(u->br, cqe);
-
 	if (b == NULL)
 		wl_die("zp_uring_bufring_claim: %s", strerror(errno));
 	count_gets(u->w, zp_uring_bufring_held(u->br) + 1 - before); /* its refill */
