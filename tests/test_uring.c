@@ -1,8 +1,10 @@
 /*
  * test_uring.c - the io_uring module (zeropool_uring.h): multishot recv
  * into a buffer ring fed from a pool class, claims, zp_put and recycle,
- * ENOBUFS and re-arm without loss, destroy with buffers outstanding, bad
- * arguments; every buffer back in the pool at the end of each test.
+ * ENOBUFS and re-arm without loss, the fill limit, a pool that refuses to
+ * refill (ENOMEM, and the ring left empty), destroy with buffers
+ * outstanding, bad arguments; every buffer back in the pool at the end of
+ * each test.
  * Exits 77 (skipped) where the kernel refuses io_uring or buffer rings.
  */
 #include <liburing.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "zeropool_uring.h"
+#include "zp_os.h" /* _zp_test_fail_alloc_after: the pool refuses a buffer */
 #include "zp_test.h"
 
 #define BGID 7
@@ -204,6 +207,151 @@ static void t_enobufs(void)
 	rig_close(&r);
 }
 
+/* Claim `n` buffers' worth of data (n x buf_size bytes sent beforehand)
+ * from the armed recv into held[]; returns how many it claimed. */
+static unsigned claim_n(struct rig *r, zp_uring_bufring *br, zp_buf **held, unsigned n, size_t *pos,
+			size_t buf_size)
+{
+	struct io_uring_cqe cq[64];
+	unsigned got = 0;
+	while (got < n) {
+		unsigned k = reap(r, cq, 64);
+		for (unsigned i = 0; i < k; i++) {
+			REQUIRE(cq[i].res > 0);
+			zp_buf *b = zp_uring_bufring_claim(br, &cq[i]);
+			REQUIRE(b != NULL);
+			check_data(b, pos, buf_size);
+			held[got++] = b;
+		}
+	}
+	return got;
+}
+
+/* End the armed recv (the sender closes: EOF) and reap its last CQE. */
+static void end_recv(struct rig *r, zp_uring_bufring *br)
+{
+	struct io_uring_cqe cq[64];
+	close(r->fd[1]);
+	r->fd[1] = socket(AF_UNIX, SOCK_STREAM, 0);
+	for (;;) {
+		unsigned n = reap(r, cq, 64);
+		for (unsigned i = 0; i < n; i++) {
+			if (cq[i].flags & IORING_CQE_F_BUFFER)
+				CHECK(zp_put(r->pool, zp_uring_bufring_claim(br, &cq[i])) == 0);
+			if (!(cq[i].flags & IORING_CQE_F_MORE))
+				return;
+		}
+	}
+}
+
+/* The fill limit: claims, replenish and recycle stop at it; lowered to 0
+ * the ring empties and a recv armed on it ends at once with -ENOBUFS (what
+ * a caller must not re-arm into a loop); raised, replenish fills again. */
+static void t_limit(void)
+{
+	const size_t buf_size = 64;
+	struct rig r;
+	rig_open(&r);
+	zp_uring_bufring *br = zp_uring_bufring_create(&r.ring, r.pool, BGID, 8, buf_size, 0);
+	REQUIRE(br != NULL);
+	CHECK_ERR(zp_uring_bufring_set_limit(br, 9), EINVAL);
+	CHECK_ERR(zp_uring_bufring_set_limit(NULL, 1), EINVAL);
+	CHECK_EQ(zp_uring_bufring_set_limit(br, 2), 0);
+	CHECK_EQ(zp_uring_bufring_held(br), 8); /* nothing taken back */
+	zp_buf *held[8];
+	size_t pos = 0;
+	send_all(r.fd[1], 0, 6 * buf_size);
+	arm(&r, br);
+	CHECK_EQ(claim_n(&r, br, held, 6, &pos, buf_size), 6);
+	CHECK_EQ(zp_uring_bufring_held(br), 2);      /* no claim refilled */
+	CHECK_EQ(zp_uring_bufring_replenish(br), 0); /* at the limit */
+	CHECK_EQ(zp_uring_bufring_recycle(br, held[5]), 0);
+	CHECK_EQ(zp_uring_bufring_held(br), 2); /* put, not posted */
+	CHECK_EQ(zp_uring_bufring_set_limit(br, 4), 0);
+	CHECK_EQ(zp_uring_bufring_replenish(br), 2);
+	CHECK_EQ(zp_uring_bufring_held(br), 4);
+	/* Limit 0: the kernel uses up the 4, then finds the ring empty. */
+	CHECK_EQ(zp_uring_bufring_set_limit(br, 0), 0);
+	send_all(r.fd[1], pos, 4 * buf_size);
+	zp_buf *more[4];
+	CHECK_EQ(claim_n(&r, br, more, 4, &pos, buf_size), 4);
+	CHECK_EQ(zp_uring_bufring_held(br), 0);
+	CHECK_EQ(zp_uring_bufring_replenish(br), 0); /* allowed nothing */
+	CHECK_EQ(zp_uring_bufring_held(br), 0);
+	send_all(r.fd[1], pos, 1);
+	struct io_uring_cqe cq[64];
+	unsigned n = reap(&r, cq, 64); /* the recv's end: no buffer for the byte */
+	CHECK_EQ(n, 1);
+	CHECK_EQ(cq[0].res, -ENOBUFS);
+	CHECK(!(cq[0].flags & IORING_CQE_F_MORE));
+	/* Re-armed on the empty ring, it ends again at once. */
+	arm(&r, br);
+	n = reap(&r, cq, 64);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(cq[0].res, -ENOBUFS);
+	/* Buffers back and the limit raised: the byte that waited arrives. */
+	for (unsigned i = 0; i < 5; i++)
+		CHECK(zp_put(r.pool, held[i]) == 0);
+	for (unsigned i = 0; i < 4; i++)
+		CHECK(zp_put(r.pool, more[i]) == 0);
+	CHECK_EQ(zp_uring_bufring_set_limit(br, 8), 0);
+	CHECK_EQ(zp_uring_bufring_replenish(br), 8);
+	arm(&r, br);
+	zp_buf *last;
+	size_t before = pos;
+	n = reap(&r, cq, 64);
+	REQUIRE(n >= 1 && cq[0].res == 1);
+	last = zp_uring_bufring_claim(br, &cq[0]);
+	REQUIRE(last != NULL);
+	CHECK_EQ(last->data[0], pattern(before));
+	CHECK(zp_put(r.pool, last) == 0);
+	end_recv(&r, br);
+	zp_uring_bufring_destroy(br);
+	rig_close(&r);
+}
+
+/* The pool refuses (an injected ENOMEM, no thread cache to fall back on):
+ * replenish returns -1 with errno ENOMEM and the ring stays empty; once a
+ * buffer is back in the pool, replenish fills again. */
+static void t_replenish_enomem(void)
+{
+	const size_t buf_size = 64;
+	struct rig r;
+	zp_config cfg = zp_test_config();
+	cfg.cache_depth = 0; /* every get asks the store, which is empty */
+	r.pool = zp_pool_create(&cfg);
+	REQUIRE(r.pool != NULL);
+	REQUIRE(io_uring_queue_init(64, &r.ring, 0) == 0);
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, r.fd) == 0);
+	zp_uring_bufring *br = zp_uring_bufring_create(&r.ring, r.pool, BGID, 4, buf_size, 0);
+	REQUIRE(br != NULL);
+	CHECK_EQ(zp_uring_bufring_set_limit(br, 0), 0); /* claims do not refill */
+	zp_buf *held[4];
+	size_t pos = 0;
+	send_all(r.fd[1], 0, 4 * buf_size);
+	arm(&r, br);
+	CHECK_EQ(claim_n(&r, br, held, 4, &pos, buf_size), 4);
+	CHECK_EQ(zp_uring_bufring_held(br), 0);
+	CHECK_EQ(zp_uring_bufring_set_limit(br, 4), 0);
+	_zp_test_fail_alloc_after(1);
+	errno = 0;
+	int rc = zp_uring_bufring_replenish(br);
+	int e = errno;
+	_zp_test_fail_alloc_after(0);
+	CHECK_EQ(rc, -1);
+	CHECK_EQ(e, ENOMEM);
+	CHECK_EQ(zp_uring_bufring_held(br), 0);
+	/* One back: the pool serves it, and grows for the rest. */
+	CHECK(zp_put(r.pool, held[0]) == 0);
+	CHECK_EQ(zp_uring_bufring_replenish(br), 4);
+	CHECK_EQ(zp_uring_bufring_held(br), 4);
+	for (unsigned i = 1; i < 4; i++)
+		CHECK(zp_put(r.pool, held[i]) == 0);
+	end_recv(&r, br);
+	zp_uring_bufring_destroy(br);
+	rig_close(&r);
+}
+
 /* Destroy while the application holds claimed buffers and the kernel holds
  * filled, unclaimed ones: destroy puts the latter, zp_put takes the former
  * afterwards. */
@@ -300,6 +448,8 @@ static void t_bad_args(void)
 static const struct zp_test tests[] = {
     {"recv_sizes", t_recv_sizes},
     {"enobufs", t_enobufs},
+    {"limit", t_limit},
+    {"replenish_enomem", t_replenish_enomem},
     {"destroy_outstanding", t_destroy_outstanding},
     {"bad_args", t_bad_args},
 };

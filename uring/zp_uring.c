@@ -25,19 +25,24 @@ struct zp_uring_bufring {
 	size_t buf_size; /* bytes posted per buffer, and asked of zp_get */
 	size_t cap;      /* the class's capacity: a buffer's cap */
 	unsigned entries;
+	unsigned limit;        /* refills stop once this many slots hold a buffer */
 	unsigned nempty;       /* ids on the empty stack */
 	unsigned short bgid;   /* the buffer group */
 	unsigned short *empty; /* [entries]: a stack of empty ids */
 	zp_buf **slot;         /* [entries]: the buffer lent under each id */
 };
 
-/* Fill up to `max` empty slots from the pool and publish them with one tail
- * update.  Returns how many it filled; stops at the first get the pool
- * refuses (errno from zp_get). */
+/* Fill up to `max` empty slots from the pool, no more than the limit
+ * allows, and publish them with one tail update.  Returns how many it
+ * filled; stops at the first get the pool refuses (errno from zp_get). */
 static unsigned fill(zp_uring_bufring *br, unsigned max)
 {
 	int mask = io_uring_buf_ring_mask(br->entries);
+	unsigned held = br->entries - br->nempty;
+	unsigned room = br->limit > held ? br->limit - held : 0;
 	unsigned n = 0;
+	if (max > room)
+		max = room;
 	while (n < max && br->nempty > 0) {
 		zp_buf *b = zp_get(br->pool, br->buf_size);
 		if (b == NULL)
@@ -85,6 +90,7 @@ zp_uring_bufring *zp_uring_bufring_create(struct io_uring *ring, zp_pool *pool, 
 	br->pool = pool;
 	br->bgid = bgid;
 	br->entries = entries;
+	br->limit = entries;
 	br->buf_size = buf_size;
 	long page = sysconf(_SC_PAGESIZE);
 	size_t bytes = (size_t)entries * sizeof(struct io_uring_buf);
@@ -172,7 +178,8 @@ int zp_uring_bufring_replenish(zp_uring_bufring *br)
 		errno = EINVAL;
 		return -1;
 	}
-	if (br->nempty == 0)
+	unsigned held = br->entries - br->nempty;
+	if (br->nempty == 0 || held >= br->limit)
 		return 0;
 	unsigned n = fill(br, br->nempty);
 	if (n == 0) {
@@ -180,6 +187,16 @@ int zp_uring_bufring_replenish(zp_uring_bufring *br)
 		return -1;
 	}
 	return (int)n;
+}
+
+int zp_uring_bufring_set_limit(zp_uring_bufring *br, unsigned limit)
+{
+	if (br == NULL || limit > br->entries) {
+		errno = EINVAL;
+		return -1;
+	}
+	br->limit = limit;
+	return 0;
 }
 
 unsigned zp_uring_bufring_held(const zp_uring_bufring *br)

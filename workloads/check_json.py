@@ -360,6 +360,17 @@ def check_server(doc, args):
     if args.expect_idle is not None:
         require(doc.get("idle_conns_held") == args.expect_idle,
                 "idle_conns_held %r != %d" % (doc.get("idle_conns_held"), args.expect_idle))
+    for spec in args.expect_min:
+        field, _, n = spec.partition("=")
+        require(is_int(doc.get(field)) and doc[field] >= int(n),
+                "%s %r, expected at least %s" % (field, doc.get(field), n))
+    for spec in args.expect_share_below:
+        ratio, _, r = spec.partition("=")
+        part, _, whole = ratio.partition("/")
+        require(is_num(doc.get(part)) and is_num(doc.get(whole)),
+                "%s or %s missing" % (part, whole))
+        require(doc[part] < float(r) * doc[whole], "%s %r is not below %s x %s %r"
+                % (part, doc[part], r, whole, doc[whole]))
 
 
 def config_preset(command):
@@ -417,6 +428,11 @@ def main():
                     help="real-file mode: O_DIRECT must have been refused, and said so")
     ap.add_argument("--expect-requests", type=int, help="http_server: responses written")
     ap.add_argument("--expect-idle", type=int, help="http_server: idle connections held")
+    ap.add_argument("--expect-min", action="append", default=[], metavar="FIELD=N",
+                    help="http_server: the report's FIELD is at least N (repeatable)")
+    ap.add_argument("--expect-share-below", action="append", default=[],
+                    metavar="PART/WHOLE=R",
+                    help="http_server: the report's PART < R x WHOLE (repeatable)")
     ap.add_argument("--timeout", type=int, default=280)
     ap.add_argument("command", nargs="*")
     args = ap.parse_args()

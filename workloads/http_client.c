@@ -8,6 +8,14 @@
  *   window (partial writes), 404s and a 400; every status line,
  *   Content-Length and body is checked.
  *
+ *   --self-test-flood BYTES: one connection pipelines BYTES of requests (of
+ *   1-4 KiB each, padded with a header, for 4-8 KiB answers whose
+ *   Content-Length tells them apart) without reading: it sends until the
+ *   socket takes no more for FLOOD_BLOCKED_MS (the server stopped
+ *   receiving), then reads every response that arrives, checking each in
+ *   order, and goes on sending; at the end it reads the rest.  A server
+ *   that drops, reorders or closes fails it.
+ *
  *   --idle-conns N: in a child process (so that the server's resident set
  *   and descriptors are its own), N keep-alive connections held open, one
  *   request on every IDLE_SAMPLE-th of them; then it writes a byte to the
@@ -19,6 +27,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +256,107 @@ void *hs_self_test_client(void *arg)
 	hs_client *cl = arg;
 
 	self_test(cl);
+	hs_request_stop();
+	return NULL;
+}
+
+#define FLOOD_BLOCKED_MS 100 /* a send that waits this long: the server paused */
+#define FLOOD_QUIET_MS 50    /* reading stops when nothing came for this long */
+#define FLOOD_REQ_MAX 4096
+#define FLOOD_SNDBUF (64 << 10)
+
+/* The body size the i-th flood request asks for: 4096..8191, so that each
+ * answer's Content-Length tells it from its neighbours. */
+static size_t flood_body(uint64_t i)
+{
+	return 4096 + (size_t)(i * 2657 % 4096);
+}
+
+/* The i-th flood request, GET /flood_body(i) with a pad of 1000 + i*131 %
+ * 3000 bytes (requests straddle the ring's 4 KiB buffers); its length. */
+static size_t flood_request(char *dst, uint64_t i)
+{
+	size_t pad = 1000 + (size_t)(i * 131 % 3000);
+	int n =
+	    snprintf(dst, FLOOD_REQ_MAX, "GET /%zu HTTP/1.1\r\nHost: a\r\nX-Pad: ", flood_body(i));
+
+	memset(dst + n, 'p', pad);
+	memcpy(dst + n + pad, "\r\n\r\n", 4);
+	return (size_t)n + pad + 4;
+}
+
+static bool flood_readable(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, ms) > 0;
+}
+
+static void flood(hs_client *cl)
+{
+	cl_conn c = {.buf = malloc(CLIENT_BUF)};
+	char *req = malloc(FLOOD_REQ_MAX);
+	uint64_t nreq = 0, nresp = 0, bytes = 0;
+	size_t len = 0, off = 0;
+
+	c.fd = connect_loopback(cl->port, 0);
+	/* A fixed send buffer: the socket stops taking requests soon after the
+	 * server stops receiving, whatever tcp_wmem lets autotuning reach. */
+	if (c.fd >= 0 &&
+	    setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &(int){FLOOD_SNDBUF}, sizeof(int)) != 0)
+		wl_die("flood: SO_SNDBUF: %s", strerror(errno));
+	if (c.buf == NULL || req == NULL || c.fd < 0)
+		wl_die("flood: connect to 127.0.0.1:%d: %s", cl->port, strerror(errno));
+	while (bytes < cl->flood_bytes || off < len) {
+		struct pollfd p = {.fd = c.fd, .events = POLLOUT};
+
+		if (off == len) {
+			len = flood_request(req, nreq++);
+			off = 0;
+		}
+		ssize_t k = send(c.fd, req + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (k > 0) {
+			off += (size_t)k;
+			bytes += (uint64_t)k;
+			continue;
+		}
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			fail(cl, "flood: send", strerror(errno));
+			goto out;
+		}
+		if (poll(&p, 1, FLOOD_BLOCKED_MS) > 0)
+			continue;
+		/* Blocked: read what the server answered, in order. */
+		while (nresp < nreq && flood_readable(c.fd, FLOOD_QUIET_MS)) {
+			if (!read_response(cl, &c, 200, flood_body(nresp)))
+				goto out;
+			nresp++;
+		}
+	}
+	while (nresp < nreq) {
+		if (!read_response(cl, &c, 200, flood_body(nresp)))
+			goto out;
+		nresp++;
+	}
+	/* Nothing more than asked for. */
+	if (c.len != 0 || flood_readable(c.fd, FLOOD_QUIET_MS))
+		fail(cl, "flood: bytes after the last response", NULL);
+out:
+	cl->sent += nresp;
+	cl->answers += nresp;
+	close(c.fd);
+	free(c.buf);
+	free(req);
+}
+
+void *hs_flood_client(void *arg)
+{
+	hs_client *cl = arg;
+
+	flood(cl);
 	hs_request_stop();
 	return NULL;
 }

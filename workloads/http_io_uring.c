@@ -20,6 +20,21 @@
  * (its recv ends, a send fails) and freed when its last request in the
  * kernel has completed.
  *
+ * Back-pressure: a connection whose queue reaches RX_HIGH buffers is paused
+ * (its multishot recv cancelled; what the kernel had received meanwhile
+ * still arrives, in order, before the final CQE) and re-armed once the
+ * queue drains to RX_LOW.  The data waits in the socket meanwhile, and TCP
+ * slows the client down.
+ *
+ * Starvation: when a recv ends with -ENOBUFS and the ring is still empty
+ * after a replenish (the pool refused, or --ring-budget is spent), the
+ * connection is parked instead of re-armed (a recv on an empty ring ends at
+ * once: a loop that would burn the CPU).  Parked connections are re-armed,
+ * first come first served and no more than the ring holds, when a retry
+ * fills the ring: after a batch of completions in which read buffers came
+ * back, or every RETRY_NS otherwise (the worker's wait is that short while
+ * any connection is parked).
+ *
  * The ring's buffers are the pool's: their gets and puts are counted in the
  * worker's counters like any wl_get/wl_put (a fill of the ring is a get, a
  * put of a claimed buffer or the ring's destroy a put), so the driver's
@@ -31,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_server.h"
@@ -38,8 +54,20 @@
 
 #define SQ_DEPTH 256
 #define CQ_DEPTH 4096
-#define WAIT_NS (50 * 1000 * 1000) /* how often a worker looks at the stop flag */
-#define RX_MAX 1024                /* queued buffers a connection may hold: then closed */
+#define WAIT_NS (50 * 1000 * 1000)  /* how often a worker looks at the stop flag */
+#define RETRY_NS (10 * 1000 * 1000) /* refill retries while connections are parked */
+/*
+ * Back-pressure marks, in queued buffers (of HS_RING_BUF_SIZE, 4 KiB):
+ * pause at 64 (256 KiB: twice a socket's default receive buffer, so a
+ * client that pipelines keeps the server busy while a response is out),
+ * resume at 16 (64 KiB still queued, so the parser does not run dry during
+ * the re-arm's round trip; the gap of 48 keeps a steady client from costing
+ * a cancel and a re-arm per buffer).  A paused connection holds at most
+ * RX_HIGH plus what the kernel received before the cancel took effect,
+ * which is bounded by the ring (HS_RING_ENTRIES buffers).
+ */
+#define RX_HIGH 64
+#define RX_LOW 16
 
 enum { OP_ACCEPT = 0, OP_RECV = 1, OP_SEND = 2, OP_CANCEL = 3 };
 #define UD(ptr, op) ((uint64_t)(uintptr_t)(ptr) | (op))
@@ -49,7 +77,19 @@ typedef struct uring_worker {
 	zp_uring_bufring *br;
 	hs_worker *w;
 	uint64_t live; /* connections not freed yet, closed ones included */
+	TAILQ_HEAD(hs_park_list, hs_conn) parked; /* waiting for buffers, FIFO */
+	uint64_t starved_t0, starved_cpu0;        /* since the list is not empty */
+	uint64_t retry_t;                         /* the last refill retry */
+	uint64_t retry_rbuf;                      /* rbuf_held at that retry */
 } uring_worker;
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Buffers that the ring took from the pool count as the worker's gets. */
 static void count_gets(hs_worker *w, unsigned n)
@@ -89,19 +129,40 @@ static void arm_recv(uring_worker *u, hs_conn *c)
 	c->inflight++;
 }
 
-static void replenish(uring_worker *u)
+/* --ring-budget: the ring may fill what the budget leaves after the read
+ * buffers the worker holds, and `reserve` about to be claimed. */
+static void budget_sync(uring_worker *u, unsigned reserve)
 {
-	int n = zp_uring_bufring_replenish(u->br);
+	uint64_t budget = u->w->srv->ring_budget;
+	uint64_t held = u->w->rbuf_held + reserve;
+	uint64_t room = held >= budget ? 0 : budget - held;
 
-	if (n > 0) /* ENOMEM: the re-armed recv ends again, and retries */
+	if (budget != 0)
+		zp_uring_bufring_set_limit(u->br, room > u->w->srv->ring_entries
+						      ? u->w->srv->ring_entries
+						      : (unsigned)room);
+}
+
+/* Fill the ring; returns the buffers it holds now (0: a recv would end at
+ * once with -ENOBUFS). */
+static unsigned replenish(uring_worker *u)
+{
+	int n;
+
+	budget_sync(u, 0);
+	n = zp_uring_bufring_replenish(u->br);
+	if (n > 0) /* -1 ENOMEM (the pool refused) or 0 (budget): held says */
 		count_gets(u->w, (unsigned)n);
+	return zp_uring_bufring_held(u->br);
 }
 
 static zp_buf *claim(uring_worker *u, const struct io_uring_cqe *cqe)
 {
 	unsigned before = zp_uring_bufring_held(u->br);
-	zp_buf *b = zp_uring_bufring_claim(u->br, cqe);
+	zp_buf *b;
 
+	budget_sync(u, 1);
+	b = zp_uring_bufring_claim(u->br, cqe);
 	if (b == NULL)
 		wl_die("zp_uring_bufring_claim: %s", strerror(errno));
 	count_gets(u->w, zp_uring_bufring_held(u->br) + 1 - before); /* its refill */
@@ -119,6 +180,76 @@ static void rx_drop(hs_worker *w, hs_conn *c)
 	c->rxn = 0;
 }
 
+/* ---- starvation: connections that wait for the ring to have buffers ---- */
+
+static void park(uring_worker *u, hs_conn *c)
+{
+	if (TAILQ_EMPTY(&u->parked)) {
+		u->starved_t0 = clock_ns(CLOCK_MONOTONIC);
+		u->starved_cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+		u->retry_t = u->starved_t0;
+		u->retry_rbuf = u->w->rbuf_held;
+	}
+	TAILQ_INSERT_TAIL(&u->parked, c, park_link);
+	c->parked = true;
+	zpp_add_relaxed(&u->w->starved, 1);
+}
+
+static void unpark(uring_worker *u, hs_conn *c)
+{
+	hs_worker *w = u->w;
+
+	TAILQ_REMOVE(&u->parked, c, park_link);
+	c->parked = false;
+	if (TAILQ_EMPTY(&u->parked)) {
+		zpp_add_relaxed(&w->starved_us, (clock_ns(CLOCK_MONOTONIC) - u->starved_t0) / 1000);
+		zpp_add_relaxed(&w->starved_cpu_us,
+				(clock_ns(CLOCK_THREAD_CPUTIME_ID) - u->starved_cpu0) / 1000);
+	}
+}
+
+/* c's recv ended and c wants more: re-arm it, unless it is paused (the
+ * resume re-arms), or the ring has no buffer for it (park it). */
+static void want_recv(uring_worker *u, hs_conn *c)
+{
+	if (c->paused || c->parked || c->recv_armed || c->eof || c->dead || hs_stopping())
+		return;
+	if (replenish(u) == 0) {
+		park(u, c);
+		return;
+	}
+	arm_recv(u, c);
+	zpp_add_relaxed(&u->w->rearms, 1);
+}
+
+/* After a batch of completions: while connections are parked, try to fill
+ * the ring if read buffers came back since the last try, or RETRY_NS
+ * passed; re-arm as many parked connections as the ring has buffers. */
+static void retry_parked(uring_worker *u)
+{
+	hs_worker *w = u->w;
+	uint64_t now;
+	unsigned n;
+
+	if (TAILQ_EMPTY(&u->parked))
+		return;
+	now = clock_ns(CLOCK_MONOTONIC);
+	if (w->rbuf_held >= u->retry_rbuf && now - u->retry_t < RETRY_NS)
+		return;
+	u->retry_t = now;
+	u->retry_rbuf = w->rbuf_held;
+	zpp_add_relaxed(&w->starve_retries, 1);
+	n = replenish(u);
+	while (n-- > 0 && !TAILQ_EMPTY(&u->parked)) {
+		hs_conn *c = TAILQ_FIRST(&u->parked);
+
+		unpark(u, c);
+		want_recv(u, c);
+	}
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
 static void free_conn(uring_worker *u, hs_conn *c)
 {
 	close(c->fd);
@@ -134,6 +265,8 @@ static void close_conn(hs_worker *w, hs_conn *c)
 
 	rx_drop(w, c);
 	c->dead = true;
+	if (c->parked)
+		unpark(u, c);
 	if (c->inflight == 0) {
 		free_conn(u, c);
 		return;
@@ -186,7 +319,27 @@ static bool pump(uring_worker *u, hs_conn *c)
 		hs_conn_close(w, c);
 		return false;
 	}
+	if (c->paused && c->rxn <= RX_LOW) {
+		c->paused = false;
+		zpp_add_relaxed(&w->resumes, 1);
+		want_recv(u, c); /* or, if the cancelled recv has not ended yet, its end */
+	}
 	return true;
+}
+
+/* Stop receiving for c: cancel its multishot recv (the kernel may still
+ * deliver what it received before the cancel, then the recv's last CQE,
+ * -ECANCELED or another end, which does not re-arm while paused). */
+static void pause_recv(uring_worker *u, hs_conn *c, bool recv_goes_on)
+{
+	c->paused = true;
+	zpp_add_relaxed(&u->w->pauses, 1);
+	if (recv_goes_on) {
+		struct io_uring_sqe *sqe = sqe_get(u);
+
+		io_uring_prep_cancel64(sqe, UD(c, OP_RECV), 0);
+		io_uring_sqe_set_data64(sqe, UD(NULL, OP_CANCEL));
+	}
 }
 
 static void rx_push(uring_worker *u, hs_conn *c, zp_buf *b)
@@ -205,6 +358,8 @@ static void rx_push(uring_worker *u, hs_conn *c, zp_buf *b)
 	}
 	c->rxq[c->rxn++] = (hs_rx){.b = in, .off = 0};
 	hs_rbuf_count(w, 1);
+	if (c->rxn > w->rxq_peak)
+		zpp_add_relaxed(&w->rxq_peak, c->rxn - w->rxq_peak);
 }
 
 static void on_recv(uring_worker *u, hs_conn *c, const struct io_uring_cqe *cqe)
@@ -219,6 +374,8 @@ static void on_recv(uring_worker *u, hs_conn *c, const struct io_uring_cqe *cqe)
 		else
 			rx_push(u, c, b);
 	}
+	if (!c->dead && !c->paused && c->rxn >= RX_HIGH)
+		pause_recv(u, c, (cqe->flags & IORING_CQE_F_MORE) != 0);
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		c->recv_armed = false;
 		c->inflight--;
@@ -227,20 +384,16 @@ static void on_recv(uring_worker *u, hs_conn *c, const struct io_uring_cqe *cqe)
 				free_conn(u, c);
 			return;
 		}
-		if (cqe->res == -ENOBUFS || (cqe->res > 0 && !hs_stopping())) {
-			replenish(u);
-			arm_recv(u, c);
-			zpp_add_relaxed(&w->rearms, 1);
-		} else {
-			c->eof = true; /* res 0: the peer closed; or an error */
-		}
+		/* More to come: out of buffers, cancelled by a pause, or a recv
+		 * that stopped with data; res 0 is the peer's close. */
+		if (!hs_stopping() &&
+		    (cqe->res > 0 || cqe->res == -ENOBUFS || cqe->res == -ECANCELED))
+			want_recv(u, c);
+		else
+			c->eof = true;
 	}
 	if (c->dead)
 		return;
-	if (c->rxn > RX_MAX) { /* a client that sends and never reads */
-		hs_conn_close(w, c);
-		return;
-	}
 	pump(u, c);
 }
 
@@ -292,7 +445,7 @@ static void on_accept(uring_worker *u, const struct io_uring_cqe *cqe)
 /* Submit, wait up to WAIT_NS for a completion, handle every one there is. */
 static void reap(uring_worker *u)
 {
-	struct __kernel_timespec ts = {.tv_nsec = WAIT_NS};
+	struct __kernel_timespec ts = {.tv_nsec = TAILQ_EMPTY(&u->parked) ? WAIT_NS : RETRY_NS};
 	struct io_uring_cqe *cqe;
 	unsigned head, seen = 0;
 	int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
@@ -320,11 +473,13 @@ static void reap(uring_worker *u)
 		}
 	}
 	io_uring_cq_advance(&u->ring, seen);
+	retry_parked(u);
 }
 
 static void run(hs_worker *w)
 {
 	uring_worker u = {.w = w};
+	hs_conn *next;
 	/* One thread submits and reaps: completions' task work runs when it
 	 * waits (DEFER_TASKRUN, kernel 6.1), not as interrupts of its work.
 	 * An older kernel refuses the flags (EINVAL): plain then. */
@@ -341,11 +496,12 @@ static void run(hs_worker *w)
 	if (rc < 0)
 		wl_die("io_uring_queue_init: %s", strerror(-rc));
 	(void)io_uring_register_ring_fd(&u.ring); /* io_uring_enter skips the fd lookup */
-	u.br =
-	    zp_uring_bufring_create(&u.ring, w->t->pool, 0, HS_RING_ENTRIES, HS_RING_BUF_SIZE, 0);
+	u.br = zp_uring_bufring_create(&u.ring, w->t->pool, 0, w->srv->ring_entries,
+				       HS_RING_BUF_SIZE, 0);
 	if (u.br == NULL)
 		wl_die("zp_uring_bufring_create: %s", strerror(errno));
 	count_gets(w, zp_uring_bufring_held(u.br));
+	TAILQ_INIT(&u.parked);
 	w->io = &u;
 	/* io_uring waits on the listener itself: a non-blocking one may answer
 	 * EAGAIN instead of arming a poll. */
@@ -356,8 +512,14 @@ static void run(hs_worker *w)
 	while (!hs_stopping())
 		reap(&u);
 
-	/* Shut every connection down; each closes as its requests end. */
-	for (hs_conn *c = LIST_FIRST(&w->conns); c != NULL; c = LIST_NEXT(c, link)) {
+	/* Shut every connection down; each closes as its requests end, or now
+	 * if it has none in the kernel (paused or parked, nothing to send). */
+	for (hs_conn *c = LIST_FIRST(&w->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, link);
+		if (c->inflight == 0) {
+			hs_conn_close(w, c);
+			continue;
+		}
 		shutdown(c->fd, SHUT_RDWR);
 		struct io_uring_sqe *sqe = sqe_get(&u);
 		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);

@@ -61,6 +61,13 @@ static const wl_prog PROG = {
 	"  --self-test N    a client thread sends N requests of each size (64, 4096,\n"
 	"                   65536) and a few bad ones, checks every answer, then stops\n"
 	"                   the server\n"
+	"  --self-test-flood BYTES\n"
+	"                   a client thread pipelines BYTES of requests on one\n"
+	"                   connection, reading no response until the server stops\n"
+	"                   taking more, then checks every answer in order\n"
+	"  --ring-budget N  --io uring: a worker's ring and the read buffers it holds\n"
+	"                   together stay within N buffers (default: no bound but the\n"
+	"                   pool's); recvs wait for buffers while it is spent\n"
 	"  --idle-conns N   a client thread holds N keep-alive connections (one in 16\n"
 	"                   sends a request); report peak RSS, then stop\n",
 };
@@ -72,6 +79,8 @@ static struct {
 	uint64_t requests; /* 0: no limit */
 	hs_buffers buffers;
 	uint64_t self_test; /* 0: off */
+	uint64_t flood;     /* --self-test-flood bytes, 0: off */
+	unsigned ring_budget;
 	unsigned idle_conns;
 	const hs_io_ops *io;
 } g_opt = {.duration = DEFAULT_DURATION_S, .buffers = HS_BUF_POOLED, .io = &hs_io_epoll};
@@ -124,6 +133,10 @@ static bool server_option(const wl_prog *prog, int argc, char **argv, int *i)
 		g_opt.requests = parse_count(prog, "--requests", v, 1, UINT64_MAX / 2);
 	else if ((v = wl_option_value(prog, argc, argv, i, "--self-test")) != NULL)
 		g_opt.self_test = parse_count(prog, "--self-test", v, 1, 1000000);
+	else if ((v = wl_option_value(prog, argc, argv, i, "--self-test-flood")) != NULL)
+		g_opt.flood = parse_count(prog, "--self-test-flood", v, 1, 1u << 30);
+	else if ((v = wl_option_value(prog, argc, argv, i, "--ring-budget")) != NULL)
+		g_opt.ring_budget = (unsigned)parse_count(prog, "--ring-budget", v, 1, 1000000);
 	else if ((v = wl_option_value(prog, argc, argv, i, "--idle-conns")) != NULL)
 		g_opt.idle_conns =
 		    (unsigned)parse_count(prog, "--idle-conns", v, 1, MAX_IDLE_CONNS);
@@ -149,8 +162,9 @@ static bool server_option(const wl_prog *prog, int argc, char **argv, int *i)
 	} else {
 		return false;
 	}
-	if (g_opt.self_test != 0 && g_opt.idle_conns != 0)
-		wl_usage_error(prog, "--self-test and --idle-conns are separate runs");
+	if ((g_opt.self_test != 0) + (g_opt.flood != 0) + (g_opt.idle_conns != 0) > 1)
+		wl_usage_error(prog, "--self-test, --self-test-flood and --idle-conns are separate "
+				     "runs");
 	return true;
 }
 
@@ -198,9 +212,13 @@ static int listen_loopback(int port)
 	 * for writability: a fixed send buffer (accepted sockets inherit it)
 	 * makes that so whatever net.ipv4.tcp_wmem lets autotuning reach. */
 	int sndbuf = 64 << 10;
-	if (g_opt.self_test != 0 &&
+	if ((g_opt.self_test != 0 || g_opt.flood != 0) &&
 	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) != 0)
 		wl_die("SO_SNDBUF: %s", strerror(errno));
+	/* The flood's requests wait in a fixed receive buffer while the server
+	 * does not read them, so that its client is held back soon. */
+	if (g_opt.flood != 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof(sndbuf)) != 0)
+		wl_die("SO_RCVBUF: %s", strerror(errno));
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
 		wl_die("bind 127.0.0.1:%d: %s", port, strerror(errno));
 	if (listen(fd, SOMAXCONN) != 0)
@@ -263,6 +281,19 @@ static uint64_t sum(const hs_worker *ws, unsigned n, size_t offset)
 }
 
 #define SUM(ws, n, field) sum(ws, n, offsetof(hs_worker, field))
+
+static uint64_t most(const hs_worker *ws, unsigned n, size_t offset)
+{
+	uint64_t m = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t v = zpp_load_relaxed((const uint64_t *)((const char *)&ws[i] + offset));
+		m = v > m ? v : m;
+	}
+	return m;
+}
+
+#define MOST(ws, n, field) most(ws, n, offsetof(hs_worker, field))
 
 /* Peak resident set: the kernel's two views (KiB). */
 static long vm_hwm_kib(void)
@@ -351,6 +382,16 @@ int main(int argc, char **argv)
 	n = ctx.opt.threads;
 	srv.buffers = g_opt.buffers;
 	srv.io = g_opt.io;
+	srv.ring_budget = g_opt.ring_budget;
+	if (g_opt.ring_budget != 0 && srv.io == &hs_io_epoll)
+		wl_usage_error(&PROG, "--ring-budget bounds the buffer ring of --io uring");
+#ifdef HS_HAVE_URING
+	/* The ring starts full: under a small budget it has no more slots than
+	 * the budget allows. */
+	srv.ring_entries = HS_RING_ENTRIES;
+	while (g_opt.ring_budget != 0 && srv.ring_entries > g_opt.ring_budget)
+		srv.ring_entries /= 2;
+#endif
 #ifdef HS_HAVE_URING
 	if (srv.io == &hs_io_uring) {
 		/* The ring's buffers are the pool's: there is no malloc ring, and
@@ -408,12 +449,15 @@ int main(int argc, char **argv)
 	}
 	client.port = srv.port;
 	client.requests = g_opt.self_test;
+	client.flood_bytes = g_opt.flood;
 	if (g_opt.self_test != 0 &&
 	    pthread_create(&client_id, NULL, hs_self_test_client, &client) != 0)
 		wl_die("pthread_create: client");
+	if (g_opt.flood != 0 && pthread_create(&client_id, NULL, hs_flood_client, &client) != 0)
+		wl_die("pthread_create: client");
 
 	main_loop(ws, n, g_opt.idle_conns != 0 ? &idle : NULL, &res);
-	if (g_opt.self_test != 0)
+	if (g_opt.self_test != 0 || g_opt.flood != 0)
 		pthread_join(client_id, NULL);
 	if (g_opt.idle_conns != 0)
 		idle_ok = hs_idle_finish(&idle);
@@ -454,9 +498,17 @@ int main(int argc, char **argv)
 	wl_extra(&ctx, "io_uring", srv.io != &hs_io_epoll);
 #ifdef HS_HAVE_URING
 	if (srv.io == &hs_io_uring) {
-		wl_extra(&ctx, "ring_buffers", (uint64_t)n * HS_RING_ENTRIES);
+		wl_extra(&ctx, "ring_buffers", (uint64_t)n * srv.ring_entries);
 		wl_extra(&ctx, "ring_buf_size", HS_RING_BUF_SIZE);
 		wl_extra(&ctx, "recv_rearms", SUM(ws, n, rearms));
+		wl_extra(&ctx, "recv_pauses", SUM(ws, n, pauses));
+		wl_extra(&ctx, "recv_resumes", SUM(ws, n, resumes));
+		wl_extra(&ctx, "rx_queue_peak", MOST(ws, n, rxq_peak));
+		wl_extra(&ctx, "ring_budget", g_opt.ring_budget);
+		wl_extra(&ctx, "recv_starved", SUM(ws, n, starved));
+		wl_extra(&ctx, "starve_retries", SUM(ws, n, starve_retries));
+		wl_extra(&ctx, "starved_us", SUM(ws, n, starved_us));
+		wl_extra(&ctx, "starved_cpu_us", SUM(ws, n, starved_cpu_us));
 	}
 #endif
 	if (g_opt.idle_conns != 0) {
@@ -464,13 +516,14 @@ int main(int argc, char **argv)
 		wl_extra(&ctx, "idle_conns_held", res.open_peak);
 		wl_extra(&ctx, "rss_idle_kib", (uint64_t)res.rss_ready_kib);
 	}
-	if (g_opt.self_test != 0)
+	if (g_opt.self_test != 0 || g_opt.flood != 0)
 		wl_extra(&ctx, "self_test_failed", client.failed);
 
 	{
 		int status = WL_EXIT_OK;
 
-		if (g_opt.self_test != 0 && (client.failed != 0 || requests != client.answers)) {
+		if ((g_opt.self_test != 0 || g_opt.flood != 0) &&
+		    (client.failed != 0 || requests != client.answers)) {
 			fprintf(stderr,
 				"error: self-test: %llu failed checks, %llu responses for "
 				"%llu requests answered\n",

@@ -58,7 +58,8 @@ extern const hs_io_ops hs_io_uring;
 /* Exit 77 with "io_uring refused: why" when the kernel refuses io_uring
  * (seccomp, kernel.io_uring_disabled, a kernel without it). */
 void hs_io_uring_probe(void);
-/* Per worker: a buffer ring of HS_RING_ENTRIES buffers of HS_RING_BUF_SIZE. */
+/* Per worker: a buffer ring of HS_RING_ENTRIES buffers of HS_RING_BUF_SIZE
+ * (with --ring-budget N below that, the largest power of two <= N). */
 #define HS_RING_ENTRIES 256
 #define HS_RING_BUF_SIZE (4 * WL_KIB)
 #endif
@@ -68,6 +69,8 @@ typedef struct hs_server {
 	hs_buffers buffers;
 	const hs_io_ops *io;
 	int port;
+	unsigned ring_budget;  /* io_uring: read buffers a worker may hold, 0: no bound */
+	unsigned ring_entries; /* io_uring: HS_RING_ENTRIES, fewer under a small budget */
 } hs_server;
 
 /* One worker thread: its listener (SO_REUSEPORT, see http_server.c), its
@@ -89,6 +92,14 @@ typedef struct hs_worker {
 	uint64_t rbuf_held; /* read buffers held now */
 	uint64_t rbuf_peak; /* the most held at once */
 	uint64_t rearms;    /* io_uring: multishot recvs re-armed (ENOBUFS) */
+	/* io_uring back-pressure and starvation (http_io_uring.c) */
+	uint64_t pauses;         /* recvs stopped: queue at its high-water mark */
+	uint64_t resumes;        /* ... and started again at the low-water mark */
+	uint64_t rxq_peak;       /* the most buffers one connection had queued */
+	uint64_t starved;        /* recvs that waited for buffers: ring empty */
+	uint64_t starve_retries; /* refills tried while connections waited */
+	uint64_t starved_us;     /* time some connection waited for buffers */
+	uint64_t starved_cpu_us; /* the worker thread's CPU time meanwhile */
 } __attribute__((aligned(64))) hs_worker;
 
 /* The io_uring model's buffers that wait for a connection's parser: claimed
@@ -114,8 +125,11 @@ typedef struct hs_conn {
 	unsigned inflight;    /* its requests in the kernel: the recv, a send */
 	bool recv_armed, eof; /* a multishot recv runs; it saw the end */
 	bool dead;            /* closed: freed when inflight drops to 0 */
+	bool paused;          /* its queue passed the high-water mark: no recv */
+	bool parked;          /* waits for the ring to have buffers: no recv */
 	hs_rx *rxq;           /* [rxcap]: received, waiting for the parser */
 	unsigned rxn, rxcap;
+	TAILQ_ENTRY(hs_conn) park_link; /* on the worker's parked list */
 } hs_conn;
 
 /* ---- http_proto.c -------------------------------------------------------- */
@@ -168,8 +182,9 @@ void hs_request_stop(void);
 
 typedef struct hs_client {
 	int port;
-	unsigned conns;    /* self-test: connections; idle: connections to hold */
-	uint64_t requests; /* self-test: requests of each size */
+	unsigned conns;       /* self-test: connections; idle: connections to hold */
+	uint64_t requests;    /* self-test: requests of each size */
+	uint64_t flood_bytes; /* flood: bytes of requests to send */
 	/* results */
 	uint64_t sent;    /* requests whose response was checked */
 	uint64_t failed;  /* checks that failed (each printed on stderr) */
@@ -178,6 +193,8 @@ typedef struct hs_client {
 
 /* A thread: checks, then hs_request_stop(). */
 void *hs_self_test_client(void *arg);
+/* A thread: the flood client (--self-test-flood), then hs_request_stop(). */
+void *hs_flood_client(void *arg);
 /* The idle client's process and its two pipes (fds -1 when there is none). */
 typedef struct hs_idle_child {
 	pid_t pid;

@@ -26,7 +26,7 @@
 #define WL_EXIT_USAGE 2 /* bad option, bad value, unknown backend */
 
 #define WL_MAX_PHASES 16
-#define WL_MAX_EXTRAS 24
+#define WL_MAX_EXTRAS 40
 
 #define WL_KIB ((size_t)1024)
 #define WL_MIB ((size_t)1024 * 1024)

@@ -22,7 +22,8 @@
  * ZP_URING_REFILL_BATCH(entries) slots or more empty (an eighth of the ring,
  * at least 1), the claim fills every empty slot and publishes them with one
  * tail update.  So the kernel always sees at least entries - entries/8
- * buffers, less only while the pool cannot give any (ENOMEM); a later
+ * buffers, less only while the pool cannot give any (ENOMEM), or when the
+ * application set a lower limit (zp_uring_bufring_set_limit); a later
  * claim or zp_uring_bufring_replenish() fills the rest then.
  *
  * Giving a buffer back: zp_put(pool, b), or zp_uring_bufring_recycle().  A
@@ -55,8 +56,10 @@
  *             }                                           // res 0: EOF
  *         }
  *
- * If replenish fails (ENOMEM: the pool has nothing to give), put buffers
- * back first, or re-arm later; the socket keeps its data meanwhile.
+ * If replenish leaves the ring empty (held == 0: ENOMEM, the pool has
+ * nothing to give, or the limit allows nothing), do not re-arm at once: the
+ * recv would end with -ENOBUFS again, a loop that burns a CPU.  Put
+ * buffers back first, or re-arm later; the socket keeps its data meanwhile.
  *
  * Thread safety: a bufring belongs to the thread that owns its io_uring
  * (liburing's struct io_uring is single-threaded); every zp_uring_* call on
@@ -129,8 +132,9 @@ ZP_EXPORT zp_uring_bufring *zp_uring_bufring_create(struct io_uring *ring, zp_po
 ZP_EXPORT zp_buf *zp_uring_bufring_claim(zp_uring_bufring *br, const struct io_uring_cqe *cqe);
 
 /* Give back a buffer and refill the ring at once: zp_put(pool, b), then, if
- * the ring has an empty slot, post a buffer from the pool into it (usually
- * b itself: the calling thread's cache is LIFO).  See "Giving a buffer
+ * the ring has an empty slot (and its limit allows one more), post a
+ * buffer from the pool into it (usually b itself: the calling thread's
+ * cache is LIFO).  See "Giving a buffer
  * back" above for why it is not a path that skips the pool.  b must be a
  * buffer of the ring's pool and of its class (cap equal to that of the
  * ring's buffers); any such buffer will do, claimed from this ring or got
@@ -144,14 +148,33 @@ ZP_EXPORT zp_buf *zp_uring_bufring_claim(zp_uring_bufring *br, const struct io_u
  * Thread safety: the thread that owns the ring. */
 ZP_EXPORT int zp_uring_bufring_recycle(zp_uring_bufring *br, zp_buf *b);
 
-/* Fill every empty slot from the pool and publish them to the kernel: call
- * it after an ENOBUFS completion, before re-arming.
- * Returns how many slots it filled (0 when the ring was full), or -1 with
- * errno:
+/* Fill every empty slot from the pool (up to the limit, see
+ * zp_uring_bufring_set_limit) and publish them to the kernel: call it after
+ * an ENOBUFS completion, before re-arming.  It stops at the first buffer
+ * the pool refuses, keeping those it got.
+ * Returns how many slots it filled (0 when the ring was full, or already
+ * holds as many buffers as its limit allows), or -1 with errno:
  *   EINVAL  NULL ring
- *   ENOMEM  the ring has empty slots and the pool could give none of them
+ *   ENOMEM  the ring has empty slots that its limit allows to fill and the
+ *           pool could give none of them
+ * Either way, zp_uring_bufring_held() == 0 afterwards means the kernel has
+ * no buffer to take: a recv armed now ends at once with -ENOBUFS, so wait
+ * for buffers to come back (or retry later) before re-arming.
  * Thread safety: the thread that owns the ring. */
 ZP_EXPORT int zp_uring_bufring_replenish(zp_uring_bufring *br);
+
+/* Set how many slots the ring keeps filled: refills (by a claim, a recycle
+ * or a replenish) stop once `limit` slots hold a buffer.  The ring is
+ * created with limit == entries.  Lowering the limit takes nothing back
+ * from the kernel: slots filled above it stay until their buffers are
+ * received into and claimed, and are not refilled.  The pool has no bound
+ * on the buffers it hands out (zp_get fails only when the system refuses
+ * memory), so an application that budgets what is received and not yet
+ * handled (the ring plus the buffers it claimed and holds) lowers the limit
+ * as its held buffers grow and raises it as it puts them back.
+ * Returns 0, or -1 with errno EINVAL (NULL br, limit > entries).
+ * Thread safety: the thread that owns the ring. */
+ZP_EXPORT int zp_uring_bufring_set_limit(zp_uring_bufring *br, unsigned limit);
 
 /* Slots that hold a buffer: posted to the kernel, or taken by the kernel
  * for a completion not claimed yet.  entries - this is the empty slots.
