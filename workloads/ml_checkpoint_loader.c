@@ -10,6 +10,8 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "wl_common.h"
 
@@ -37,10 +39,14 @@ static const wl_prog PROG = {
 };
 
 /*
- * The real-file mode's checkpoint: one shard file per tensor size, which
- * every load of a tensor of that size reads whole.  An epoch reads 37 GB at
- * the original sizes, so --scale multiplies the tensor sizes too (rounded
- * up to whole pages and the direct-I/O alignment), not only the epochs.
+ * The real-file mode's checkpoint: one file holding one epoch's tensors in
+ * load order, each at its own offset (the sizes are whole pages, so every
+ * offset is page aligned); every epoch reads each tensor from its offset
+ * into its buffer with one read.  Epoch 1 reads the file once from the
+ * device (the cold pass), later epochs read it again.  An epoch reads 37 GB
+ * at the original sizes, so --scale multiplies the tensor sizes too
+ * (rounded up to whole pages and the direct-I/O alignment), not only the
+ * epochs.
  */
 enum { T_METADATA, T_LAYER_NORM, T_ATTENTION, T_EMBEDDING, T_FFN, T_KINDS };
 
@@ -51,16 +57,20 @@ static const size_t TENSOR_SIZES[T_KINDS] = {
 typedef struct ml_io {
 	wl_files *fs;
 	size_t size[T_KINDS]; /* the scaled sizes */
-	int fd[T_KINDS];
+	int fd;
+	bool layout;   /* placing the tensors (open_checkpoint), not reading */
+	unsigned next; /* the tensor of the epoch to load next */
+	uint64_t *off; /* per tensor of an epoch, in load order: its offset */
+	uint64_t epoch_bytes;
 } ml_io;
 
-/* EMBEDDING_SIZE / 2 is ATTENTION_SIZE: the same shard. */
+/* EMBEDDING_SIZE / 2 is ATTENTION_SIZE: the same scaled size. */
 static int tensor_kind(size_t size)
 {
 	for (int k = 0; k < T_KINDS; k++)
 		if (TENSOR_SIZES[k] == size)
 			return k;
-	wl_die("no shard for a tensor of %zu bytes", size);
+	wl_die("no tensor kind of %zu bytes", size);
 }
 
 /* Gets per epoch, counted from the structure of load_epoch() below:
@@ -88,26 +98,30 @@ static void process_weights(wl_buf b)
 	(void)wl_read(b.data, 0);
 }
 
-/* io == NULL: the simulated load (the port); else the tensor's shard is
- * read into the buffer first. */
-static void load_tensor(wl_thread *t, size_t size, const ml_io *io)
+/* io == NULL: the simulated load (the port); else the tensor is read from
+ * its offset in the checkpoint into the buffer first (or, while io->layout,
+ * only given its offset). */
+static void load_tensor(wl_thread *t, size_t size, ml_io *io)
 {
-	int k = 0;
 	wl_buf b;
 
 	if (io != NULL) {
-		k = tensor_kind(size);
-		size = io->size[k];
+		size = io->size[tensor_kind(size)];
+		if (io->layout) {
+			io->off[io->next++] = io->epoch_bytes;
+			io->epoch_bytes += size;
+			return;
+		}
 	}
 	b = wl_get(t, size);
 	if (io != NULL)
-		wl_files_read(io->fs, io->fd[k], b.data, size, 0);
+		wl_files_read(io->fs, io->fd, b.data, size, io->off[io->next++]);
 	simulate_disk_read(b);
 	process_weights(b);
 	wl_put(t, b);
 }
 
-static void load_layer(wl_thread *t, const ml_io *io)
+static void load_layer(wl_thread *t, ml_io *io)
 {
 	for (int i = 0; i < METADATA_ITEMS_PER_LAYER; i++)
 		load_tensor(t, METADATA_SIZE, io);
@@ -119,8 +133,10 @@ static void load_layer(wl_thread *t, const ml_io *io)
 		load_tensor(t, LAYER_NORM_SIZE, io);
 }
 
-static void load_epoch(wl_thread *t, const ml_io *io)
+static void load_epoch(wl_thread *t, ml_io *io)
 {
+	if (io != NULL)
+		io->next = 0;
 	load_tensor(t, EMBEDDING_SIZE, io);
 	load_tensor(t, EMBEDDING_SIZE / 2, io);
 	for (int l = 0; l < NUM_LAYERS; l++)
@@ -129,29 +145,40 @@ static void load_epoch(wl_thread *t, const ml_io *io)
 	load_tensor(t, EMBEDDING_SIZE, io);
 }
 
-/* Write the shards at the scaled sizes and open them. */
-static void open_shards(wl_ctx *ctx, ml_io *io)
+/* Place one epoch's tensors at the scaled sizes in load order (a dry run
+ * of load_epoch), write the checkpoint and open it. */
+static void open_checkpoint(wl_ctx *ctx, ml_io *io)
 {
 	size_t unit = wl_files_align(ctx->files);
 
 	if (unit < 4 * WL_KIB)
 		unit = 4 * WL_KIB;
+	memset(io, 0, sizeof(*io));
 	io->fs = ctx->files;
 	for (int k = 0; k < T_KINDS; k++) {
 		double want = (double)TENSOR_SIZES[k] * ctx->opt.scale;
 		size_t units = (size_t)((want + (double)unit - 1) / (double)unit);
 
 		io->size[k] = (units < 1 ? 1 : units) * unit;
-		if (wl_files_add(ctx->files, io->size[k]) != (unsigned)k)
-			wl_die("shard %d: unexpected file index", k);
 	}
+	io->off = malloc(gets_per_epoch() * sizeof(*io->off));
+	if (io->off == NULL)
+		wl_die("out of memory for the checkpoint's layout");
+	io->layout = true;
+	load_epoch(NULL, io);
+	io->layout = false;
+	if (io->next != gets_per_epoch())
+		wl_die("checkpoint: %u tensors placed, %llu expected", io->next,
+		       (unsigned long long)gets_per_epoch());
+	if (wl_files_add(ctx->files, io->epoch_bytes) != 0)
+		wl_die("checkpoint: unexpected file index");
 	wl_log(ctx,
-	       "Shards: metadata %zu, layer norm %zu, attention %zu, embedding %zu, ffn %zu "
-	       "bytes\n",
-	       io->size[T_METADATA], io->size[T_LAYER_NORM], io->size[T_ATTENTION],
-	       io->size[T_EMBEDDING], io->size[T_FFN]);
-	for (int k = 0; k < T_KINDS; k++)
-		io->fd[k] = wl_files_openfd(ctx->files, (unsigned)k);
+	       "Checkpoint: %u tensors, %llu bytes (metadata %zu, layer norm %zu, attention %zu, "
+	       "embedding %zu, ffn %zu bytes each)\n",
+	       io->next, (unsigned long long)io->epoch_bytes, io->size[T_METADATA],
+	       io->size[T_LAYER_NORM], io->size[T_ATTENTION], io->size[T_EMBEDDING],
+	       io->size[T_FFN]);
+	io->fd = wl_files_openfd(ctx->files, 0);
 }
 
 /*
@@ -184,7 +211,7 @@ int main(int argc, char **argv)
 	wl_ctx ctx;
 	wl_thread t;
 	ml_io io_real;
-	const ml_io *io = NULL;
+	ml_io *io = NULL;
 	uint64_t epochs;
 	double t0, t1;
 	char d1[32], d2[32];
@@ -200,7 +227,7 @@ int main(int argc, char **argv)
 
 	if (ctx.opt.files != NULL) {
 		wl_files_open(&ctx);
-		open_shards(&ctx, &io_real);
+		open_checkpoint(&ctx, &io_real);
 		io = &io_real;
 	}
 
@@ -222,13 +249,16 @@ int main(int argc, char **argv)
 			wl_log(&ctx, "Processing epoch %llu/%llu...\n", (unsigned long long)e,
 			       (unsigned long long)epochs);
 		load_epoch(&t, io);
+		/* Epoch 1 reads the checkpoint once, from the device in both modes. */
+		if (e == 1 && io != NULL)
+			wl_files_cold_end(io->fs);
 		wl_progress_tick(&t, 1);
 	}
 	t1 = zpp_now();
 	if (io != NULL) {
 		wl_files_end(io->fs);
-		for (int k = 0; k < T_KINDS; k++)
-			wl_files_closefd(io->fd[k]);
+		wl_files_closefd(io->fd);
+		free(io->off);
 	}
 	wl_progress_end();
 	wl_thread_collect(&ctx, &t);

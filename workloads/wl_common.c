@@ -110,11 +110,13 @@ static void print_usage(const wl_prog *prog)
 		    "  --files DIR|auto real files: write the input files into a new temporary\n"
 		    "                   directory under DIR (auto: $TMPDIR, else /var/tmp), read\n"
 		    "                   them, remove them; default: simulated reads\n"
-		    "  --read direct|buffered\n"
+		    "  --read direct|buffered|uring\n"
 		    "                   with --files: O_DIRECT reads into page-aligned pooled\n"
 		    "                   buffers (direct, the default; the pool is the library's\n"
 		    "                   default backend), or plain reads (buffered; default\n"
-		    "                   backend malloc); --scale also shrinks the files\n");
+		    "                   backend malloc), or O_DIRECT reads into pooled buffers\n"
+		    "                   submitted through io_uring (uring; builds with\n"
+		    "                   liburing only); --scale also shrinks the files\n");
 	if (prog->options_help != NULL)
 		fputs(prog->options_help, stdout);
 	printf("  --api get|cache  pool entry points: zp_get/zp_put (default), or a per-thread\n"
@@ -177,6 +179,23 @@ static int parse_either(const wl_prog *prog, const char *opt, const char *v, con
 	wl_usage_error(prog, "%s wants '%s' or '%s', not '%s'", opt, first, second, v);
 }
 
+static wl_read_mode parse_read(const wl_prog *prog, const char *v)
+{
+	if (strcmp(v, "direct") == 0)
+		return WL_READ_DIRECT;
+	if (strcmp(v, "buffered") == 0)
+		return WL_READ_BUFFERED;
+	if (strcmp(v, "uring") == 0) {
+#ifdef WL_HAVE_URING
+		return WL_READ_URING;
+#else
+		wl_usage_error(prog, "--read uring: this build has no io_uring support "
+				     "(liburing-dev was not found when it was configured)");
+#endif
+	}
+	wl_usage_error(prog, "--read wants 'direct', 'buffered' or 'uring', not '%s'", v);
+}
+
 /*
  * Match argv[*i] against "--name" (value in the next word) or "--name=value".
  * Returns the value, or NULL if the word is another option.
@@ -218,10 +237,12 @@ static void check_files_opts(wl_ctx *ctx, bool read_given)
 		ctx->opt.read = WL_READ_BUFFERED;
 	if (ctx->opt.backend == NULL && ctx->opt.read == WL_READ_BUFFERED)
 		ctx->opt.backend = "malloc";
-	if (ctx->opt.read == WL_READ_DIRECT && ctx->opt.backend != NULL &&
+	if (ctx->opt.read != WL_READ_BUFFERED && ctx->opt.backend != NULL &&
 	    strcmp(ctx->opt.backend, "malloc") == 0)
-		wl_usage_error(prog, "--read direct needs page-aligned pooled buffers; --backend "
-				     "malloc has none (use --read buffered)");
+		wl_usage_error(prog,
+			       "--read %s needs page-aligned pooled buffers; --backend "
+			       "malloc has none (use --read buffered)",
+			       ctx->opt.read == WL_READ_URING ? "uring" : "direct");
 }
 
 void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
@@ -266,9 +287,7 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 			ctx->opt.files = v;
 		} else if (prog->real_files &&
 			   (v = wl_option_value(prog, argc, argv, &i, "--read")) != NULL) {
-			ctx->opt.read = parse_either(prog, "--read", v, "direct", "buffered") == 0
-					    ? WL_READ_DIRECT
-					    : WL_READ_BUFFERED;
+			ctx->opt.read = parse_read(prog, v);
 			read_given = true;
 		} else if (prog->option != NULL && prog->option(prog, argc, argv, &i)) {
 			continue;

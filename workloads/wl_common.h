@@ -80,6 +80,7 @@ typedef enum wl_config {
 typedef enum wl_read_mode {
 	WL_READ_DIRECT = 0, /* O_DIRECT into page-aligned pooled buffers */
 	WL_READ_BUFFERED,   /* plain reads through the page cache */
+	WL_READ_URING,      /* O_DIRECT through io_uring (WL_HAVE_URING builds) */
 } wl_read_mode;
 
 typedef struct wl_opts {
