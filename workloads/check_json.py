@@ -317,6 +317,17 @@ def check_real_files(doc, args, err):
             == rf.get("bytes_read"), "cold_bytes_read is not the first of %d passes' bytes"
             % passes)
     require(is_num(rf.get("cold_cpu_ns_per_byte")), "cold_cpu_ns_per_byte missing")
+    window = option(args.command, "--read-window", str(4 << 20))
+    if window.isdigit():
+        require(rf.get("read_window") == int(window),
+                "read_window %r, the command asked for %s" % (rf.get("read_window"), window))
+    require(is_int(rf.get("read_requests")) and 0 < rf["read_requests"] <= doc["gets"],
+            "read_requests %r: not 1 .. gets" % rf.get("read_requests"))
+    if window == "0":
+        require(rf["read_requests"] * 2 == doc["gets"] if doc["program"] == "file_pipeline"
+                else rf["read_requests"] == doc["gets"],
+                "read_requests %d: not one per buffer with --read-window 0"
+                % rf["read_requests"])
     require(rf["page_cache_added"] == rf["page_cache_after"] - rf["page_cache_before"],
             "page_cache_added is not after - before")
     backend = option(args.command, "--backend")
@@ -353,10 +364,6 @@ def check_real_files(doc, args, err):
                 "file_bytes %d != %d" % (rf["file_bytes"], want_file_bytes))
         require(rf["bytes_read"] == FILE_RUNS * want_file_bytes,
                 "bytes_read %d != %d" % (rf["bytes_read"], FILE_RUNS * want_file_bytes))
-        window = option(args.command, "--read-window")
-        if window is not None and window.isdigit():
-            require(doc.get("read_window") == int(window),
-                    "read_window %r, the command asked for %s" % (doc.get("read_window"), window))
     else:
         require(rf["bytes_read"] == doc["bytes"],
                 "bytes_read %d != bytes %d" % (rf["bytes_read"], doc["bytes"]))

@@ -9,11 +9,8 @@
  * consecutive chunks is read at once into as many buffers, then processed
  * one chunk at a time.  See docs/workloads.md.
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "wl_common.h"
 
@@ -22,50 +19,10 @@
 #define SIMULATION_RUNS 3
 #define GETS_PER_CHUNK 2
 
-/* --read-window: the bytes of a file read with one request (real files). */
-#define DEFAULT_READ_WINDOW (4 * WL_MIB)
-#define MAX_READ_WINDOW ((size_t)1 << 30)
 #define MAX_WINDOW_CHUNKS WL_FILES_MAX_IOV
 
-static size_t g_read_window = DEFAULT_READ_WINDOW;
-static bool g_read_window_given;
-
-/* BYTES: a decimal integer, optionally with K or M (KiB, MiB). */
-static size_t parse_window(const wl_prog *prog, const char *v)
-{
-	char *end;
-	unsigned long long n;
-
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno == 0 && end != v && v[0] != '-' && v[0] != '+') {
-		if (strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0) {
-			n = n <= MAX_READ_WINDOW / WL_KIB ? n * WL_KIB : MAX_READ_WINDOW + 1;
-			end += strlen(end);
-		} else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0) {
-			n = n <= MAX_READ_WINDOW / WL_MIB ? n * WL_MIB : MAX_READ_WINDOW + 1;
-			end += strlen(end);
-		}
-	}
-	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || v[0] == '+' ||
-	    n > MAX_READ_WINDOW)
-		wl_usage_error(prog,
-			       "--read-window wants a byte count in 0..%zu (K and M suffixes: "
-			       "KiB, MiB), not '%s'",
-			       MAX_READ_WINDOW, v);
-	return (size_t)n;
-}
-
-static bool parse_option(const wl_prog *prog, int argc, char **argv, int *i)
-{
-	const char *v = wl_option_value(prog, argc, argv, i, "--read-window");
-
-	if (v == NULL)
-		return false;
-	g_read_window = parse_window(prog, v);
-	g_read_window_given = true;
-	return true;
-}
+/* --read-window (wl_common.c); set in main. */
+static size_t g_read_window;
 
 static const wl_prog PROG = {
     .name = "file_pipeline",
@@ -73,13 +30,6 @@ static const wl_prog PROG = {
     .scaled = "the number of files per run (500; 50 chunks and 100 gets each)",
     .default_threads = 0,
     .real_files = true,
-    .option = parse_option,
-    .options_help =
-	"  --read-window BYTES\n"
-	"                   with --files: read this many bytes of a file's consecutive\n"
-	"                   chunks with one request into as many buffers (clamped to\n"
-	"                   1..16 chunks; default 4M; 0 or the chunk size: one read per\n"
-	"                   chunk); K and M suffixes: KiB, MiB\n",
 };
 
 /* SmallText, MediumJson, LargeImage, VideoChunk, Database. */
@@ -218,8 +168,7 @@ int main(int argc, char **argv)
 	char d[32];
 
 	wl_init(&ctx, &PROG, argc, argv);
-	if (g_read_window_given && ctx.opt.files == NULL)
-		wl_usage_error(&PROG, "--read-window needs --files");
+	g_read_window = ctx.opt.read_window;
 	files = wl_scaled(&ctx, NUM_FILES);
 	ctx.expected_gets = SIMULATION_RUNS * files * CHUNKS_PER_FILE * GETS_PER_CHUNK;
 	ctx.expected_bytes = SIMULATION_RUNS * bytes_per_run(files);
@@ -283,7 +232,5 @@ int main(int argc, char **argv)
 		wl_log(&ctx, "Pool stats: %lld buffers in pool\n",
 		       (long long)wl_idle_buffers(&ctx));
 	wl_extra(&ctx, "files", files);
-	if (ctx.files != NULL)
-		wl_extra(&ctx, "read_window", g_read_window);
 	return wl_finish(&ctx);
 }

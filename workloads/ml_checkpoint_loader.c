@@ -42,7 +42,10 @@ static const wl_prog PROG = {
  * The real-file mode's checkpoint: one file holding one epoch's tensors in
  * load order, each at its own offset (the sizes are whole pages, so every
  * offset is page aligned); every epoch reads each tensor from its offset
- * into its buffer with one read.  Epoch 1 reads the file once from the
+ * into its own buffer, consecutive tensors up to --read-window bytes (at
+ * most 16) with one request, each then loaded as in the simulated program;
+ * a tensor larger than the window is one read alone.  Epoch 1 reads the
+ * file once from the
  * device (the cold pass), later epochs read it again.  An epoch reads 37 GB
  * at the original sizes, so --scale multiplies the tensor sizes too
  * (rounded up to whole pages and the direct-I/O alignment), not only the
@@ -61,7 +64,12 @@ typedef struct ml_io {
 	bool layout;   /* placing the tensors (open_checkpoint), not reading */
 	unsigned next; /* the tensor of the epoch to load next */
 	uint64_t *off; /* per tensor of an epoch, in load order: its offset */
+	size_t *len;   /* and its size */
 	uint64_t epoch_bytes;
+	size_t window; /* --read-window */
+	/* Tensors next .. next + ahead - 1, read ahead into ahead_buf[head..]. */
+	wl_buf ahead_buf[WL_FILES_MAX_IOV];
+	unsigned head, ahead;
 } ml_io;
 
 /* EMBEDDING_SIZE / 2 is ATTENTION_SIZE: the same scaled size. */
@@ -98,9 +106,31 @@ static void process_weights(wl_buf b)
 	(void)wl_read(b.data, 0);
 }
 
-/* io == NULL: the simulated load (the port); else the tensor is read from
- * its offset in the checkpoint into the buffer first (or, while io->layout,
- * only given its offset). */
+/* The read-ahead window: tensors io->next .. got into their own buffers
+ * and read with one request, while they fit in the window (at least one,
+ * at most WL_FILES_MAX_IOV, never past the epoch's last). */
+static void read_ahead(wl_thread *t, ml_io *io)
+{
+	struct iovec iov[WL_FILES_MAX_IOV];
+	size_t bytes = 0;
+	unsigned n = 0, per_epoch = (unsigned)gets_per_epoch();
+
+	while (n < WL_FILES_MAX_IOV && io->next + n < per_epoch &&
+	       (n == 0 || bytes + io->len[io->next + n] <= io->window)) {
+		io->ahead_buf[n] = wl_get(t, io->len[io->next + n]);
+		iov[n].iov_base = io->ahead_buf[n].data;
+		iov[n].iov_len = io->len[io->next + n];
+		bytes += io->len[io->next + n];
+		n++;
+	}
+	wl_files_readv(io->fs, io->fd, iov, n, io->off[io->next]);
+	io->head = 0;
+	io->ahead = n;
+}
+
+/* io == NULL: the simulated load (the port); else the tensor comes read
+ * from its offset in the checkpoint (or, while io->layout, is only given
+ * its offset). */
 static void load_tensor(wl_thread *t, size_t size, ml_io *io)
 {
 	wl_buf b;
@@ -108,14 +138,19 @@ static void load_tensor(wl_thread *t, size_t size, ml_io *io)
 	if (io != NULL) {
 		size = io->size[tensor_kind(size)];
 		if (io->layout) {
-			io->off[io->next++] = io->epoch_bytes;
+			io->off[io->next] = io->epoch_bytes;
+			io->len[io->next++] = size;
 			io->epoch_bytes += size;
 			return;
 		}
+		if (io->ahead == 0)
+			read_ahead(t, io);
+		b = io->ahead_buf[io->head++];
+		io->ahead--;
+		io->next++;
+	} else {
+		b = wl_get(t, size);
 	}
-	b = wl_get(t, size);
-	if (io != NULL)
-		wl_files_read(io->fs, io->fd, b.data, size, io->off[io->next++]);
 	simulate_disk_read(b);
 	process_weights(b);
 	wl_put(t, b);
@@ -161,8 +196,10 @@ static void open_checkpoint(wl_ctx *ctx, ml_io *io)
 
 		io->size[k] = (units < 1 ? 1 : units) * unit;
 	}
+	io->window = ctx->opt.read_window;
 	io->off = malloc(gets_per_epoch() * sizeof(*io->off));
-	if (io->off == NULL)
+	io->len = malloc(gets_per_epoch() * sizeof(*io->len));
+	if (io->off == NULL || io->len == NULL)
 		wl_die("out of memory for the checkpoint's layout");
 	io->layout = true;
 	load_epoch(NULL, io);
@@ -259,6 +296,7 @@ int main(int argc, char **argv)
 		wl_files_end(io->fs);
 		wl_files_closefd(io->fd);
 		free(io->off);
+		free(io->len);
 	}
 	wl_progress_end();
 	wl_thread_collect(&ctx, &t);

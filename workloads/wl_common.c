@@ -116,7 +116,12 @@ static void print_usage(const wl_prog *prog)
 		    "                   default backend), or plain reads (buffered; default\n"
 		    "                   backend malloc), or O_DIRECT reads into pooled buffers\n"
 		    "                   submitted through io_uring (uring; builds with\n"
-		    "                   liburing only); --scale also shrinks the files\n");
+		    "                   liburing only); --scale also shrinks the files\n"
+		    "  --read-window BYTES\n"
+		    "                   with --files: read up to this many bytes of consecutive\n"
+		    "                   chunks or tensors with one request into as many buffers\n"
+		    "                   (1..16 of them), in every read mode (default 4M; 0: one\n"
+		    "                   read per buffer); K and M suffixes: KiB, MiB\n");
 	if (prog->options_help != NULL)
 		fputs(prog->options_help, stdout);
 	printf("  --api get|cache  pool entry points: zp_get/zp_put (default), or a per-thread\n"
@@ -179,6 +184,32 @@ static int parse_either(const wl_prog *prog, const char *opt, const char *v, con
 	wl_usage_error(prog, "%s wants '%s' or '%s', not '%s'", opt, first, second, v);
 }
 
+/* BYTES: a decimal integer, optionally with K or M (KiB, MiB). */
+static size_t parse_window(const wl_prog *prog, const char *v)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno == 0 && end != v && v[0] != '-' && v[0] != '+') {
+		if (strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0) {
+			n = n <= WL_READ_WINDOW_MAX / WL_KIB ? n * WL_KIB : WL_READ_WINDOW_MAX + 1;
+			end += strlen(end);
+		} else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0) {
+			n = n <= WL_READ_WINDOW_MAX / WL_MIB ? n * WL_MIB : WL_READ_WINDOW_MAX + 1;
+			end += strlen(end);
+		}
+	}
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || v[0] == '+' ||
+	    n > WL_READ_WINDOW_MAX)
+		wl_usage_error(prog,
+			       "--read-window wants a byte count in 0..%zu (K and M suffixes: "
+			       "KiB, MiB), not '%s'",
+			       WL_READ_WINDOW_MAX, v);
+	return (size_t)n;
+}
+
 static wl_read_mode parse_read(const wl_prog *prog, const char *v)
 {
 	if (strcmp(v, "direct") == 0)
@@ -218,7 +249,7 @@ const char *wl_option_value(const wl_prog *prog, int argc, char **argv, int *i, 
 
 /* --files and --read: checked together, and the real-file mode's default
  * backend: the pool for O_DIRECT, malloc for buffered reads. */
-static void check_files_opts(wl_ctx *ctx, bool read_given)
+static void check_files_opts(wl_ctx *ctx, bool read_given, bool window_given)
 {
 	const wl_prog *prog = ctx->prog;
 	const char *f = ctx->opt.files;
@@ -227,6 +258,8 @@ static void check_files_opts(wl_ctx *ctx, bool read_given)
 	if (f == NULL) {
 		if (read_given)
 			wl_usage_error(prog, "--read needs --files");
+		if (window_given)
+			wl_usage_error(prog, "--read-window needs --files");
 		return;
 	}
 	if (f[0] == '\0')
@@ -248,13 +281,14 @@ static void check_files_opts(wl_ctx *ctx, bool read_given)
 void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 {
 	const char *v;
-	bool read_given = false;
+	bool read_given = false, window_given = false;
 
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->prog = prog;
 	ctx->opt.scale = 1.0;
 	ctx->opt.threads = prog->default_threads != 0 ? prog->default_threads : 1;
 	ctx->opt.api = WL_API_GET;
+	ctx->opt.read_window = WL_READ_WINDOW_DEFAULT;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -289,6 +323,10 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 			   (v = wl_option_value(prog, argc, argv, &i, "--read")) != NULL) {
 			ctx->opt.read = parse_read(prog, v);
 			read_given = true;
+		} else if (prog->real_files &&
+			   (v = wl_option_value(prog, argc, argv, &i, "--read-window")) != NULL) {
+			ctx->opt.read_window = parse_window(prog, v);
+			window_given = true;
 		} else if (prog->option != NULL && prog->option(prog, argc, argv, &i)) {
 			continue;
 		} else if (strcmp(a, "--threads") == 0 || strncmp(a, "--threads=", 10) == 0) {
@@ -299,7 +337,7 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 		}
 	}
 
-	check_files_opts(ctx, read_given);
+	check_files_opts(ctx, read_given, window_given);
 	if (ctx->opt.backend != NULL && !backend_known(ctx->opt.backend)) {
 		fprintf(stderr, "%s: unknown backend '%s'; available: ", prog->name,
 			ctx->opt.backend);

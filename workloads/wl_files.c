@@ -52,6 +52,8 @@ struct wl_files {
 	uint64_t *sizes;
 	unsigned n, cap;
 	uint64_t file_bytes, bytes_read;
+	uint64_t requests;  /* wl_files_readv calls: the read requests made */
+	size_t read_window; /* --read-window */
 	double write_s, t0, read_s, cpu0, cpu_s;
 	/* The first pass over the files (wl_files_cold_end), none cached. */
 	uint64_t cold_bytes;
@@ -263,6 +265,7 @@ void wl_files_open(wl_ctx *ctx)
 
 	fs_type_name(fs);
 	fs->want_uring = ctx->opt.read == WL_READ_URING;
+	fs->read_window = ctx->opt.read_window;
 	fs->want_direct = ctx->opt.read == WL_READ_DIRECT || fs->want_uring;
 	fs->direct = fs->want_direct;
 	snprintf(fs->read_mode, sizeof(fs->read_mode), "%s",
@@ -476,6 +479,7 @@ void wl_files_readv(wl_files *fs, int fd, const struct iovec *iov, unsigned n, u
 	for (unsigned i = 0; i < n; i++)
 		len += iov[i].iov_len;
 	fs->bytes_read += len;
+	fs->requests++;
 }
 
 void wl_files_read(wl_files *fs, int fd, unsigned char *buf, size_t len, uint64_t off)
@@ -612,6 +616,8 @@ void wl_files_json(const wl_files *fs)
 	printf("\"align\": %zu, \"count\": %u, \"file_bytes\": %llu, \"bytes_read\": %llu, ",
 	       fs->align, fs->n, (unsigned long long)fs->file_bytes,
 	       (unsigned long long)fs->bytes_read);
+	printf("\"read_window\": %zu, \"read_requests\": %llu, ", fs->read_window,
+	       (unsigned long long)fs->requests);
 	printf("\"write_s\": %.9g, \"read_s\": %.9g, \"throughput_mb_s\": %.9g, ", fs->write_s,
 	       fs->read_s, mb_per_s(fs));
 	printf("\"cpu_s\": %.9g, \"cpu_ns_per_byte\": %.9g, \"peak_rss_bytes\": %llu, ", fs->cpu_s,
