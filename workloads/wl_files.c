@@ -290,15 +290,13 @@ unsigned wl_files_add(wl_files *fs, uint64_t size)
 	static unsigned char *chunk;
 	char name[16];
 	double t0 = zpp_now();
-	uint64_t left = size;
+	uint64_t pos = 0;
 	int fd;
 
 	if (chunk == NULL) {
 		chunk = aligned_alloc(4096, WL_FILES_WRITE_CHUNK);
 		if (chunk == NULL)
 			wl_die("out of memory for the write buffer");
-		for (size_t i = 0; i < WL_FILES_WRITE_CHUNK; i++)
-			chunk[i] = wl_files_pattern(i);
 	}
 	if (fs->n == fs->cap) {
 		unsigned cap = fs->cap != 0 ? 2 * fs->cap : 64;
@@ -316,15 +314,23 @@ unsigned wl_files_add(wl_files *fs, uint64_t size)
 	fd = openat(fs->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		wl_die("create %s/%s: %s", fs->dir, name, strerror(errno));
-	while (left > 0) {
-		size_t n = left < WL_FILES_WRITE_CHUNK ? (size_t)left : WL_FILES_WRITE_CHUNK;
-		ssize_t w = write(fd, chunk, n);
+	while (pos < size) {
+		size_t n =
+		    size - pos < WL_FILES_WRITE_CHUNK ? (size_t)(size - pos) : WL_FILES_WRITE_CHUNK;
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			wl_die("write %s/%s: %s", fs->dir, name, w < 0 ? strerror(errno) : "short");
-		left -= (uint64_t)w;
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = wl_files_pattern(pos + i);
+		for (size_t done = 0; done < n;) {
+			ssize_t w = write(fd, chunk + done, n - done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				wl_die("write %s/%s: %s", fs->dir, name,
+				       w < 0 ? strerror(errno) : "short");
+			done += (size_t)w;
+		}
+		pos += n;
 	}
 	if (fsync(fd) != 0)
 		wl_die("fsync %s/%s: %s", fs->dir, name, strerror(errno));

@@ -34,10 +34,13 @@ int wl_files_openfd(wl_files *fs, unsigned idx);
 void wl_files_closefd(int fd);
 
 /* The byte every file holds at offset off (what wl_files_add writes; the
- * reads check the first and the last byte of each buffer against it). */
+ * reads check the first and the last byte of each buffer against it).  It
+ * depends on every byte of the offset, so that a read from another page,
+ * MiB or GiB of the file (O_DIRECT offsets are all page aligned) differs. */
 static inline unsigned char wl_files_pattern(uint64_t off)
 {
-	return (unsigned char)(off * 131u + 7u);
+	return (unsigned char)((off * 131u + 7u) ^ (off >> 8) ^ (off >> 16) ^ (off >> 24) ^
+			       (off >> 32));
 }
 
 /* The most buffers one wl_files_readv fills (the read-ahead window's). */
