@@ -51,12 +51,15 @@ void wl_uring_readv(int fd, const struct iovec *iov, unsigned n, uint64_t off, i
 		io_uring_sqe_set_data64(sqe, i);
 		off += iov[i].iov_len;
 	}
+	/* Interrupted before the kernel took the SQEs: submit again, so that
+	 * none is left behind in the ring while the loop below waits. */
 	for (;;) {
-		int rc = io_uring_submit_and_wait(&g_ring, n - done);
+		int rc = io_uring_submit_and_wait(&g_ring, n);
 
-		if (rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
+		if (rc >= 0)
 			break;
-		wl_die("io_uring_submit_and_wait: %s", strerror(-rc));
+		if (rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+			wl_die("io_uring_submit_and_wait: %s", strerror(-rc));
 	}
 	while (done < n) {
 		struct io_uring_cqe *cqe;
