@@ -550,8 +550,8 @@ def main():
              "request, peak RSS."),
             ("Real files", "files/summary.md",
              "the drivers' real-file mode, O_DIRECT into pooled buffers against buffered reads "
-             "into malloc'd ones (bench/files_bench.py): CPU per byte, throughput, page cache "
-             "added, RSS."),
+             "into malloc'd ones (bench/files_bench.py): CPU per byte of the cold pass and of all "
+             "passes, throughput, page cache added, RSS."),
             ("Flame graphs", "profile/flamegraphs.html",
              "every workload's flame graphs side by side, one per backend and glibc malloc "
              "(analysis/profile.sh; each `profile/<workload>.<target>.flame.html` also opens "

@@ -28,8 +28,10 @@ Stages (each can be skipped, see --help):
                 rounds (quick: under a minute), into server/ (left out with
                 a note where wrk or http_server is missing)
   7. files      bench/files_bench.py (quick for smoke and quick, full for
-                full): the drivers' real-file mode, O_DIRECT into pooled
-                buffers against buffered reads into malloc'd ones, into files/
+                full): the drivers' real-file mode, O_DIRECT (pread and,
+                where built, io_uring) into pooled buffers against buffered
+                reads into malloc'd ones, CPU/byte of the cold pass first,
+                into files/
   8. summary    analysis/summarize.py: table, summary.md, plots
   (profile      analysis/profile.sh with --profile; on by default in --full)
 
@@ -41,7 +43,7 @@ Modes (time on a 2-core machine):
   --quick   full matrix, short runs, 3 rounds               (the default; 4 min,
                                                              + about 1 for server, files)
   --full    full matrix, longer runs, 5 rounds, scale 1     (about 30 min,
-                                                             + about 10 for server, files)
+                                                             + about 13 for server, files)
 
 Standard library only (python3 from /usr/bin; matplotlib is needed by the
 summary stage only).

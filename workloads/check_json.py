@@ -18,15 +18,19 @@ ZP_STATS_U64_FIELDS and ZP_STATS_UNSIGNED_FIELDS of zeropool.h (read from
 
 A command with --files (the real-file mode) must report a "real_files"
 object: the read mode it asked for (--read; default direct, buffered with
---backend malloc), the mode that actually ran ("direct", or "buffered
-(O_DIRECT refused: why)" with the refusal also on stderr: a silent
-fallback fails), bytes read equal to what the program reads (its files
-three times for file_pipeline; every get's bytes for ml_checkpoint_loader),
-the measurements, and its temporary directory gone after the run.  An
-argument @DIR@ in the command is replaced by a fresh directory that must
-be empty after the run (and is then removed).  --expect-fallback requires
-the fallback (ZP_WL_REFUSE_DIRECT makes the drivers act refused).  A
-command without --files must report no "real_files".
+--backend malloc), the mode that actually ran ("direct", "uring", "buffered
+(O_DIRECT refused: why)" or "direct (io_uring refused: why)", each refusal
+also on stderr: a silent fallback fails), bytes read equal to what the
+program reads (its files three times for file_pipeline; every get's bytes,
+the checkpoint once per epoch, for ml_checkpoint_loader), the cold pass
+(file_pipeline's run 1, ml_checkpoint_loader's epoch 1), the measurements,
+and its temporary directory gone after the run.  An argument @DIR@ in the
+command is replaced by a fresh directory that must be empty after the run
+(and is then removed).  --expect-fallback requires the O_DIRECT fallback
+(ZP_WL_REFUSE_DIRECT makes the drivers act refused), --expect-uring-fallback
+the io_uring one (ZP_WL_REFUSE_URING); a --read uring run that fell back
+without it was refused by this kernel: skipped (77).  A command without
+--files must report no "real_files".
 
 A driver that exits 77 saying "io_uring refused" makes this script exit 77
 (skipped).
@@ -280,6 +284,7 @@ REAL_FILES_INT = ("align", "count", "file_bytes", "bytes_read", "peak_rss_bytes"
                   "page_cache_before", "page_cache_after")
 REAL_FILES_NUM = ("write_s", "read_s", "throughput_mb_s", "cpu_s", "cpu_ns_per_byte")
 FALLBACK_PREFIX = "buffered (O_DIRECT refused: "
+URING_FALLBACK_PREFIX = "direct (io_uring refused: "
 
 
 def option(command, name, default=None):
@@ -307,12 +312,22 @@ def check_real_files(doc, args, err):
     for k in REAL_FILES_NUM:
         require(is_num(rf.get(k)) and rf[k] >= 0, "real_files.%s missing" % k)
     require(is_int(rf.get("page_cache_added")), "real_files.page_cache_added missing")
-    if doc["program"] == "file_pipeline":
-        require(is_int(rf.get("cold_bytes_read")) and rf["cold_bytes_read"] * FILE_RUNS
-                == rf.get("bytes_read"), "cold_bytes_read is not the first of 3 runs' bytes")
-        require(is_num(rf.get("cold_cpu_ns_per_byte")), "cold_cpu_ns_per_byte missing")
-    else:
-        require(rf.get("cold_bytes_read", 0) is None, "cold_bytes_read only for file_pipeline")
+    passes = FILE_RUNS if doc["program"] == "file_pipeline" else scaled(ML_EPOCHS, doc["scale"])
+    require(is_int(rf.get("cold_bytes_read")) and rf["cold_bytes_read"] * passes
+            == rf.get("bytes_read"), "cold_bytes_read is not the first of %d passes' bytes"
+            % passes)
+    require(is_num(rf.get("cold_cpu_ns_per_byte")), "cold_cpu_ns_per_byte missing")
+    window = option(args.command, "--read-window", str(4 << 20))
+    if window.isdigit():
+        require(rf.get("read_window") == int(window),
+                "read_window %r, the command asked for %s" % (rf.get("read_window"), window))
+    require(is_int(rf.get("read_requests")) and 0 < rf["read_requests"] <= doc["gets"],
+            "read_requests %r: not 1 .. gets" % rf.get("read_requests"))
+    if window == "0":
+        require(rf["read_requests"] * 2 == doc["gets"] if doc["program"] == "file_pipeline"
+                else rf["read_requests"] == doc["gets"],
+                "read_requests %d: not one per buffer with --read-window 0"
+                % rf["read_requests"])
     require(rf["page_cache_added"] == rf["page_cache_after"] - rf["page_cache_before"],
             "page_cache_added is not after - before")
     backend = option(args.command, "--backend")
@@ -327,12 +342,20 @@ def check_real_files(doc, args, err):
     else:
         require(doc["backend"] != "malloc", "direct reads need a pool")
         fell_back = mode.startswith(FALLBACK_PREFIX) and mode.endswith(")")
-        require(mode == "direct" or fell_back,
-                "read_mode %r: neither direct nor a fallback that says why" % mode)
+        uring_fell_back = (want == "uring" and mode.startswith(URING_FALLBACK_PREFIX)
+                           and mode.endswith(")"))
+        require(mode == want or fell_back or uring_fell_back,
+                "read_mode %r: neither %s nor a fallback that says why" % (mode, want))
         if fell_back:
             require("O_DIRECT refused" in err, "O_DIRECT fallback not announced on stderr")
+        if uring_fell_back:
+            require("io_uring refused" in err, "io_uring fallback not announced on stderr")
         if args.expect_fallback:
             require(fell_back, "expected the O_DIRECT fallback, read_mode is %r" % mode)
+        if args.expect_uring_fallback:
+            require(uring_fell_back, "expected the io_uring fallback, read_mode is %r" % mode)
+        elif uring_fell_back:
+            raise Skip("io_uring refused by this kernel: %s" % mode)
     if doc["program"] == "file_pipeline":
         files = scaled(FILE_FILES, doc["scale"])
         want_file_bytes = sum(FILE_CHUNKS * FILE_CHUNK_SIZES[i % 5] for i in range(files))
@@ -344,6 +367,11 @@ def check_real_files(doc, args, err):
     else:
         require(rf["bytes_read"] == doc["bytes"],
                 "bytes_read %d != bytes %d" % (rf["bytes_read"], doc["bytes"]))
+        require(rf["count"] == 1, "ml_checkpoint_loader writes one checkpoint, not %d files"
+                % rf["count"])
+        require(rf["file_bytes"] == rf["cold_bytes_read"],
+                "the checkpoint (%d bytes) is not one epoch's reads (%d)"
+                % (rf["file_bytes"], rf["cold_bytes_read"]))
     require(rf["bytes_read"] > 0 and rf["file_bytes"] > 0, "nothing was read")
     require(not os.path.exists(rf["dir"]), "the temporary directory %s is still there"
             % rf["dir"])
@@ -426,6 +454,9 @@ def main():
     ap.add_argument("--stdout-contains")
     ap.add_argument("--expect-fallback", action="store_true",
                     help="real-file mode: O_DIRECT must have been refused, and said so")
+    ap.add_argument("--expect-uring-fallback", action="store_true",
+                    help="real-file mode, --read uring: io_uring must have been refused, and "
+                    "said so")
     ap.add_argument("--expect-requests", type=int, help="http_server: responses written")
     ap.add_argument("--expect-idle", type=int, help="http_server: idle connections held")
     ap.add_argument("--expect-min", action="append", default=[], metavar="FIELD=N",

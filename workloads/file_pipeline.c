@@ -5,7 +5,9 @@
  * 50 chunks, three times.  File i has type i % 5, which picks its chunk
  * size (4 KiB .. 1 MiB).  Per chunk the read buffer stays live while the
  * write buffer is got, so two buffers of one class are out at a time.
- * See docs/workloads.md.
+ * In the real-file mode (--files) a read-ahead window of up to 16
+ * consecutive chunks is read at once into as many buffers, then processed
+ * one chunk at a time.  See docs/workloads.md.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,11 @@
 #define CHUNKS_PER_FILE 50
 #define SIMULATION_RUNS 3
 #define GETS_PER_CHUNK 2
+
+#define MAX_WINDOW_CHUNKS WL_FILES_MAX_IOV
+
+/* --read-window (wl_common.c); set in main. */
+static size_t g_read_window;
 
 static const wl_prog PROG = {
     .name = "file_pipeline",
@@ -34,15 +41,12 @@ static const size_t CHUNK_SIZES[] = {
 
 static const char *const RUN_NAMES[SIMULATION_RUNS] = {"run 1", "run 2", "run 3"};
 
-/* fs == NULL: the simulated pipeline (the port); else chunk `c` of the file
- * open on fd is read into the read buffer first. */
-static void process_chunk(wl_thread *t, size_t chunk, wl_files *fs, int fd, int c)
+/* Process a chunk whose read buffer rd is got (and, with real files,
+ * filled): get the write buffer while rd is live, put both. */
+static inline void finish_chunk(wl_thread *t, size_t chunk, wl_buf rd)
 {
-	wl_buf rd = wl_get(t, chunk);
 	wl_buf wr;
 
-	if (fs != NULL)
-		wl_files_read(fs, fd, rd.data, chunk, (uint64_t)c * chunk);
 	/* read_chunk, transform_data */
 	wl_write(rd.data, 0, 1);
 	zpp_black_box(rd.len);
@@ -57,17 +61,56 @@ static void process_chunk(wl_thread *t, size_t chunk, wl_files *fs, int fd, int 
 	wl_put(t, rd);
 }
 
+/* The simulated pipeline (the port). */
+static void process_chunk(wl_thread *t, size_t chunk)
+{
+	finish_chunk(t, chunk, wl_get(t, chunk));
+}
+
+/* Chunks per read-ahead window: --read-window / chunk, 1..16. */
+static unsigned window_chunks(size_t chunk)
+{
+	size_t k = g_read_window / chunk;
+
+	return k < 1 ? 1 : k > MAX_WINDOW_CHUNKS ? MAX_WINDOW_CHUNKS : (unsigned)k;
+}
+
+/* Real files: chunks c0 .. c0 + k - 1 read with one request into k read
+ * buffers, then processed one at a time as the simulated chunks are. */
+static void process_window(wl_thread *t, size_t chunk, wl_files *fs, int fd, int c0, unsigned k)
+{
+	wl_buf rd[MAX_WINDOW_CHUNKS];
+	struct iovec iov[MAX_WINDOW_CHUNKS];
+
+	for (unsigned i = 0; i < k; i++) {
+		rd[i] = wl_get(t, chunk);
+		iov[i].iov_base = rd[i].data;
+		iov[i].iov_len = chunk;
+	}
+	wl_files_readv(fs, fd, iov, k, (uint64_t)c0 * chunk);
+	for (unsigned i = 0; i < k; i++)
+		finish_chunk(t, chunk, rd[i]);
+}
+
 static void process_file(wl_thread *t, uint64_t file, wl_files *fs)
 {
 	size_t chunk = CHUNK_SIZES[file % NUM_FILE_TYPES];
-	int fd = -1;
+	unsigned k;
+	int fd;
 
-	if (fs != NULL)
-		fd = wl_files_openfd(fs, (unsigned)file);
-	for (int c = 0; c < CHUNKS_PER_FILE; c++)
-		process_chunk(t, chunk, fs, fd, c);
-	if (fs != NULL)
-		wl_files_closefd(fd);
+	if (fs == NULL) {
+		for (int c = 0; c < CHUNKS_PER_FILE; c++)
+			process_chunk(t, chunk);
+		return;
+	}
+	k = window_chunks(chunk);
+	fd = wl_files_openfd(fs, (unsigned)file);
+	for (int c = 0; c < CHUNKS_PER_FILE; c += (int)k) {
+		unsigned n = CHUNKS_PER_FILE - c < (int)k ? (unsigned)(CHUNKS_PER_FILE - c) : k;
+
+		process_window(t, chunk, fs, fd, c, n);
+	}
+	wl_files_closefd(fd);
 }
 
 /* The real-file mode's input: file i holds its 50 chunks (file i of the
@@ -125,6 +168,7 @@ int main(int argc, char **argv)
 	char d[32];
 
 	wl_init(&ctx, &PROG, argc, argv);
+	g_read_window = ctx.opt.read_window;
 	files = wl_scaled(&ctx, NUM_FILES);
 	ctx.expected_gets = SIMULATION_RUNS * files * CHUNKS_PER_FILE * GETS_PER_CHUNK;
 	ctx.expected_bytes = SIMULATION_RUNS * bytes_per_run(files);
@@ -137,6 +181,10 @@ int main(int argc, char **argv)
 	if (ctx.opt.files != NULL) {
 		wl_files_open(&ctx);
 		write_files(&ctx, files);
+		wl_log(&ctx, "Read-ahead window: %zu bytes (%u, %u, %u, %u, %u chunks per read)\n",
+		       g_read_window, window_chunks(CHUNK_SIZES[0]), window_chunks(CHUNK_SIZES[1]),
+		       window_chunks(CHUNK_SIZES[2]), window_chunks(CHUNK_SIZES[3]),
+		       window_chunks(CHUNK_SIZES[4]));
 	}
 
 	t0 = zpp_now();

@@ -10,6 +10,8 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "wl_common.h"
 
@@ -37,10 +39,17 @@ static const wl_prog PROG = {
 };
 
 /*
- * The real-file mode's checkpoint: one shard file per tensor size, which
- * every load of a tensor of that size reads whole.  An epoch reads 37 GB at
- * the original sizes, so --scale multiplies the tensor sizes too (rounded
- * up to whole pages and the direct-I/O alignment), not only the epochs.
+ * The real-file mode's checkpoint: one file holding one epoch's tensors in
+ * load order, each at its own offset (the sizes are whole pages, so every
+ * offset is page aligned); every epoch reads each tensor from its offset
+ * into its own buffer, consecutive tensors up to --read-window bytes (at
+ * most 16) with one request, each then loaded as in the simulated program;
+ * a tensor larger than the window is one read alone.  Epoch 1 reads the
+ * file once from the
+ * device (the cold pass), later epochs read it again.  An epoch reads 37 GB
+ * at the original sizes, so --scale multiplies the tensor sizes too
+ * (rounded up to whole pages and the direct-I/O alignment), not only the
+ * epochs.
  */
 enum { T_METADATA, T_LAYER_NORM, T_ATTENTION, T_EMBEDDING, T_FFN, T_KINDS };
 
@@ -51,16 +60,25 @@ static const size_t TENSOR_SIZES[T_KINDS] = {
 typedef struct ml_io {
 	wl_files *fs;
 	size_t size[T_KINDS]; /* the scaled sizes */
-	int fd[T_KINDS];
+	int fd;
+	bool layout;   /* placing the tensors (open_checkpoint), not reading */
+	unsigned next; /* the tensor of the epoch to load next */
+	uint64_t *off; /* per tensor of an epoch, in load order: its offset */
+	size_t *len;   /* and its size */
+	uint64_t epoch_bytes;
+	size_t window; /* --read-window */
+	/* Tensors next .. next + ahead - 1, read ahead into ahead_buf[head..]. */
+	wl_buf ahead_buf[WL_FILES_MAX_IOV];
+	unsigned head, ahead;
 } ml_io;
 
-/* EMBEDDING_SIZE / 2 is ATTENTION_SIZE: the same shard. */
+/* EMBEDDING_SIZE / 2 is ATTENTION_SIZE: the same scaled size. */
 static int tensor_kind(size_t size)
 {
 	for (int k = 0; k < T_KINDS; k++)
 		if (TENSOR_SIZES[k] == size)
 			return k;
-	wl_die("no shard for a tensor of %zu bytes", size);
+	wl_die("no tensor kind of %zu bytes", size);
 }
 
 /* Gets per epoch, counted from the structure of load_epoch() below:
@@ -88,26 +106,57 @@ static void process_weights(wl_buf b)
 	(void)wl_read(b.data, 0);
 }
 
-/* io == NULL: the simulated load (the port); else the tensor's shard is
- * read into the buffer first. */
-static void load_tensor(wl_thread *t, size_t size, const ml_io *io)
+/* The read-ahead window: tensors io->next .. got into their own buffers
+ * and read with one request, while they fit in the window (at least one,
+ * at most WL_FILES_MAX_IOV, never past the epoch's last). */
+static void read_ahead(wl_thread *t, ml_io *io)
 {
-	int k = 0;
+	struct iovec iov[WL_FILES_MAX_IOV];
+	size_t bytes = 0;
+	unsigned n = 0, per_epoch = (unsigned)gets_per_epoch();
+
+	while (n < WL_FILES_MAX_IOV && io->next + n < per_epoch &&
+	       (n == 0 || bytes + io->len[io->next + n] <= io->window)) {
+		io->ahead_buf[n] = wl_get(t, io->len[io->next + n]);
+		iov[n].iov_base = io->ahead_buf[n].data;
+		iov[n].iov_len = io->len[io->next + n];
+		bytes += io->len[io->next + n];
+		n++;
+	}
+	wl_files_readv(io->fs, io->fd, iov, n, io->off[io->next]);
+	io->head = 0;
+	io->ahead = n;
+}
+
+/* io == NULL: the simulated load (the port); else the tensor comes read
+ * from its offset in the checkpoint (or, while io->layout, is only given
+ * its offset). */
+static void load_tensor(wl_thread *t, size_t size, ml_io *io)
+{
 	wl_buf b;
 
 	if (io != NULL) {
-		k = tensor_kind(size);
-		size = io->size[k];
+		size = io->size[tensor_kind(size)];
+		if (io->layout) {
+			io->off[io->next] = io->epoch_bytes;
+			io->len[io->next++] = size;
+			io->epoch_bytes += size;
+			return;
+		}
+		if (io->ahead == 0)
+			read_ahead(t, io);
+		b = io->ahead_buf[io->head++];
+		io->ahead--;
+		io->next++;
+	} else {
+		b = wl_get(t, size);
 	}
-	b = wl_get(t, size);
-	if (io != NULL)
-		wl_files_read(io->fs, io->fd[k], b.data, size, 0);
 	simulate_disk_read(b);
 	process_weights(b);
 	wl_put(t, b);
 }
 
-static void load_layer(wl_thread *t, const ml_io *io)
+static void load_layer(wl_thread *t, ml_io *io)
 {
 	for (int i = 0; i < METADATA_ITEMS_PER_LAYER; i++)
 		load_tensor(t, METADATA_SIZE, io);
@@ -119,8 +168,10 @@ static void load_layer(wl_thread *t, const ml_io *io)
 		load_tensor(t, LAYER_NORM_SIZE, io);
 }
 
-static void load_epoch(wl_thread *t, const ml_io *io)
+static void load_epoch(wl_thread *t, ml_io *io)
 {
+	if (io != NULL)
+		io->next = 0;
 	load_tensor(t, EMBEDDING_SIZE, io);
 	load_tensor(t, EMBEDDING_SIZE / 2, io);
 	for (int l = 0; l < NUM_LAYERS; l++)
@@ -129,29 +180,42 @@ static void load_epoch(wl_thread *t, const ml_io *io)
 	load_tensor(t, EMBEDDING_SIZE, io);
 }
 
-/* Write the shards at the scaled sizes and open them. */
-static void open_shards(wl_ctx *ctx, ml_io *io)
+/* Place one epoch's tensors at the scaled sizes in load order (a dry run
+ * of load_epoch), write the checkpoint and open it. */
+static void open_checkpoint(wl_ctx *ctx, ml_io *io)
 {
 	size_t unit = wl_files_align(ctx->files);
 
 	if (unit < 4 * WL_KIB)
 		unit = 4 * WL_KIB;
+	memset(io, 0, sizeof(*io));
 	io->fs = ctx->files;
 	for (int k = 0; k < T_KINDS; k++) {
 		double want = (double)TENSOR_SIZES[k] * ctx->opt.scale;
 		size_t units = (size_t)((want + (double)unit - 1) / (double)unit);
 
 		io->size[k] = (units < 1 ? 1 : units) * unit;
-		if (wl_files_add(ctx->files, io->size[k]) != (unsigned)k)
-			wl_die("shard %d: unexpected file index", k);
 	}
+	io->window = ctx->opt.read_window;
+	io->off = malloc(gets_per_epoch() * sizeof(*io->off));
+	io->len = malloc(gets_per_epoch() * sizeof(*io->len));
+	if (io->off == NULL || io->len == NULL)
+		wl_die("out of memory for the checkpoint's layout");
+	io->layout = true;
+	load_epoch(NULL, io);
+	io->layout = false;
+	if (io->next != gets_per_epoch())
+		wl_die("checkpoint: %u tensors placed, %llu expected", io->next,
+		       (unsigned long long)gets_per_epoch());
+	if (wl_files_add(ctx->files, io->epoch_bytes) != 0)
+		wl_die("checkpoint: unexpected file index");
 	wl_log(ctx,
-	       "Shards: metadata %zu, layer norm %zu, attention %zu, embedding %zu, ffn %zu "
-	       "bytes\n",
-	       io->size[T_METADATA], io->size[T_LAYER_NORM], io->size[T_ATTENTION],
-	       io->size[T_EMBEDDING], io->size[T_FFN]);
-	for (int k = 0; k < T_KINDS; k++)
-		io->fd[k] = wl_files_openfd(ctx->files, (unsigned)k);
+	       "Checkpoint: %u tensors, %llu bytes (metadata %zu, layer norm %zu, attention %zu, "
+	       "embedding %zu, ffn %zu bytes each)\n",
+	       io->next, (unsigned long long)io->epoch_bytes, io->size[T_METADATA],
+	       io->size[T_LAYER_NORM], io->size[T_ATTENTION], io->size[T_EMBEDDING],
+	       io->size[T_FFN]);
+	io->fd = wl_files_openfd(ctx->files, 0);
 }
 
 /*
@@ -184,7 +248,7 @@ int main(int argc, char **argv)
 	wl_ctx ctx;
 	wl_thread t;
 	ml_io io_real;
-	const ml_io *io = NULL;
+	ml_io *io = NULL;
 	uint64_t epochs;
 	double t0, t1;
 	char d1[32], d2[32];
@@ -200,7 +264,7 @@ int main(int argc, char **argv)
 
 	if (ctx.opt.files != NULL) {
 		wl_files_open(&ctx);
-		open_shards(&ctx, &io_real);
+		open_checkpoint(&ctx, &io_real);
 		io = &io_real;
 	}
 
@@ -222,13 +286,17 @@ int main(int argc, char **argv)
 			wl_log(&ctx, "Processing epoch %llu/%llu...\n", (unsigned long long)e,
 			       (unsigned long long)epochs);
 		load_epoch(&t, io);
+		/* Epoch 1 reads the checkpoint once, from the device in both modes. */
+		if (e == 1 && io != NULL)
+			wl_files_cold_end(io->fs);
 		wl_progress_tick(&t, 1);
 	}
 	t1 = zpp_now();
 	if (io != NULL) {
 		wl_files_end(io->fs);
-		for (int k = 0; k < T_KINDS; k++)
-			wl_files_closefd(io->fd[k]);
+		wl_files_closefd(io->fd);
+		free(io->off);
+		free(io->len);
 	}
 	wl_progress_end();
 	wl_thread_collect(&ctx, &t);

@@ -110,11 +110,18 @@ static void print_usage(const wl_prog *prog)
 		    "  --files DIR|auto real files: write the input files into a new temporary\n"
 		    "                   directory under DIR (auto: $TMPDIR, else /var/tmp), read\n"
 		    "                   them, remove them; default: simulated reads\n"
-		    "  --read direct|buffered\n"
+		    "  --read direct|buffered|uring\n"
 		    "                   with --files: O_DIRECT reads into page-aligned pooled\n"
 		    "                   buffers (direct, the default; the pool is the library's\n"
 		    "                   default backend), or plain reads (buffered; default\n"
-		    "                   backend malloc); --scale also shrinks the files\n");
+		    "                   backend malloc), or O_DIRECT reads into pooled buffers\n"
+		    "                   submitted through io_uring (uring; builds with\n"
+		    "                   liburing only); --scale also shrinks the files\n"
+		    "  --read-window BYTES\n"
+		    "                   with --files: read up to this many bytes of consecutive\n"
+		    "                   chunks or tensors with one request into as many buffers\n"
+		    "                   (1..16 of them), in every read mode (default 4M; 0: one\n"
+		    "                   read per buffer); K and M suffixes: KiB, MiB\n");
 	if (prog->options_help != NULL)
 		fputs(prog->options_help, stdout);
 	printf("  --api get|cache  pool entry points: zp_get/zp_put (default), or a per-thread\n"
@@ -177,6 +184,49 @@ static int parse_either(const wl_prog *prog, const char *opt, const char *v, con
 	wl_usage_error(prog, "%s wants '%s' or '%s', not '%s'", opt, first, second, v);
 }
 
+/* BYTES: a decimal integer, optionally with K or M (KiB, MiB). */
+static size_t parse_window(const wl_prog *prog, const char *v)
+{
+	char *end;
+	unsigned long long n;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno == 0 && end != v && v[0] != '-' && v[0] != '+') {
+		if (strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0) {
+			n = n <= WL_READ_WINDOW_MAX / WL_KIB ? n * WL_KIB : WL_READ_WINDOW_MAX + 1;
+			end += strlen(end);
+		} else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0) {
+			n = n <= WL_READ_WINDOW_MAX / WL_MIB ? n * WL_MIB : WL_READ_WINDOW_MAX + 1;
+			end += strlen(end);
+		}
+	}
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || v[0] == '+' ||
+	    n > WL_READ_WINDOW_MAX)
+		wl_usage_error(prog,
+			       "--read-window wants a byte count in 0..%zu (K and M suffixes: "
+			       "KiB, MiB), not '%s'",
+			       WL_READ_WINDOW_MAX, v);
+	return (size_t)n;
+}
+
+static wl_read_mode parse_read(const wl_prog *prog, const char *v)
+{
+	if (strcmp(v, "direct") == 0)
+		return WL_READ_DIRECT;
+	if (strcmp(v, "buffered") == 0)
+		return WL_READ_BUFFERED;
+	if (strcmp(v, "uring") == 0) {
+#ifdef WL_HAVE_URING
+		return WL_READ_URING;
+#else
+		wl_usage_error(prog, "--read uring: this build has no io_uring support "
+				     "(liburing-dev was not found when it was configured)");
+#endif
+	}
+	wl_usage_error(prog, "--read wants 'direct', 'buffered' or 'uring', not '%s'", v);
+}
+
 /*
  * Match argv[*i] against "--name" (value in the next word) or "--name=value".
  * Returns the value, or NULL if the word is another option.
@@ -199,7 +249,7 @@ const char *wl_option_value(const wl_prog *prog, int argc, char **argv, int *i, 
 
 /* --files and --read: checked together, and the real-file mode's default
  * backend: the pool for O_DIRECT, malloc for buffered reads. */
-static void check_files_opts(wl_ctx *ctx, bool read_given)
+static void check_files_opts(wl_ctx *ctx, bool read_given, bool window_given)
 {
 	const wl_prog *prog = ctx->prog;
 	const char *f = ctx->opt.files;
@@ -208,6 +258,8 @@ static void check_files_opts(wl_ctx *ctx, bool read_given)
 	if (f == NULL) {
 		if (read_given)
 			wl_usage_error(prog, "--read needs --files");
+		if (window_given)
+			wl_usage_error(prog, "--read-window needs --files");
 		return;
 	}
 	if (f[0] == '\0')
@@ -218,22 +270,25 @@ static void check_files_opts(wl_ctx *ctx, bool read_given)
 		ctx->opt.read = WL_READ_BUFFERED;
 	if (ctx->opt.backend == NULL && ctx->opt.read == WL_READ_BUFFERED)
 		ctx->opt.backend = "malloc";
-	if (ctx->opt.read == WL_READ_DIRECT && ctx->opt.backend != NULL &&
+	if (ctx->opt.read != WL_READ_BUFFERED && ctx->opt.backend != NULL &&
 	    strcmp(ctx->opt.backend, "malloc") == 0)
-		wl_usage_error(prog, "--read direct needs page-aligned pooled buffers; --backend "
-				     "malloc has none (use --read buffered)");
+		wl_usage_error(prog,
+			       "--read %s needs page-aligned pooled buffers; --backend "
+			       "malloc has none (use --read buffered)",
+			       ctx->opt.read == WL_READ_URING ? "uring" : "direct");
 }
 
 void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 {
 	const char *v;
-	bool read_given = false;
+	bool read_given = false, window_given = false;
 
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->prog = prog;
 	ctx->opt.scale = 1.0;
 	ctx->opt.threads = prog->default_threads != 0 ? prog->default_threads : 1;
 	ctx->opt.api = WL_API_GET;
+	ctx->opt.read_window = WL_READ_WINDOW_DEFAULT;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -266,10 +321,12 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 			ctx->opt.files = v;
 		} else if (prog->real_files &&
 			   (v = wl_option_value(prog, argc, argv, &i, "--read")) != NULL) {
-			ctx->opt.read = parse_either(prog, "--read", v, "direct", "buffered") == 0
-					    ? WL_READ_DIRECT
-					    : WL_READ_BUFFERED;
+			ctx->opt.read = parse_read(prog, v);
 			read_given = true;
+		} else if (prog->real_files &&
+			   (v = wl_option_value(prog, argc, argv, &i, "--read-window")) != NULL) {
+			ctx->opt.read_window = parse_window(prog, v);
+			window_given = true;
 		} else if (prog->option != NULL && prog->option(prog, argc, argv, &i)) {
 			continue;
 		} else if (strcmp(a, "--threads") == 0 || strncmp(a, "--threads=", 10) == 0) {
@@ -280,7 +337,7 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 		}
 	}
 
-	check_files_opts(ctx, read_given);
+	check_files_opts(ctx, read_given, window_given);
 	if (ctx->opt.backend != NULL && !backend_known(ctx->opt.backend)) {
 		fprintf(stderr, "%s: unknown backend '%s'; available: ", prog->name,
 			ctx->opt.backend);

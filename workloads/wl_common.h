@@ -31,6 +31,10 @@
 #define WL_KIB ((size_t)1024)
 #define WL_MIB ((size_t)1024 * 1024)
 
+/* --read-window (real-file mode): the default and the largest accepted. */
+#define WL_READ_WINDOW_DEFAULT (4 * WL_MIB)
+#define WL_READ_WINDOW_MAX ((size_t)1 << 30)
+
 /* ---- keeping the work observable -------------------------------------- */
 
 /*
@@ -80,6 +84,7 @@ typedef enum wl_config {
 typedef enum wl_read_mode {
 	WL_READ_DIRECT = 0, /* O_DIRECT into page-aligned pooled buffers */
 	WL_READ_BUFFERED,   /* plain reads through the page cache */
+	WL_READ_URING,      /* O_DIRECT through io_uring (WL_HAVE_URING builds) */
 } wl_read_mode;
 
 typedef struct wl_opts {
@@ -90,8 +95,9 @@ typedef struct wl_opts {
 	bool quiet;
 	wl_api api;
 	wl_config config;
-	const char *files; /* --files DIR|auto: the real-file mode; NULL: simulated */
-	wl_read_mode read; /* --read, real-file mode only */
+	const char *files;  /* --files DIR|auto: the real-file mode; NULL: simulated */
+	wl_read_mode read;  /* --read, real-file mode only */
+	size_t read_window; /* --read-window: bytes per read-ahead request */
 } wl_opts;
 
 typedef struct wl_phase {

@@ -22,9 +22,13 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "wl_common.h"
+#ifdef WL_HAVE_URING
+#include "wl_files_uring.h"
+#endif
 
 #ifndef STATX_DIOALIGN
 #define STATX_DIOALIGN 0x00002000U
@@ -38,14 +42,18 @@ struct wl_files {
 	const char *dir_source; /* "--files DIR", "$TMPDIR", "/var/tmp" */
 	char fs_type[32];
 	int dirfd;
-	bool want_direct; /* --read direct */
+	bool want_direct; /* --read direct or uring */
+	bool want_uring;  /* --read uring */
 	bool direct;      /* O_DIRECT in use now */
+	bool uring;       /* reads through io_uring now */
 	char read_mode[320];
 	size_t align;
 	const char *align_source;
 	uint64_t *sizes;
 	unsigned n, cap;
 	uint64_t file_bytes, bytes_read;
+	uint64_t requests;  /* wl_files_readv calls: the read requests made */
+	size_t read_window; /* --read-window */
 	double write_s, t0, read_s, cpu0, cpu_s;
 	/* The first pass over the files (wl_files_cold_end), none cached. */
 	uint64_t cold_bytes;
@@ -134,6 +142,7 @@ static void fs_type_name(wl_files *fs)
 static void refuse_direct(wl_files *fs, const char *why)
 {
 	fs->direct = false;
+	fs->uring = false;
 	snprintf(fs->read_mode, sizeof(fs->read_mode), "buffered (O_DIRECT refused: %s)", why);
 	fprintf(stderr, "%s: O_DIRECT refused on %s (%s): %s; reading buffered instead\n", fs->prog,
 		fs->dir, fs->fs_type, why);
@@ -186,6 +195,30 @@ static void probe(wl_files *fs)
 	unlinkat(fs->dirfd, "probe", 0);
 }
 
+/* --read uring: the ring, or pread (still O_DIRECT) where the kernel
+ * refuses io_uring, said on stderr and in read_mode. */
+static void uring_open(wl_files *fs)
+{
+#ifdef WL_HAVE_URING
+	int rc = wl_uring_init(WL_FILES_MAX_IOV);
+
+	if (rc == 0) {
+		fs->uring = true;
+		return;
+	}
+	snprintf(fs->read_mode, sizeof(fs->read_mode),
+		 "direct (io_uring refused: io_uring_queue_init: %s%s)", strerror(-rc),
+		 getenv("ZP_WL_REFUSE_URING") != NULL ? " (ZP_WL_REFUSE_URING)" : "");
+	fprintf(stderr,
+		"%s: io_uring refused: io_uring_queue_init: %s%s; reading with pread (O_DIRECT) "
+		"instead\n",
+		fs->prog, strerror(-rc),
+		getenv("ZP_WL_REFUSE_URING") != NULL ? " (ZP_WL_REFUSE_URING)" : "");
+#else
+	(void)fs;
+#endif
+}
+
 void wl_files_open(wl_ctx *ctx)
 {
 	wl_files *fs = &g_fs;
@@ -231,10 +264,17 @@ void wl_files_open(wl_ctx *ctx)
 	sigaction(SIGHUP, &sa, NULL);
 
 	fs_type_name(fs);
-	fs->want_direct = ctx->opt.read == WL_READ_DIRECT;
+	fs->want_uring = ctx->opt.read == WL_READ_URING;
+	fs->read_window = ctx->opt.read_window;
+	fs->want_direct = ctx->opt.read == WL_READ_DIRECT || fs->want_uring;
 	fs->direct = fs->want_direct;
-	snprintf(fs->read_mode, sizeof(fs->read_mode), "%s", fs->direct ? "direct" : "buffered");
+	snprintf(fs->read_mode, sizeof(fs->read_mode), "%s",
+		 fs->want_uring ? "uring"
+		 : fs->direct   ? "direct"
+				: "buffered");
 	probe(fs);
+	if (fs->want_uring && fs->direct)
+		uring_open(fs);
 	ctx->files = fs;
 	wl_log(ctx, "Real files in %s (%s, %s), reads: %s, alignment %zu (%s)\n", fs->dir,
 	       fs->dir_source, fs->fs_type, fs->read_mode, fs->align, fs->align_source);
@@ -250,15 +290,13 @@ unsigned wl_files_add(wl_files *fs, uint64_t size)
 	static unsigned char *chunk;
 	char name[16];
 	double t0 = zpp_now();
-	uint64_t left = size;
+	uint64_t pos = 0;
 	int fd;
 
 	if (chunk == NULL) {
 		chunk = aligned_alloc(4096, WL_FILES_WRITE_CHUNK);
 		if (chunk == NULL)
 			wl_die("out of memory for the write buffer");
-		for (size_t i = 0; i < WL_FILES_WRITE_CHUNK; i++)
-			chunk[i] = (unsigned char)(i * 131u + 7u);
 	}
 	if (fs->n == fs->cap) {
 		unsigned cap = fs->cap != 0 ? 2 * fs->cap : 64;
@@ -276,15 +314,23 @@ unsigned wl_files_add(wl_files *fs, uint64_t size)
 	fd = openat(fs->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		wl_die("create %s/%s: %s", fs->dir, name, strerror(errno));
-	while (left > 0) {
-		size_t n = left < WL_FILES_WRITE_CHUNK ? (size_t)left : WL_FILES_WRITE_CHUNK;
-		ssize_t w = write(fd, chunk, n);
+	while (pos < size) {
+		size_t n =
+		    size - pos < WL_FILES_WRITE_CHUNK ? (size_t)(size - pos) : WL_FILES_WRITE_CHUNK;
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			wl_die("write %s/%s: %s", fs->dir, name, w < 0 ? strerror(errno) : "short");
-		left -= (uint64_t)w;
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = wl_files_pattern(pos + i);
+		for (size_t done = 0; done < n;) {
+			ssize_t w = write(fd, chunk + done, n - done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				wl_die("write %s/%s: %s", fs->dir, name,
+				       w < 0 ? strerror(errno) : "short");
+			done += (size_t)w;
+		}
+		pos += n;
 	}
 	if (fsync(fd) != 0)
 		wl_die("fsync %s/%s: %s", fs->dir, name, strerror(errno));
@@ -320,18 +366,29 @@ void wl_files_closefd(int fd)
 	close(fd);
 }
 
-void wl_files_read(wl_files *fs, int fd, unsigned char *buf, size_t len, uint64_t off)
+/* The sync reads: pread (one buffer) or preadv until every buffer is full;
+ * short reads go on where they stopped, EINTR retries, an O_DIRECT read the
+ * file system refuses (EINVAL) switches the run to buffered reads. */
+static void readv_sync(wl_files *fs, int fd, const struct iovec *in, unsigned n, uint64_t off)
 {
-	size_t done = 0;
+	struct iovec iov[WL_FILES_MAX_IOV];
+	unsigned first = 0;
 
-	while (done < len) {
+	memcpy(iov, in, n * sizeof(*iov));
+	while (first < n) {
 		ssize_t r;
 
+		if (iov[first].iov_len == 0) {
+			first++;
+			continue;
+		}
 		if (fs->refuse_read && fs->direct) {
 			r = -1;
 			errno = EINVAL;
+		} else if (n - first == 1) {
+			r = pread(fd, iov[first].iov_base, iov[first].iov_len, (off_t)off);
 		} else {
-			r = pread(fd, buf + done, len - done, (off_t)(off + done));
+			r = preadv(fd, iov + first, (int)(n - first), (off_t)off);
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -339,22 +396,103 @@ void wl_files_read(wl_files *fs, int fd, unsigned char *buf, size_t len, uint64_
 			char why[160];
 			int fl = fcntl(fd, F_GETFL);
 
-			snprintf(why, sizeof(why), "pread: %s%s", strerror(EINVAL),
-				 fs->refuse_read ? " (ZP_WL_REFUSE_DIRECT)" : "");
+			snprintf(why, sizeof(why), "%s: %s%s", n - first == 1 ? "pread" : "preadv",
+				 strerror(EINVAL), fs->refuse_read ? " (ZP_WL_REFUSE_DIRECT)" : "");
 			refuse_direct(fs, why);
 			if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_DIRECT) != 0)
 				wl_die("fcntl(F_SETFL, no O_DIRECT): %s", strerror(errno));
 			continue;
 		}
 		if (r < 0)
-			wl_die("pread %zu bytes at %llu: %s", len - done,
-			       (unsigned long long)(off + done), strerror(errno));
+			wl_die("pread %zu bytes at %llu: %s", iov[first].iov_len,
+			       (unsigned long long)off, strerror(errno));
 		if (r == 0)
-			wl_die("pread at %llu: unexpected end of file",
-			       (unsigned long long)(off + done));
-		done += (size_t)r;
+			wl_die("pread at %llu: unexpected end of file", (unsigned long long)off);
+		off += (uint64_t)r;
+		for (size_t left = (size_t)r; left > 0;) {
+			if (left >= iov[first].iov_len) {
+				left -= iov[first].iov_len;
+				first++;
+			} else {
+				iov[first].iov_base = (unsigned char *)iov[first].iov_base + left;
+				iov[first].iov_len -= left;
+				left = 0;
+			}
+		}
 	}
+}
+
+#ifdef WL_HAVE_URING
+/* One io_uring_enter for the n reads; a read that comes back short or
+ * interrupted is finished by readv_sync, one that the file system refuses
+ * (EINVAL) goes there too, and its EINVAL there switches to buffered reads. */
+static void readv_uring(wl_files *fs, int fd, const struct iovec *iov, unsigned n, uint64_t off)
+{
+	int res[WL_FILES_MAX_IOV];
+
+	wl_uring_readv(fd, iov, n, off, res);
+	for (unsigned i = 0; i < n; off += iov[i].iov_len, i++) {
+		struct iovec rest;
+		size_t got;
+
+		if (res[i] >= 0 && (size_t)res[i] == iov[i].iov_len)
+			continue;
+		if (res[i] < 0 && res[i] != -EINTR && res[i] != -EAGAIN && res[i] != -EINVAL)
+			wl_die("io_uring read of %zu bytes at %llu: %s", iov[i].iov_len,
+			       (unsigned long long)off, strerror(-res[i]));
+		got = res[i] > 0 ? (size_t)res[i] : 0;
+		rest.iov_base = (unsigned char *)iov[i].iov_base + got;
+		rest.iov_len = iov[i].iov_len - got;
+		readv_sync(fs, fd, &rest, 1, off + got);
+	}
+}
+#endif
+
+/* The first and the last byte of each buffer against the pattern the file
+ * holds there: a read at a wrong offset, into a wrong buffer or lost fails
+ * the run. */
+static void check_pattern(const struct iovec *iov, unsigned n, uint64_t off)
+{
+	for (unsigned i = 0; i < n; off += iov[i].iov_len, i++) {
+		const unsigned char *p = iov[i].iov_base;
+		size_t len = iov[i].iov_len;
+
+		if (len == 0)
+			continue;
+		if (p[0] != wl_files_pattern(off) || p[len - 1] != wl_files_pattern(off + len - 1))
+			wl_die("read of %zu bytes at %llu: bytes 0x%02x .. 0x%02x, the file holds "
+			       "0x%02x .. 0x%02x there",
+			       len, (unsigned long long)off, p[0], p[len - 1],
+			       wl_files_pattern(off), wl_files_pattern(off + len - 1));
+	}
+}
+
+void wl_files_readv(wl_files *fs, int fd, const struct iovec *iov, unsigned n, uint64_t off)
+{
+	size_t len = 0;
+
+	if (n == 0 || n > WL_FILES_MAX_IOV)
+		wl_die("wl_files_readv: %u buffers (1..%d)", n, WL_FILES_MAX_IOV);
+#ifdef WL_HAVE_URING
+	if (fs->uring && !fs->refuse_read)
+		readv_uring(fs, fd, iov, n, off);
+	else
+		readv_sync(fs, fd, iov, n, off);
+#else
+	readv_sync(fs, fd, iov, n, off);
+#endif
+	check_pattern(iov, n, off);
+	for (unsigned i = 0; i < n; i++)
+		len += iov[i].iov_len;
 	fs->bytes_read += len;
+	fs->requests++;
+}
+
+void wl_files_read(wl_files *fs, int fd, unsigned char *buf, size_t len, uint64_t off)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+
+	wl_files_readv(fs, fd, &iov, 1, off);
 }
 
 /* ---- measurements ---------------------------------------------------------- */
@@ -447,6 +585,10 @@ void wl_files_end(wl_files *fs)
 	fs->cpu_s = cpu_seconds() - fs->cpu0;
 	fs->peak_rss = peak_rss();
 	fs->cache_after = cached_bytes(fs);
+#ifdef WL_HAVE_URING
+	wl_uring_exit();
+	fs->uring = false;
+#endif
 }
 
 static double per_byte_ns(const wl_files *fs)
@@ -472,12 +614,16 @@ void wl_files_json(const wl_files *fs)
 	json_str("dir", fs->dir);
 	json_str("dir_source", fs->dir_source);
 	json_str("fs_type", fs->fs_type);
-	json_str("read_requested", fs->want_direct ? "direct" : "buffered");
+	json_str("read_requested", fs->want_uring    ? "uring"
+				   : fs->want_direct ? "direct"
+						     : "buffered");
 	json_str("read_mode", fs->read_mode);
 	json_str("align_source", fs->align_source);
 	printf("\"align\": %zu, \"count\": %u, \"file_bytes\": %llu, \"bytes_read\": %llu, ",
 	       fs->align, fs->n, (unsigned long long)fs->file_bytes,
 	       (unsigned long long)fs->bytes_read);
+	printf("\"read_window\": %zu, \"read_requests\": %llu, ", fs->read_window,
+	       (unsigned long long)fs->requests);
 	printf("\"write_s\": %.9g, \"read_s\": %.9g, \"throughput_mb_s\": %.9g, ", fs->write_s,
 	       fs->read_s, mb_per_s(fs));
 	printf("\"cpu_s\": %.9g, \"cpu_ns_per_byte\": %.9g, \"peak_rss_bytes\": %llu, ", fs->cpu_s,

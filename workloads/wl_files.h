@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct wl_ctx;
 typedef struct wl_files wl_files;
@@ -32,9 +33,27 @@ unsigned wl_files_add(wl_files *fs, uint64_t size);
 int wl_files_openfd(wl_files *fs, unsigned idx);
 void wl_files_closefd(int fd);
 
-/* Read exactly len bytes at off into buf.  An O_DIRECT read the file
- * system refuses (EINVAL) switches the run to buffered reads, with a
- * message on stderr and in the JSON's read_mode. */
+/* The byte every file holds at offset off (what wl_files_add writes; the
+ * reads check the first and the last byte of each buffer against it).  It
+ * depends on every byte of the offset, so that a read from another page,
+ * MiB or GiB of the file (O_DIRECT offsets are all page aligned) differs. */
+static inline unsigned char wl_files_pattern(uint64_t off)
+{
+	return (unsigned char)((off * 131u + 7u) ^ (off >> 8) ^ (off >> 16) ^ (off >> 24) ^
+			       (off >> 32));
+}
+
+/* The most buffers one wl_files_readv fills (the read-ahead window's). */
+#define WL_FILES_MAX_IOV 16
+
+/* Fill iov[0..n) (1 <= n <= WL_FILES_MAX_IOV) with the file's bytes from
+ * off on, consecutively: one pread (n == 1) or preadv, looped until
+ * complete; with --read uring, n reads submitted together through io_uring.
+ * An O_DIRECT read the file system refuses (EINVAL) switches the run to
+ * buffered reads, with a message on stderr and in the JSON's read_mode. */
+void wl_files_readv(wl_files *fs, int fd, const struct iovec *iov, unsigned n, uint64_t off);
+
+/* Read exactly len bytes at off into buf: wl_files_readv of one buffer. */
 void wl_files_read(wl_files *fs, int fd, unsigned char *buf, size_t len, uint64_t off);
 
 /* Around the timed reads: wall and CPU time, page cache of the files. */
