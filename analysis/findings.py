@@ -890,15 +890,15 @@ def f_real_io(run, rows, plot):
                     ["best pool, epoll", "best malloc, epoll", "pool, io_uring buffer ring"])
     answer = [
         "**A real server.** `workloads/http_server` (HTTP/1.1 keep-alive on 127.0.0.1, one "
-        "worker) under `wrk --latency`, alternating rounds (`bench/server_bench.py`, the "
+        "worker) under `wrk -c32 --latency`, alternating rounds (`bench/server_bench.py`, the "
         "matrix's `server` stage). Server CPU per request, best pool backend against the best "
         "malloc: " + ", ".join(f"{S.size_label(s)} {r:.2f}x" for s, r in cpu_ratio.items()) +
         "; p99 latency " + ", ".join(f"{S.size_label(s)} {r:.2f}x" for s, r in
                                      p99_ratio.items()) +
         ". A request costs microseconds of system calls and TCP; the allocator's share is "
         "tens of nanoseconds, so with the same I/O model the pool and malloc are within the "
-        "rounds' spread of each other (the per-round ratios in brackets), and p99 follows "
-        "wrk, which shares the two cores with the server. What a pool changes is what it "
+        "rounds' spread of each other (the per-round ratios in brackets; the server and wrk "
+        "each run on a core of their own). What a pool changes is what it "
         "lets the server do instead: " + (
             "with io_uring multishot recv into a buffer ring the pool feeds, the CPU per "
             "request is " + ", ".join(f"{S.size_label(s)} {r:.2f}x" for s, r in
