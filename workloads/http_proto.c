@@ -3,7 +3,6 @@
  * headers up to the blank line (only Connection is read; a request body is
  * not expected: Content-Length 0 is assumed), and responses of N 'x' bytes.
  */
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -92,24 +91,55 @@ static const char *status_line(hs_parse_result r)
 	}
 }
 
-static int format_header(char *dst, size_t cap, hs_parse_result r, size_t body, bool keep_alive)
+/* The longest header format_header writes: the longest status line (57),
+ * "Content-Length: " (16), 20 digits, "\r\nConnection: keep-alive\r\n\r\n" (28). */
+#define HS_HEAD_MAX 160
+
+static size_t put_str(char *dst, const char *s)
 {
-	return snprintf(dst, cap, "%sContent-Length: %zu\r\nConnection: %s\r\n\r\n", status_line(r),
-			body, keep_alive ? "keep-alive" : "close");
+	size_t n = strlen(s);
+
+	memcpy(dst, s, n);
+	return n;
+}
+
+static size_t put_decimal(char *dst, size_t v)
+{
+	char digits[24];
+	size_t n = 0, k = 0;
+
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		dst[k++] = digits[--n];
+	return k;
+}
+
+/* The header, by hand rather than snprintf: per response, its formatting
+ * was 2% of the server's CPU samples (perf, 4 KiB responses). */
+static size_t format_header(char *dst, hs_parse_result r, size_t body, bool keep_alive)
+{
+	size_t n = put_str(dst, status_line(r));
+
+	n += put_str(dst + n, "Content-Length: ");
+	n += put_decimal(dst + n, body);
+	n += put_str(dst + n, keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"
+					 : "\r\nConnection: close\r\n\r\n");
+	return n;
 }
 
 size_t hs_response_length(hs_parse_result r, size_t body_size, bool keep_alive)
 {
-	char head[160];
+	char head[HS_HEAD_MAX];
 
-	return (size_t)format_header(head, sizeof(head), r, body_size, keep_alive) + body_size;
+	return format_header(head, r, body_size, keep_alive) + body_size;
 }
 
 void hs_format_response(unsigned char *dst, hs_parse_result r, size_t body_size, bool keep_alive)
 {
-	char head[160];
-	int n = format_header(head, sizeof(head), r, body_size, keep_alive);
+	size_t n = format_header((char *)dst, r, body_size, keep_alive);
 
-	memcpy(dst, head, (size_t)n);
 	memset(dst + n, HS_BODY_BYTE, body_size);
 }
