@@ -2,7 +2,7 @@
 """Drive workloads/http_server with wrk: every pool backend and malloc under
 glibc, jemalloc, mimalloc and tcmalloc, for 64 B, 4 KiB and 64 KiB responses.
 
-    bench/server_bench.py [--quick | --full | --smoke] [--out DIR] [--idle N]
+    bench/server_bench.py [--quick | --full | --smoke] [--rounds N] [--out DIR] [--idle N]
 
 Each run starts the server on an ephemeral port of 127.0.0.1 (--port-file),
 runs `wrk -t1 -cC -dSs --latency -s bench/server_wrk.lua URL` (bounded by
@@ -261,6 +261,8 @@ def main():
     ap.add_argument("--idle", type=int, default=0, help="also the idle-connections run")
     ap.add_argument("--idle-only", action="store_true", help="with --idle: no wrk runs")
     ap.add_argument("--no-uring", action="store_true", help="leave the --io uring rows out")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="alternating rounds (default: the mode's, quick 2, full 5)")
     ap.add_argument("--no-pin", action="store_true",
                     help="do not bind the server and wrk to separate CPUs")
     args = ap.parse_args()
@@ -269,6 +271,10 @@ def main():
     args.server_cpus, args.client_cpus = cpu_split(args.threads, not args.no_pin)
     mode = MODES[args.mode or "quick"]
     args.duration = mode["duration"]
+    if args.rounds is not None:
+        if args.rounds < 1:
+            sys.exit("--rounds must be at least 1")
+        mode = dict(mode, rounds=args.rounds)
     if not os.path.exists(args.server):
         sys.exit("no %s: build with cmake --preset release && cmake --build --preset release"
                  % args.server)
