@@ -66,6 +66,22 @@ void wl_usage_error(const wl_prog *prog, const char *fmt, ...)
 	exit(WL_EXIT_USAGE);
 }
 
+/* ---- numbers ------------------------------------------------------------- */
+
+size_t wl_put_decimal(char *dst, uint64_t v)
+{
+	char digits[20];
+	size_t n = 0, k = 0;
+
+	do {
+		digits[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		dst[k++] = digits[--n];
+	return k;
+}
+
 /* ---- time ---------------------------------------------------------------- */
 
 const char *wl_fmt_dur(double s, char *buf, size_t n)

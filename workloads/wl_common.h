@@ -246,6 +246,10 @@ void wl_log(const wl_ctx *ctx, const char *fmt, ...) __attribute__((format(print
 /* Rust's {:.2?} for a Duration: "1.23s", "6.40ms", "930.12µs", "12.00ns". */
 const char *wl_fmt_dur(double seconds, char *buf, size_t n);
 
+/* The decimal digits of v at dst, without a terminator (at most 20);
+ * returns how many.  No stdio, no locale: safe in a signal handler. */
+size_t wl_put_decimal(char *dst, uint64_t v);
+
 /* The pool's idle buffers in the shared store (the originals' pool.len()),
  * or -1 in malloc mode. */
 int64_t wl_idle_buffers(wl_ctx *ctx);

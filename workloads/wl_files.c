@@ -75,17 +75,8 @@ static volatile sig_atomic_t g_live; /* the directory exists */
 /* "f<idx>" without stdio, for the signal handler. */
 static void file_name(char out[16], unsigned idx)
 {
-	char tmp[12];
-	int n = 0, k = 0;
-
-	do {
-		tmp[n++] = (char)('0' + idx % 10);
-		idx /= 10;
-	} while (idx != 0);
-	out[k++] = 'f';
-	while (n > 0)
-		out[k++] = tmp[--n];
-	out[k] = '\0';
+	out[0] = 'f';
+	out[1 + wl_put_decimal(out + 1, idx)] = '\0';
 }
 
 void wl_files_cleanup(void)
