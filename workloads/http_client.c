@@ -4,8 +4,8 @@
  *
  *   --self-test N: N requests of each size (64 B, 4 KiB, 64 KiB) round robin
  *   over 4 keep-alive connections, then two pipelined requests in one
- *   write, 8 pipelined 64 KiB ones on a connection with a 4 KiB receive
- *   window (partial writes), 404s and a 400; every status line,
+ *   write, 96 pipelined 64 KiB ones on a connection with a 4 KiB receive
+ *   window (partial writes), 404s and two 400s; every status line,
  *   Content-Length and body is checked.
  *
  *   --self-test-flood BYTES: one connection pipelines BYTES of requests (of
@@ -184,6 +184,25 @@ static bool request(hs_client *cl, cl_conn *c, const char *path, int status, siz
 	return true;
 }
 
+/* HS_RBUF_SIZE bytes of one request's header, never ended by a blank line. */
+static bool send_endless(hs_client *cl, cl_conn *c)
+{
+	static const char line[] = "GET /64 HTTP/1.1\r\n";
+	char *req = malloc(HS_RBUF_SIZE);
+	bool ok;
+
+	if (req == NULL)
+		wl_die("self-test: out of memory");
+	memset(req, 'a', HS_RBUF_SIZE);
+	memcpy(req, line, sizeof(line) - 1);
+	memcpy(req + sizeof(line) - 1, "X-Pad: ", 7);
+	ok = send_all(c->fd, req, HS_RBUF_SIZE);
+	if (!ok)
+		fail(cl, "send", strerror(errno));
+	free(req);
+	return ok;
+}
+
 #define SELF_TEST_CONNS 5 /* the last one has a small receive window */
 #define SLOW_PIPELINED 96 /* 6 MiB: more than tcp_wmem's largest send buffer (4 MiB) */
 #define SLOW_RCVBUF 4096
@@ -242,8 +261,18 @@ static void self_test(hs_client *cl)
 		goto out;
 	cl->sent++;
 	cl->answers++;
-	if (fill(&cs[2], cs[2].len + 1))
+	if (fill(&cs[2], cs[2].len + 1)) {
 		fail(cl, "the connection stayed open after a 400", NULL);
+		goto out;
+	}
+	/* A request that fills the server's read buffer without ending: 400,
+	 * with an empty body, then the server closes the connection. */
+	if (!send_endless(cl, &cs[3]) || !read_response(cl, &cs[3], 400, 0))
+		goto out;
+	cl->sent++;
+	cl->answers++;
+	if (fill(&cs[3], cs[3].len + 1))
+		fail(cl, "the connection stayed open after a request longer than a buffer", NULL);
 out:
 	for (unsigned i = 0; i < SELF_TEST_CONNS; i++) {
 		close(cs[i].fd);

@@ -113,8 +113,6 @@ static bool answer(hs_worker *w, hs_conn *c)
 				break;
 			}
 		}
-		if (r == HS_REQ_BAD)
-			req.keep_alive = false;
 		if (r == HS_REQ_NOT_FOUND)
 			zpp_add_relaxed(&w->not_found, 1);
 		else if (r == HS_REQ_BAD)

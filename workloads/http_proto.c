@@ -56,11 +56,13 @@ hs_parse_result hs_parse_request(const unsigned char *p, size_t n, hs_request *r
 	const unsigned char *line_end, *path, *sp;
 	size_t size = 0;
 
+	/* Set first: an incomplete request that fills a read buffer is answered
+	 * as a bad one, with an empty body, and the connection closed. */
+	req->body_size = 0;
+	req->keep_alive = false;
 	if (end == NULL)
 		return HS_REQ_INCOMPLETE;
 	req->length = (size_t)(end - p) + 4;
-	req->body_size = 0;
-	req->keep_alive = false;
 	line_end = memmem(p, (size_t)(end - p) + 2, "\r\n", 2); /* found: end starts one */
 
 	if ((size_t)(line_end - p) < 4 || memcmp(p, "GET ", 4) != 0)

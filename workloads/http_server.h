@@ -143,8 +143,8 @@ typedef enum hs_parse_result {
 
 typedef struct hs_request {
 	size_t length;    /* bytes of the request, through the blank line */
-	size_t body_size; /* HS_REQ_OK: the response body's size */
-	bool keep_alive;  /* HTTP/1.1 without "Connection: close" */
+	size_t body_size; /* HS_REQ_OK: the response body's size; else 0 */
+	bool keep_alive;  /* HTTP/1.1 without "Connection: close"; false when bad or incomplete */
 } hs_request;
 
 hs_parse_result hs_parse_request(const unsigned char *p, size_t n, hs_request *req);
