@@ -103,6 +103,8 @@ static bool answer(hs_worker *w, hs_conn *c)
 	while (c->has_rb && !c->has_wb) {
 		hs_request req;
 		hs_parse_result r = hs_parse_request(c->rb.data + c->roff, c->rlen - c->roff, &req);
+		char head[HS_HEAD_MAX];
+		size_t hlen;
 		int done;
 
 		if (r == HS_REQ_INCOMPLETE) {
@@ -120,11 +122,13 @@ static bool answer(hs_worker *w, hs_conn *c)
 		c->roff += req.length;
 		c->close_after = !req.keep_alive;
 
-		c->wlen = hs_response_length(r, req.body_size, req.keep_alive);
+		hlen = hs_format_head(head, r, req.body_size, req.keep_alive);
+		c->wlen = hlen + req.body_size;
 		c->wb = wl_get(w->t, c->wlen);
 		c->has_wb = true;
 		c->woff = 0;
-		hs_format_response(c->wb.data, r, req.body_size, req.keep_alive);
+		memcpy(c->wb.data, head, hlen);
+		memset(c->wb.data + hlen, HS_BODY_BYTE, req.body_size);
 		/* Nothing unanswered: the read buffer goes back before the write. */
 		rbuf_release_if_empty(w, c);
 		done = flush(w, c);

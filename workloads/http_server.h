@@ -148,10 +148,12 @@ typedef struct hs_request {
 } hs_request;
 
 hs_parse_result hs_parse_request(const unsigned char *p, size_t n, hs_request *req);
-/* The response's length in bytes, header and body. */
-size_t hs_response_length(hs_parse_result r, size_t body_size, bool keep_alive);
-/* Write the response into dst (hs_response_length bytes). */
-void hs_format_response(unsigned char *dst, hs_parse_result r, size_t body_size, bool keep_alive);
+/* The longest response header: the longest status line (57 bytes),
+ * "Content-Length: " (16), 20 digits, "\r\nConnection: keep-alive\r\n\r\n" (28). */
+#define HS_HEAD_MAX 160
+/* Write the response's header into head (at most HS_HEAD_MAX bytes);
+ * returns its length.  The body is body_size bytes of HS_BODY_BYTE. */
+size_t hs_format_head(char *head, hs_parse_result r, size_t body_size, bool keep_alive);
 
 /* ---- http_conn.c --------------------------------------------------------- */
 
