@@ -46,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http_server.h"
@@ -82,14 +81,6 @@ typedef struct uring_worker {
 	uint64_t retry_t;                         /* the last refill retry */
 	uint64_t retry_rbuf;                      /* rbuf_held at that retry */
 } uring_worker;
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Buffers that the ring took from the pool count as the worker's gets. */
 static void count_gets(hs_worker *w, unsigned n)
@@ -185,8 +176,8 @@ static void rx_drop(hs_worker *w, hs_conn *c)
 static void park(uring_worker *u, hs_conn *c)
 {
 	if (TAILQ_EMPTY(&u->parked)) {
-		u->starved_t0 = clock_ns(CLOCK_MONOTONIC);
-		u->starved_cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+		u->starved_t0 = zpp_now_ns();
+		u->starved_cpu0 = zpp_thread_cpu_ns();
 		u->retry_t = u->starved_t0;
 		u->retry_rbuf = u->w->rbuf_held;
 	}
@@ -202,9 +193,8 @@ static void unpark(uring_worker *u, hs_conn *c)
 	TAILQ_REMOVE(&u->parked, c, park_link);
 	c->parked = false;
 	if (TAILQ_EMPTY(&u->parked)) {
-		zpp_add_relaxed(&w->starved_us, (clock_ns(CLOCK_MONOTONIC) - u->starved_t0) / 1000);
-		zpp_add_relaxed(&w->starved_cpu_us,
-				(clock_ns(CLOCK_THREAD_CPUTIME_ID) - u->starved_cpu0) / 1000);
+		zpp_add_relaxed(&w->starved_us, (zpp_now_ns() - u->starved_t0) / 1000);
+		zpp_add_relaxed(&w->starved_cpu_us, (zpp_thread_cpu_ns() - u->starved_cpu0) / 1000);
 	}
 }
 
@@ -233,7 +223,7 @@ static void retry_parked(uring_worker *u)
 
 	if (TAILQ_EMPTY(&u->parked))
 		return;
-	now = clock_ns(CLOCK_MONOTONIC);
+	now = zpp_now_ns();
 	if (w->rbuf_held >= u->retry_rbuf && now - u->retry_t < RETRY_NS)
 		return;
 	u->retry_t = now;

@@ -295,37 +295,12 @@ static uint64_t most(const hs_worker *ws, unsigned n, size_t offset)
 
 #define MOST(ws, n, field) most(ws, n, offsetof(hs_worker, field))
 
-/* Peak resident set: the kernel's two views (KiB). */
-static long vm_hwm_kib(void)
-{
-	char line[256];
-	long v = 0;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (f == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (sscanf(line, "VmHWM: %ld", &v) == 1)
-			break;
-	fclose(f);
-	return v;
-}
-
+/* Peak resident set as getrusage sees it (KiB), beside VmHWM. */
 static long maxrss_kib(void)
 {
 	struct rusage ru;
 
 	return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
-}
-
-static uint64_t cpu_us(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return 0;
-	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
-	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 typedef struct run_result {
@@ -374,7 +349,8 @@ int main(int argc, char **argv)
 	wl_thread *ts;
 	pthread_t *ids;
 	unsigned n;
-	uint64_t requests, cpu0, cpu;
+	uint64_t requests, cpu0, cpu, vmhwm;
+	long maxrss;
 	double t0;
 	zp_config cfg;
 
@@ -440,7 +416,7 @@ int main(int argc, char **argv)
 	res.rss_base_kib = zpp_rss_kib();
 	if (g_opt.idle_conns != 0)
 		hs_idle_start(&idle, ws, n, srv.port, g_opt.idle_conns);
-	cpu0 = cpu_us();
+	cpu0 = wl_cpu_us();
 	t0 = zpp_now();
 	for (unsigned i = 0; i < n; i++) {
 		int rc = pthread_create(&ids[i], NULL, worker_main, &ws[i]);
@@ -464,7 +440,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(ids[i], NULL);
 	ctx.wall_s = zpp_now() - t0;
-	cpu = cpu_us() - cpu0;
+	cpu = wl_cpu_us() - cpu0;
 
 	for (unsigned i = 0; i < n; i++) {
 		wl_thread_collect(&ctx, &ts[i]);
@@ -478,9 +454,11 @@ int main(int argc, char **argv)
 	       (unsigned long long)requests, (unsigned long long)SUM(ws, n, not_found),
 	       (unsigned long long)SUM(ws, n, bad), (unsigned long long)SUM(ws, n, accepted),
 	       ctx.wall_s);
-	wl_log(&ctx, "CPU: %.3f s, %.2f us per request; peak RSS %ld KiB (VmHWM %ld KiB)\n",
-	       (double)cpu / 1e6, requests != 0 ? (double)cpu / (double)requests : 0.0,
-	       maxrss_kib(), vm_hwm_kib());
+	maxrss = maxrss_kib();
+	vmhwm = wl_vm_hwm_kib();
+	wl_log(&ctx, "CPU: %.3f s, %.2f us per request; peak RSS %ld KiB (VmHWM %llu KiB)\n",
+	       (double)cpu / 1e6, requests != 0 ? (double)cpu / (double)requests : 0.0, maxrss,
+	       (unsigned long long)vmhwm);
 
 	wl_extra(&ctx, "requests", requests);
 	wl_extra(&ctx, "not_found", SUM(ws, n, not_found));
@@ -491,8 +469,8 @@ int main(int argc, char **argv)
 	wl_extra(&ctx, "buffers_pooled", g_opt.buffers == HS_BUF_POOLED);
 	wl_extra(&ctx, "cpu_us", cpu);
 	wl_extra(&ctx, "cpu_ns_per_request", requests != 0 ? cpu * 1000 / requests : 0);
-	wl_extra(&ctx, "maxrss_kib", (uint64_t)maxrss_kib());
-	wl_extra(&ctx, "vmhwm_kib", (uint64_t)vm_hwm_kib());
+	wl_extra(&ctx, "maxrss_kib", (uint64_t)maxrss);
+	wl_extra(&ctx, "vmhwm_kib", vmhwm);
 	wl_extra(&ctx, "rss_base_kib", (uint64_t)res.rss_base_kib);
 	wl_extra(&ctx, "read_buffers_peak", SUM(ws, n, rbuf_peak));
 	wl_extra(&ctx, "io_uring", srv.io != &hs_io_epoll);

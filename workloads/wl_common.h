@@ -246,6 +246,14 @@ void wl_log(const wl_ctx *ctx, const char *fmt, ...) __attribute__((format(print
 /* Rust's {:.2?} for a Duration: "1.23s", "6.40ms", "930.12µs", "12.00ns". */
 const char *wl_fmt_dur(double seconds, char *buf, size_t n);
 
+/* User + system CPU time of this process (getrusage), in microseconds. */
+uint64_t wl_cpu_us(void);
+/* Peak resident set of this process in KiB: VmHWM of /proc/self/status, 0
+ * where it cannot be read.  Not getrusage's ru_maxrss, which Linux carries
+ * across execve, so that a driver started by a larger process (Python, in
+ * the bench) would report its parent's. */
+uint64_t wl_vm_hwm_kib(void);
+
 /* The decimal digits of v at dst, without a terminator (at most 20);
  * returns how many.  No stdio, no locale: safe in a signal handler. */
 size_t wl_put_decimal(char *dst, uint64_t v);

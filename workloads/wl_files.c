@@ -523,42 +523,22 @@ static uint64_t cached_bytes(wl_files *fs)
 	return total;
 }
 
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
 void wl_files_begin(wl_files *fs)
 {
 	fs->cache_before = cached_bytes(fs);
-	fs->cpu0 = cpu_seconds();
+	fs->cpu0 = (double)wl_cpu_us() * 1e-6;
 	fs->t0 = zpp_now();
 }
 
-/*
- * Peak RSS of this program: VmHWM of /proc/self/status.  Not getrusage's
- * ru_maxrss, which Linux carries across execve, so that a driver started
- * by a larger process (Python, in the bench) would report its parent's.
- */
+/* Peak RSS of this program: VmHWM (see wl_vm_hwm_kib), ru_maxrss only where
+ * /proc/self/status has none. */
 static uint64_t peak_rss(void)
 {
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	unsigned long long kib = 0;
+	uint64_t kib = wl_vm_hwm_kib();
 	struct rusage ru;
 
-	if (f != NULL) {
-		while (fgets(line, sizeof(line), f) != NULL)
-			if (sscanf(line, "VmHWM: %llu kB", &kib) == 1)
-				break;
-		fclose(f);
-	}
 	if (kib != 0)
-		return (uint64_t)kib * 1024u;
+		return kib * 1024u;
 	getrusage(RUSAGE_SELF, &ru);
 	return (uint64_t)ru.ru_maxrss * 1024u;
 }
@@ -566,14 +546,14 @@ static uint64_t peak_rss(void)
 void wl_files_cold_end(wl_files *fs)
 {
 	fs->cold_s = zpp_now() - fs->t0;
-	fs->cold_cpu_s = cpu_seconds() - fs->cpu0;
+	fs->cold_cpu_s = (double)wl_cpu_us() * 1e-6 - fs->cpu0;
 	fs->cold_bytes = fs->bytes_read;
 }
 
 void wl_files_end(wl_files *fs)
 {
 	fs->read_s = zpp_now() - fs->t0;
-	fs->cpu_s = cpu_seconds() - fs->cpu0;
+	fs->cpu_s = (double)wl_cpu_us() * 1e-6 - fs->cpu0;
 	fs->peak_rss = peak_rss();
 	fs->cache_after = cached_bytes(fs);
 #ifdef WL_HAVE_URING
