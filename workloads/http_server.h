@@ -188,7 +188,6 @@ typedef struct hs_client {
 	uint64_t requests;    /* self-test: requests of each size */
 	uint64_t flood_bytes; /* flood: bytes of requests to send */
 	/* results */
-	uint64_t sent;    /* requests whose response was checked */
 	uint64_t failed;  /* checks that failed (each printed on stderr) */
 	uint64_t answers; /* responses the server must have written in full */
 } hs_client;
