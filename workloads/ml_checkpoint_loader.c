@@ -136,8 +136,8 @@ static void load_tensor(wl_thread *t, size_t size, ml_io *io)
 	wl_buf b;
 
 	if (io != NULL) {
-		size = io->size[tensor_kind(size)];
-		if (io->layout) {
+		if (io->layout) { /* the read path takes its sizes from len[] */
+			size = io->size[tensor_kind(size)];
 			io->off[io->next] = io->epoch_bytes;
 			io->len[io->next++] = size;
 			io->epoch_bytes += size;
