@@ -98,13 +98,11 @@ def configs(binary):
                     "uring+pool"))
     else:
         log("%s: built without liburing, no uring configuration" % os.path.basename(binary))
-    for peer in ("glibc", "jemalloc", "mimalloc", "tcmalloc"):
+    for peer in ALLOCATORS:
         env = preload_env(peer)
         if env is None:
             log("peer %s: none of %s installed, left out" % (peer, ALLOCATORS[peer]))
             continue
-        if peer == "glibc":
-            env.pop("LD_PRELOAD", None)
         out.append(("buffered+malloc(%s)" % peer, ["--read", "buffered", "--backend", "malloc"],
                     env, "buffered+malloc"))
     return out

@@ -133,9 +133,12 @@ def hitpath_options(backend, depth):
 
 def preload_env(alloc):
     """The environment that makes `alloc` serve malloc (LD_PRELOAD for the
-    peers, nothing for glibc), or None when its library is not installed."""
+    peers; for glibc none, not even one this process inherited), or None
+    when its library is not installed."""
     env = dict(os.environ)
-    if alloc and alloc != "glibc":
+    if alloc == "glibc":
+        env.pop("LD_PRELOAD", None)
+    elif alloc:
         lib = find_lib(ALLOCATORS[alloc])
         if lib is None:
             return None
@@ -793,7 +796,7 @@ def main():
     ap.add_argument("--profile", action="store_true", default=None,
                     help="also run analysis/profile.sh (default: only in --full)")
     ap.add_argument("--no-profile", dest="profile", action="store_false")
-    ap.add_argument("--allocators", default="glibc,jemalloc,mimalloc,tcmalloc")
+    ap.add_argument("--allocators", default=",".join(ALLOCATORS))
     ap.add_argument("--backends", default="", help="comma list (default: all registered)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--apis", default="get",

@@ -43,7 +43,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from run_matrix import ALLOCATORS, find_lib  # noqa: E402  the one list of peers
+from run_matrix import ALLOCATORS, preload_env  # noqa: E402  the one list of peers
 
 LUA = os.path.join(HERE, "server_wrk.lua")
 SIZES = [64, 4096, 65536]
@@ -73,17 +73,6 @@ def backends(server):
     default = re.search(r"else ([\w-]+)\)", out).group(1)
     pools = [n for n in names if n != "malloc"]
     return [default] + [n for n in pools if n != default]
-
-
-def env_for(alloc):
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    if alloc != "glibc":
-        lib = find_lib(ALLOCATORS[alloc])
-        if lib is None:
-            return None
-        env["LD_PRELOAD"] = lib
-    return env
 
 
 def cpu_split(threads, pin):
@@ -169,7 +158,7 @@ def has_uring(server, backend):
 
 
 def run_one(args, backend, alloc, io, size, rnd):
-    env = env_for(alloc)
+    env = preload_env(alloc)
     secs = args.duration
     proc, port = start_server(args, backend, env, ["--buffers", "pooled", "--io", io], secs + 20)
     try:
@@ -230,7 +219,8 @@ def run_idle(args, default_backend, uring):
     for backend, buffers, io in runs:
         cmd = [args.server, "--backend", backend, "--buffers", buffers, "--io", io,
                "--idle-conns", str(args.idle), "--duration", "120", "--json", "--quiet"]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env_for("glibc"))
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
+                           env=preload_env("glibc"))
         if p.returncode != 0:
             raise RuntimeError("idle run failed: %s" % p.stderr.strip())
         d = json.loads(p.stdout)
@@ -253,7 +243,7 @@ def main():
                                                      "http_server"))
     ap.add_argument("--wrk", default="wrk")
     ap.add_argument("--backends", help="comma list (default: all, the default first)")
-    ap.add_argument("--allocators", default="glibc,jemalloc,mimalloc,tcmalloc",
+    ap.add_argument("--allocators", default=",".join(ALLOCATORS),
                     help="malloc peers (pool backends run under glibc)")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
     ap.add_argument("--threads", type=int, default=1, help="server worker threads")
@@ -288,7 +278,7 @@ def main():
     if uring:
         configs.insert(1, (pools[0], "glibc", "uring"))
     for a in allocs:
-        if env_for(a) is None:
+        if preload_env(a) is None:
             log("%s is not installed: left out (scripts/deps.sh --bench)" % a)
         else:
             configs.append(("malloc", a, "epoll"))
