@@ -22,6 +22,7 @@ Standard library only, plus matplotlib for the plots.
 """
 
 import argparse
+import csv
 import math
 import os
 import re
@@ -774,7 +775,6 @@ def f_workloads(run, rows, plot):
 # question 8: real I/O (the run's server/ and files/ stages)
 
 def read_csv(path):
-    import csv
     try:
         with open(path, newline="") as f:
             return list(csv.DictReader(f))
@@ -783,24 +783,23 @@ def read_csv(path):
 
 
 def server_cells(srv, size):
-    """Per configuration (backend, allocator, io) of one response size: the
-    medians of CPU ns/request and p99, and the per-round CPU values."""
+    """Per configuration (backend, allocator, io) of one response size: CPU
+    ns/request and p99 by round."""
     out = {}
     for r in srv:
         if int(r["size"]) != size:
             continue
         k = (r["backend"], r["allocator"], r["io"])
-        out.setdefault(k, {"cpu": [], "p99": [], "rounds": {}})
-        out[k]["cpu"].append(float(r["cpu_ns_per_request"]))
-        out[k]["p99"].append(float(r["p99_us"]))
-        out[k]["rounds"][r["round"]] = float(r["cpu_ns_per_request"])
+        out.setdefault(k, {"cpu": {}, "p99": {}})
+        out[k]["cpu"][r["round"]] = float(r["cpu_ns_per_request"])
+        out[k]["p99"][r["round"]] = float(r["p99_us"])
     if not out:
         raise Missing(f"server/server.csv has no {size}-byte rows")
     return out
 
 
 def best(cells, pred, key):
-    cand = {k: statistics.median(v[key]) for k, v in cells.items() if pred(k)}
+    cand = {k: statistics.median(v[key].values()) for k, v in cells.items() if pred(k)}
     if not cand:
         raise Missing("server/server.csv lacks a configuration")
     k = min(cand, key=cand.get)
@@ -809,11 +808,11 @@ def best(cells, pred, key):
 
 def round_ratios(cells, pool_pred, malloc_pred):
     """Per round: the best pool's CPU/request over the best malloc's."""
-    rounds = sorted({r for v in cells.values() for r in v["rounds"]})
+    rounds = sorted({r for v in cells.values() for r in v["cpu"]})
     out = []
     for rnd in rounds:
-        p = [v["rounds"][rnd] for k, v in cells.items() if pool_pred(k) and rnd in v["rounds"]]
-        m = [v["rounds"][rnd] for k, v in cells.items() if malloc_pred(k) and rnd in v["rounds"]]
+        p = [v["cpu"][rnd] for k, v in cells.items() if pool_pred(k) and rnd in v["cpu"]]
+        m = [v["cpu"][rnd] for k, v in cells.items() if malloc_pred(k) and rnd in v["cpu"]]
         if p and m:
             out.append(min(p) / min(m))
     return out
@@ -833,6 +832,8 @@ def files_answer(run, table):
         mal = [r for r in mine if r["kind"] == "buffered+malloc"]
         if not pool or not mal:
             raise Missing(f"files/summary.csv lacks {prog}'s direct or buffered rows")
+        cache_p = max(float(r["page_cache_added"]) for r in pool) / 1e6
+        cache_m = min(float(r["page_cache_added"]) for r in mal) / 1e6
         passes = [("cold", "cold_cpu_ns_per_byte"), ("all", "cpu_ns_per_byte")]
         for label, col in passes:
             if col not in mine[0] or not mine[0][col]:
@@ -840,8 +841,6 @@ def files_answer(run, table):
             bp = min(pool, key=lambda r: float(r[col]))
             bm = min(mal, key=lambda r: float(r[col]))
             ratio = float(bp[col]) / float(bm[col])
-            cache_p = max(float(r["page_cache_added"]) for r in pool) / 1e6
-            cache_m = min(float(r["page_cache_added"]) for r in mal) / 1e6
             table.append(f"| {prog} | {label} | {float(bp[col]):.3f} ({bp['config']}) | "
                          f"{float(bm[col]):.3f} ({bm['config']}) | {ratio:.2f}x | "
                          f"{cache_p:.1f} / {cache_m:.1f} |")
@@ -855,6 +854,7 @@ def files_answer(run, table):
             "reads each byte once from the device, as a loader reads a checkpoint; on later "
             "passes buffered reads copy from the page cache they filled (the table's last "
             "column), which `O_DIRECT` leaves as it was."]
+
 
 def f_real_io(run, rows, plot):
     srv = read_csv(os.path.join(run, "server", "server.csv"))
