@@ -34,13 +34,16 @@ struct zp_uring_bufring {
 
 /* Fill up to `max` empty slots from the pool, no more than the limit
  * allows, and publish them with one tail update.  Returns how many it
- * filled; stops at the first get the pool refuses (errno from zp_get). */
+ * filled; stops at the first get the pool refuses.  errno is left as it
+ * was: a refill inside a claim or a recycle is not their error, and the
+ * callers that report a refusal say ENOMEM themselves. */
 static unsigned fill(zp_uring_bufring *br, unsigned max)
 {
 	int mask = io_uring_buf_ring_mask(br->entries);
 	unsigned held = br->entries - br->nempty;
 	unsigned room = br->limit > held ? br->limit - held : 0;
 	unsigned n = 0;
+	int saved = errno;
 	if (max > room)
 		max = room;
 	while (n < max && br->nempty > 0) {
@@ -54,6 +57,7 @@ static unsigned fill(zp_uring_bufring *br, unsigned max)
 	}
 	if (n > 0)
 		io_uring_buf_ring_advance(br->br, (int)n);
+	errno = saved;
 	return n;
 }
 
@@ -150,11 +154,8 @@ zp_buf *zp_uring_bufring_claim(zp_uring_bufring *br, const struct io_uring_cqe *
 	br->slot[bid] = NULL;
 	br->empty[br->nempty++] = (unsigned short)bid;
 	set_len(b, (size_t)cqe->res);
-	if (br->nempty >= ZP_URING_REFILL_BATCH(br->entries)) {
-		int saved = errno;
+	if (br->nempty >= ZP_URING_REFILL_BATCH(br->entries))
 		fill(br, br->nempty);
-		errno = saved;
-	}
 	return b;
 }
 
@@ -166,9 +167,7 @@ int zp_uring_bufring_recycle(zp_uring_bufring *br, zp_buf *b)
 	}
 	if (zp_put(br->pool, b) != 0)
 		return -1;
-	int saved = errno;
 	fill(br, 1);
-	errno = saved;
 	return 0;
 }
 
