@@ -375,6 +375,8 @@ def check_real_files(doc, args, err):
     require(rf["bytes_read"] > 0 and rf["file_bytes"] > 0, "nothing was read")
     require(not os.path.exists(rf["dir"]), "the temporary directory %s is still there"
             % rf["dir"])
+
+
 def check_server(doc, args):
     for k in SERVER_FIELDS:
         require(is_int(doc.get(k)) and doc[k] >= 0, "%s missing or not an integer" % k)
@@ -399,17 +401,6 @@ def check_server(doc, args):
                 "%s or %s missing" % (part, whole))
         require(doc[part] < float(r) * doc[whole], "%s %r is not below %s x %s %r"
                 % (part, doc[part], r, whole, doc[whole]))
-
-
-def config_preset(command):
-    """The --config the driver command line asks for ("zeropool" when none)."""
-    want = "zeropool"
-    for i, a in enumerate(command):
-        if a == "--config" and i + 1 < len(command):
-            want = command[i + 1]
-        elif a.startswith("--config="):
-            want = a.split("=", 1)[1]
-    return want
 
 
 def run(args):
@@ -477,7 +468,7 @@ def main():
         return selftest(args.fields)
     if not args.command:
         ap.error("no driver command given")
-    args.config_preset = config_preset(args.command)
+    args.config_preset = option(args.command, "--config", "zeropool")
     fresh = None
     if "@DIR@" in args.command:
         fresh = tempfile.mkdtemp(prefix="check_json-")
