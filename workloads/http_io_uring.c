@@ -248,6 +248,30 @@ static void free_conn(uring_worker *u, hs_conn *c)
 	u->live--;
 }
 
+/* An operation of c's ended in the kernel: false when c is closed (and
+ * freed with its last one), so that its completion has nothing to do. */
+static bool op_ended(uring_worker *u, hs_conn *c)
+{
+	c->inflight--;
+	if (!c->dead)
+		return true;
+	if (c->inflight == 0)
+		free_conn(u, c);
+	return false;
+}
+
+/* End what c has in the kernel: its recv ends with res 0, a send fails or
+ * is cancelled; the last of them frees c (op_ended). */
+static void shut(uring_worker *u, hs_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	shutdown(c->fd, SHUT_RDWR);
+	sqe = sqe_get(u);
+	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, UD(NULL, OP_CANCEL));
+}
+
 /* hs_io_ops.close: freed now, or once the kernel is done with it. */
 static void close_conn(hs_worker *w, hs_conn *c)
 {
@@ -257,15 +281,10 @@ static void close_conn(hs_worker *w, hs_conn *c)
 	c->dead = true;
 	if (c->parked)
 		unpark(u, c);
-	if (c->inflight == 0) {
+	if (c->inflight == 0)
 		free_conn(u, c);
-		return;
-	}
-	/* The recv ends with res 0, a send fails or is cancelled. */
-	shutdown(c->fd, SHUT_RDWR);
-	struct io_uring_sqe *sqe = sqe_get(u);
-	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, UD(NULL, OP_CANCEL));
+	else
+		shut(u, c);
 }
 
 /* hs_io_ops.send: one send SQE for the rest of the response. */
@@ -368,12 +387,8 @@ static void on_recv(uring_worker *u, hs_conn *c, const struct io_uring_cqe *cqe)
 		pause_recv(u, c, (cqe->flags & IORING_CQE_F_MORE) != 0);
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		c->recv_armed = false;
-		c->inflight--;
-		if (c->dead) {
-			if (c->inflight == 0)
-				free_conn(u, c);
+		if (!op_ended(u, c))
 			return;
-		}
 		/* More to come: out of buffers, cancelled by a pause, or a recv
 		 * that stopped with data; res 0 is the peer's close. */
 		if (!hs_stopping() &&
@@ -391,12 +406,8 @@ static void on_send(uring_worker *u, hs_conn *c, const struct io_uring_cqe *cqe)
 {
 	hs_worker *w = u->w;
 
-	c->inflight--;
-	if (c->dead) {
-		if (c->inflight == 0)
-			free_conn(u, c);
+	if (!op_ended(u, c))
 		return;
-	}
 	if (cqe->res <= 0) { /* EPIPE, ECONNRESET, ECANCELED */
 		hs_conn_close(w, c);
 		return;
@@ -506,14 +517,10 @@ static void run(hs_worker *w)
 	 * if it has none in the kernel (paused or parked, nothing to send). */
 	for (hs_conn *c = LIST_FIRST(&w->conns); c != NULL; c = next) {
 		next = LIST_NEXT(c, link);
-		if (c->inflight == 0) {
+		if (c->inflight == 0)
 			hs_conn_close(w, c);
-			continue;
-		}
-		shutdown(c->fd, SHUT_RDWR);
-		struct io_uring_sqe *sqe = sqe_get(&u);
-		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-		io_uring_sqe_set_data64(sqe, UD(NULL, OP_CANCEL));
+		else
+			shut(&u, c);
 	}
 	while (u.live > 0)
 		reap(&u);
