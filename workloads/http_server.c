@@ -105,60 +105,41 @@ static void on_signal(int sig)
 
 /* ---- options ------------------------------------------------------------- */
 
-static uint64_t parse_count(const wl_prog *prog, const char *opt, const char *v, uint64_t lo,
-			    uint64_t hi)
-{
-	char *end;
-	unsigned long long n;
-
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < lo || n > hi)
-		wl_usage_error(prog, "%s wants an integer in %llu..%llu, not '%s'", opt,
-			       (unsigned long long)lo, (unsigned long long)hi, v);
-	return n;
-}
-
 static bool server_option(const wl_prog *prog, int argc, char **argv, int *i)
 {
 	const char *v;
 
 	if ((v = wl_option_value(prog, argc, argv, i, "--port")) != NULL)
-		g_opt.port = (int)parse_count(prog, "--port", v, 0, 65535);
+		g_opt.port = (int)wl_parse_uint(prog, "--port", v, 0, 65535);
 	else if ((v = wl_option_value(prog, argc, argv, i, "--port-file")) != NULL)
 		g_opt.port_file = v;
 	else if ((v = wl_option_value(prog, argc, argv, i, "--duration")) != NULL)
-		g_opt.duration = (unsigned)parse_count(prog, "--duration", v, 1, MAX_DURATION_S);
+		g_opt.duration = (unsigned)wl_parse_uint(prog, "--duration", v, 1, MAX_DURATION_S);
 	else if ((v = wl_option_value(prog, argc, argv, i, "--requests")) != NULL)
-		g_opt.requests = parse_count(prog, "--requests", v, 1, UINT64_MAX / 2);
+		g_opt.requests = wl_parse_uint(prog, "--requests", v, 1, UINT64_MAX / 2);
 	else if ((v = wl_option_value(prog, argc, argv, i, "--self-test")) != NULL)
-		g_opt.self_test = parse_count(prog, "--self-test", v, 1, 1000000);
+		g_opt.self_test = wl_parse_uint(prog, "--self-test", v, 1, 1000000);
 	else if ((v = wl_option_value(prog, argc, argv, i, "--self-test-flood")) != NULL)
-		g_opt.flood = parse_count(prog, "--self-test-flood", v, 1, 1u << 30);
+		g_opt.flood = wl_parse_uint(prog, "--self-test-flood", v, 1, 1u << 30);
 	else if ((v = wl_option_value(prog, argc, argv, i, "--ring-budget")) != NULL)
-		g_opt.ring_budget = (unsigned)parse_count(prog, "--ring-budget", v, 1, 1000000);
+		g_opt.ring_budget = (unsigned)wl_parse_uint(prog, "--ring-budget", v, 1, 1000000);
 	else if ((v = wl_option_value(prog, argc, argv, i, "--idle-conns")) != NULL)
 		g_opt.idle_conns =
-		    (unsigned)parse_count(prog, "--idle-conns", v, 1, MAX_IDLE_CONNS);
+		    (unsigned)wl_parse_uint(prog, "--idle-conns", v, 1, MAX_IDLE_CONNS);
 	else if ((v = wl_option_value(prog, argc, argv, i, "--buffers")) != NULL) {
-		if (strcmp(v, "per-connection") == 0)
-			g_opt.buffers = HS_BUF_PER_CONN;
-		else if (strcmp(v, "pooled") == 0)
-			g_opt.buffers = HS_BUF_POOLED;
-		else
-			wl_usage_error(prog,
-				       "--buffers wants 'per-connection' or 'pooled', not '%s'", v);
+		g_opt.buffers =
+		    wl_parse_either(prog, "--buffers", v, "per-connection", "pooled") == 0
+			? HS_BUF_PER_CONN
+			: HS_BUF_POOLED;
 	} else if ((v = wl_option_value(prog, argc, argv, i, "--io")) != NULL) {
-		if (strcmp(v, "epoll") == 0)
+		if (wl_parse_either(prog, "--io", v, "epoll", "uring") == 0)
 			g_opt.io = &hs_io_epoll;
-		else if (strcmp(v, "uring") == 0)
+		else
 #ifdef HS_HAVE_URING
 			g_opt.io = &hs_io_uring;
 #else
 			wl_usage_error(prog, "--io uring: built without io_uring (liburing-dev)");
 #endif
-		else
-			wl_usage_error(prog, "--io wants 'epoll' or 'uring', not '%s'", v);
 	} else {
 		return false;
 	}

@@ -204,22 +204,23 @@ static double parse_scale(const wl_prog *prog, const char *v)
 	return f;
 }
 
-static unsigned parse_threads(const wl_prog *prog, const char *v)
+uint64_t wl_parse_uint(const wl_prog *prog, const char *opt, const char *v, uint64_t lo,
+		       uint64_t hi)
 {
 	char *end;
-	unsigned long n;
+	unsigned long long n;
 
 	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < 1 || n > WL_MAX_THREADS)
-		wl_usage_error(prog, "--threads wants an integer in 1..%u, not '%s'",
-			       WL_MAX_THREADS, v);
-	return (unsigned)n;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n < lo || n > hi)
+		wl_usage_error(prog, "%s wants an integer in %llu..%llu, not '%s'", opt,
+			       (unsigned long long)lo, (unsigned long long)hi, v);
+	return n;
 }
 
 /* 0 when v is `first`, 1 when it is `second`; a usage error otherwise. */
-static int parse_either(const wl_prog *prog, const char *opt, const char *v, const char *first,
-			const char *second)
+int wl_parse_either(const wl_prog *prog, const char *opt, const char *v, const char *first,
+		    const char *second)
 {
 	if (strcmp(v, first) == 0)
 		return 0;
@@ -350,14 +351,15 @@ void wl_init(wl_ctx *ctx, const wl_prog *prog, int argc, char **argv)
 			ctx->opt.scale = parse_scale(prog, v);
 		} else if (prog->default_threads != 0 &&
 			   (v = wl_option_value(prog, argc, argv, &i, "--threads")) != NULL) {
-			ctx->opt.threads = parse_threads(prog, v);
+			ctx->opt.threads =
+			    (unsigned)wl_parse_uint(prog, "--threads", v, 1, WL_MAX_THREADS);
 		} else if ((v = wl_option_value(prog, argc, argv, &i, "--api")) != NULL) {
-			ctx->opt.api = parse_either(prog, "--api", v, "get", "cache") == 0
+			ctx->opt.api = wl_parse_either(prog, "--api", v, "get", "cache") == 0
 					   ? WL_API_GET
 					   : WL_API_CACHE;
 		} else if ((v = wl_option_value(prog, argc, argv, &i, "--config")) != NULL) {
 			ctx->opt.config =
-			    parse_either(prog, "--config", v, "zeropool", "defaults") == 0
+			    wl_parse_either(prog, "--config", v, "zeropool", "defaults") == 0
 				? WL_CONFIG_ZEROPOOL
 				: WL_CONFIG_DEFAULTS;
 		} else if (prog->real_files &&

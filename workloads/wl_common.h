@@ -219,6 +219,13 @@ static inline void wl_progress_tick(wl_thread *t, uint64_t units)
  * (advancing *i) or "--name=VALUE", NULL if it is another word; a usage
  * error when the value is missing. */
 const char *wl_option_value(const wl_prog *prog, int argc, char **argv, int *i, const char *name);
+/* The value of option opt: a decimal integer in lo..hi, else a usage error
+ * (exit 2) that names opt and the range. */
+uint64_t wl_parse_uint(const wl_prog *prog, const char *opt, const char *v, uint64_t lo,
+		       uint64_t hi);
+/* 0 when v is first, 1 when it is second, else a usage error (exit 2). */
+int wl_parse_either(const wl_prog *prog, const char *opt, const char *v, const char *first,
+		    const char *second);
 /* Print "prog: message" and "Try --help" on stderr, exit WL_EXIT_USAGE. */
 void wl_usage_error(const wl_prog *prog, const char *fmt, ...)
     __attribute__((noreturn, cold, format(printf, 2, 3)));
