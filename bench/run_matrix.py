@@ -902,33 +902,21 @@ def main():
             w.writerow(row)
     log(f"wrote {len(rows)} rows to {csv_path}")
 
+    def write_info():  # again after each later stage, so that a stop keeps the times so far
+        info["stage_seconds"] = stage_s
+        with open(os.path.join(args.out, "machine.json"), "w") as f:
+            json.dump(info, f, indent=2, default=str)
+
     info["loadavg_end"] = os.getloadavg()
-    info["stage_seconds"] = stage_s
-    with open(os.path.join(args.out, "machine.json"), "w") as f:
-        json.dump(info, f, indent=2, default=str)
-
-    if "server" not in skip:
+    write_info()
+    for stage, fn in (("server", lambda: run_server(args, bins, backends, errors)),
+                      ("files", lambda: run_files(args, errors))):
+        if stage in skip:
+            continue
         t0 = time.monotonic()
-        run_server(args, bins, backends, errors)
-        stage_s["server"] = round(time.monotonic() - t0, 1)
-        info["stage_seconds"] = stage_s
-        with open(os.path.join(args.out, "machine.json"), "w") as f:
-            json.dump(info, f, indent=2, default=str)
-
-    if "files" not in skip:
-        t0 = time.monotonic()
-        log("files: bench/files_bench.py")
-        r = subprocess.run([PYTHON, os.path.join(REPO, "bench", "files_bench.py"),
-                            "--full" if args.mode == "full" else "--quick",
-                            "--rounds", "1" if args.mode == "smoke" else
-                            ("5" if args.mode == "full" else "3"),
-                            "--build-dir", args.build_dir, "--out", os.path.join(args.out, "files")])
-        if r.returncode != 0:
-            errors.add("files", f"files_bench.py exited {r.returncode}")
-        stage_s["files"] = round(time.monotonic() - t0, 1)
-        info["stage_seconds"] = stage_s
-        with open(os.path.join(args.out, "machine.json"), "w") as f:
-            json.dump(info, f, indent=2, default=str)
+        fn()
+        stage_s[stage] = round(time.monotonic() - t0, 1)
+        write_info()
 
     if args.profile and "profile" not in skip:
         log("profile: analysis/profile.sh")
@@ -955,6 +943,20 @@ def main():
     log(f"done in {time.monotonic() - t_all:.0f} s; stages {stage_s}; "
         f"{len(errors.items)} error(s); results in {args.out}")
     return 1 if errors.items else 0
+
+
+def run_files(args, errors):
+    """The files stage: bench/files_bench.py (quick for smoke, with one
+    round, and quick; full for full) into OUT/files/."""
+    log("files: bench/files_bench.py")
+    cmd = [PYTHON, os.path.join(REPO, "bench", "files_bench.py"),
+           "--full" if args.mode == "full" else "--quick",
+           "--build-dir", args.build_dir, "--out", os.path.join(args.out, "files")]
+    if args.mode == "smoke":
+        cmd += ["--rounds", "1"]
+    r = subprocess.run(cmd)
+    if r.returncode != 0:
+        errors.add("files", f"files_bench.py exited {r.returncode}")
 
 
 def run_server(args, bins, backends, errors):
