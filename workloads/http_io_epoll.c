@@ -11,6 +11,7 @@
  * previous answer is out: the client's own window is the backpressure).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -100,6 +101,11 @@ static void run(hs_worker *w)
 {
 	struct epoll_event evs[EVENTS];
 
+	int fl = fcntl(w->lfd, F_GETFL);
+
+	/* accept_some() accepts until EAGAIN. */
+	if (fl < 0 || fcntl(w->lfd, F_SETFL, fl | O_NONBLOCK) != 0)
+		wl_die("fcntl: %s", strerror(errno));
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->epfd < 0)
 		wl_die("epoll_create1: %s", strerror(errno));

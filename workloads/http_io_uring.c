@@ -41,7 +41,6 @@
  * gets == puts and the pool's statistics agree.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,7 +487,6 @@ static void run(hs_worker *w)
 					     IORING_SETUP_DEFER_TASKRUN,
 				    .cq_entries = CQ_DEPTH};
 	int rc = io_uring_queue_init_params(SQ_DEPTH, &u.ring, &p);
-	int fl = fcntl(w->lfd, F_GETFL);
 
 	if (rc == -EINVAL) {
 		p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_DEPTH};
@@ -504,11 +502,8 @@ static void run(hs_worker *w)
 	count_gets(w, zp_uring_bufring_held(u.br));
 	TAILQ_INIT(&u.parked);
 	w->io = &u;
-	/* io_uring waits on the listener itself: a non-blocking one may answer
-	 * EAGAIN instead of arming a poll. */
-	if (fl < 0 || fcntl(w->lfd, F_SETFL, fl & ~O_NONBLOCK) != 0)
-		wl_die("fcntl: %s", strerror(errno));
-	arm_accept(&u);
+	arm_accept(&u); /* on a blocking listener: a non-blocking one may answer
+			 * EAGAIN instead of arming a poll */
 
 	while (!hs_stopping())
 		reap(&u);

@@ -178,12 +178,13 @@ static void raise_fd_limit(unsigned idle_conns)
 		       strerror(errno));
 }
 
-/* A non-blocking SO_REUSEPORT listener on 127.0.0.1:port (0: any). */
+/* A SO_REUSEPORT listener on 127.0.0.1:port (0: any), blocking: the I/O
+ * model sets the mode it accepts in (epoll: non-blocking). */
 static int listen_loopback(int port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	int one = 1;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
