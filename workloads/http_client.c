@@ -85,15 +85,18 @@ static int connect_loopback(int port, int rcvbuf)
 	return fd;
 }
 
-static bool send_all(int fd, const char *p, size_t n)
+/* Send all n bytes; a failure is one of cl's failed checks. */
+static bool send_all(hs_client *cl, int fd, const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
 
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k <= 0)
+		if (k <= 0) {
+			fail(cl, "send", k < 0 ? strerror(errno) : "sent nothing");
 			return false;
+		}
 		p += k;
 		n -= (size_t)k;
 	}
@@ -173,11 +176,7 @@ static bool request(hs_client *cl, cl_conn *c, const char *path, int status, siz
 	char req[128];
 	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
 
-	if (!send_all(c->fd, req, (size_t)n)) {
-		fail(cl, "send", strerror(errno));
-		return false;
-	}
-	if (!read_response(cl, c, status, body))
+	if (!send_all(cl, c->fd, req, (size_t)n) || !read_response(cl, c, status, body))
 		return false;
 	cl->answers++;
 	return true;
@@ -195,9 +194,7 @@ static bool send_endless(hs_client *cl, cl_conn *c)
 	memset(req, 'a', HS_RBUF_SIZE);
 	memcpy(req, line, sizeof(line) - 1);
 	memcpy(req + sizeof(line) - 1, "X-Pad: ", 7);
-	ok = send_all(c->fd, req, HS_RBUF_SIZE);
-	if (!ok)
-		fail(cl, "send", strerror(errno));
+	ok = send_all(cl, c->fd, req, HS_RBUF_SIZE);
 	free(req);
 	return ok;
 }
@@ -229,20 +226,15 @@ static void self_test(hs_client *cl)
 				goto out;
 	}
 	/* Two requests in one write: two responses, in order. */
-	if (!send_all(cs[0].fd, pipelined, sizeof(pipelined) - 1)) {
-		fail(cl, "send", strerror(errno));
-		goto out;
-	}
-	if (!read_response(cl, &cs[0], 200, 64) || !read_response(cl, &cs[0], 200, 4096))
+	if (!send_all(cl, cs[0].fd, pipelined, sizeof(pipelined) - 1) ||
+	    !read_response(cl, &cs[0], 200, 64) || !read_response(cl, &cs[0], 200, 4096))
 		goto out;
 	cl->answers += 2;
 	/* 96 x 64 KiB answers into a 4 KiB window: the server's writes are
 	 * partial and wait for EPOLLOUT (its partial_writes counts them). */
 	for (int i = 0; i < SLOW_PIPELINED; i++)
-		if (!send_all(cs[4].fd, big, sizeof(big) - 1)) {
-			fail(cl, "send", strerror(errno));
+		if (!send_all(cl, cs[4].fd, big, sizeof(big) - 1))
 			goto out;
-		}
 	nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
 	for (int i = 0; i < SLOW_PIPELINED; i++) {
 		if (!read_response(cl, &cs[4], 200, 65536))
@@ -254,7 +246,7 @@ static void self_test(hs_client *cl)
 	    !request(cl, &cs[1], "/abc", 404, 0) || !request(cl, &cs[1], "/128", 200, 128))
 		goto out;
 	/* Not a GET: 400, then the server closes the connection. */
-	if (!send_all(cs[2].fd, bad, sizeof(bad) - 1) || !read_response(cl, &cs[2], 400, 0))
+	if (!send_all(cl, cs[2].fd, bad, sizeof(bad) - 1) || !read_response(cl, &cs[2], 400, 0))
 		goto out;
 	cl->answers++;
 	if (fill(&cs[2], cs[2].len + 1)) {
