@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "http_server.h"
+#include "wl_uring.h"
 #include "zeropool_uring.h"
 
 #define SQ_DEPTH 256
@@ -480,21 +481,10 @@ static void run(hs_worker *w)
 {
 	uring_worker u = {.w = w};
 	hs_conn *next;
-	/* One thread submits and reaps: completions' task work runs when it
-	 * waits (DEFER_TASKRUN, kernel 6.1), not as interrupts of its work.
-	 * An older kernel refuses the flags (EINVAL): plain then. */
-	struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
-					     IORING_SETUP_DEFER_TASKRUN,
-				    .cq_entries = CQ_DEPTH};
-	int rc = io_uring_queue_init_params(SQ_DEPTH, &u.ring, &p);
+	int rc = wl_uring_setup(&u.ring, SQ_DEPTH, CQ_DEPTH);
 
-	if (rc == -EINVAL) {
-		p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_DEPTH};
-		rc = io_uring_queue_init_params(SQ_DEPTH, &u.ring, &p);
-	}
 	if (rc < 0)
 		wl_die("io_uring_queue_init: %s", strerror(-rc));
-	(void)io_uring_register_ring_fd(&u.ring); /* io_uring_enter skips the fd lookup */
 	u.br = zp_uring_bufring_create(&u.ring, w->t->pool, 0, w->srv->ring_entries,
 				       HS_RING_BUF_SIZE, 0);
 	if (u.br == NULL)
@@ -529,11 +519,11 @@ static void run(hs_worker *w)
 void hs_io_uring_probe(void)
 {
 	struct io_uring ring;
-	int rc = getenv("ZP_WL_REFUSE_URING") != NULL ? -EPERM : io_uring_queue_init(4, &ring, 0);
+	int rc = wl_uring_setup(&ring, 4, 0);
+	char why[160];
 
 	if (rc < 0) {
-		fprintf(stderr, "io_uring refused: io_uring_queue_init: %s%s\n", strerror(-rc),
-			getenv("ZP_WL_REFUSE_URING") != NULL ? " (ZP_WL_REFUSE_URING)" : "");
+		fprintf(stderr, "%s\n", wl_uring_refusal(why, sizeof(why), rc));
 		exit(77);
 	}
 	io_uring_queue_exit(&ring);

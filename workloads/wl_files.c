@@ -28,6 +28,7 @@
 #include "wl_common.h"
 #ifdef WL_HAVE_URING
 #include "wl_files_uring.h"
+#include "wl_uring.h"
 #endif
 
 #ifndef STATX_DIOALIGN
@@ -191,20 +192,16 @@ static void probe(wl_files *fs)
 static void uring_open(wl_files *fs)
 {
 #ifdef WL_HAVE_URING
-	int rc = wl_uring_init(WL_FILES_MAX_IOV);
+	int rc = wl_files_uring_init(WL_FILES_MAX_IOV);
+	char why[160];
 
 	if (rc == 0) {
 		fs->uring = true;
 		return;
 	}
-	snprintf(fs->read_mode, sizeof(fs->read_mode),
-		 "direct (io_uring refused: io_uring_queue_init: %s%s)", strerror(-rc),
-		 getenv("ZP_WL_REFUSE_URING") != NULL ? " (ZP_WL_REFUSE_URING)" : "");
-	fprintf(stderr,
-		"%s: io_uring refused: io_uring_queue_init: %s%s; reading with pread (O_DIRECT) "
-		"instead\n",
-		fs->prog, strerror(-rc),
-		getenv("ZP_WL_REFUSE_URING") != NULL ? " (ZP_WL_REFUSE_URING)" : "");
+	wl_uring_refusal(why, sizeof(why), rc);
+	snprintf(fs->read_mode, sizeof(fs->read_mode), "direct (%s)", why);
+	fprintf(stderr, "%s: %s; reading with pread (O_DIRECT) instead\n", fs->prog, why);
 #else
 	(void)fs;
 #endif
@@ -421,7 +418,7 @@ static void readv_uring(wl_files *fs, int fd, const struct iovec *iov, unsigned 
 {
 	int res[WL_FILES_MAX_IOV];
 
-	wl_uring_readv(fd, iov, n, off, res);
+	wl_files_uring_readv(fd, iov, n, off, res);
 	for (unsigned i = 0; i < n; off += iov[i].iov_len, i++) {
 		struct iovec rest;
 		size_t got;
@@ -557,7 +554,7 @@ void wl_files_end(wl_files *fs)
 	fs->peak_rss = peak_rss();
 	fs->cache_after = cached_bytes(fs);
 #ifdef WL_HAVE_URING
-	wl_uring_exit();
+	wl_files_uring_exit();
 	fs->uring = false;
 #endif
 }

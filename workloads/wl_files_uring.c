@@ -6,37 +6,24 @@
 #include "wl_files_uring.h"
 
 #include <errno.h>
-#include <liburing.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "wl_common.h"
+#include "wl_uring.h"
 
 static struct io_uring g_ring;
 static unsigned g_entries;
 
-int wl_uring_init(unsigned entries)
+int wl_files_uring_init(unsigned entries)
 {
-	/* One thread submits and reaps: completions' task work runs when it
-	 * waits (DEFER_TASKRUN, kernel 6.1).  An older kernel refuses the
-	 * flags (EINVAL): plain then. */
-	struct io_uring_params p = {.flags =
-					IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
-	int rc;
+	int rc = wl_uring_setup(&g_ring, entries, 0);
 
-	if (getenv("ZP_WL_REFUSE_URING") != NULL)
-		return -EPERM;
-	rc = io_uring_queue_init_params(entries, &g_ring, &p);
-	if (rc == -EINVAL)
-		rc = io_uring_queue_init(entries, &g_ring, 0);
-	if (rc < 0)
-		return rc;
-	(void)io_uring_register_ring_fd(&g_ring); /* io_uring_enter skips the fd lookup */
-	g_entries = entries;
-	return 0;
+	if (rc == 0)
+		g_entries = entries;
+	return rc;
 }
 
-void wl_uring_readv(int fd, const struct iovec *iov, unsigned n, uint64_t off, int *res)
+void wl_files_uring_readv(int fd, const struct iovec *iov, unsigned n, uint64_t off, int *res)
 {
 	unsigned done = 0;
 
@@ -75,7 +62,7 @@ void wl_uring_readv(int fd, const struct iovec *iov, unsigned n, uint64_t off, i
 	}
 }
 
-void wl_uring_exit(void)
+void wl_files_uring_exit(void)
 {
 	if (g_entries != 0)
 		io_uring_queue_exit(&g_ring);

@@ -10,16 +10,14 @@
 #include <sys/uio.h>
 
 /* Set up the ring for up to `entries` reads in flight.  0, or -errno when
- * the kernel refuses io_uring (ENOSYS under seccomp, EPERM with
- * kernel.io_uring_disabled); ZP_WL_REFUSE_URING in the environment acts as
- * a kernel that says EPERM. */
-int wl_uring_init(unsigned entries);
+ * the kernel refuses io_uring (wl_uring_setup()). */
+int wl_files_uring_init(unsigned entries);
 
 /* Read iov[0..n) from fd at off, off + iov[0].iov_len, ...: n reads
  * submitted with one io_uring_enter, then all n waited for.  res[i] is
  * read i's result (bytes read, or -errno). */
-void wl_uring_readv(int fd, const struct iovec *iov, unsigned n, uint64_t off, int *res);
+void wl_files_uring_readv(int fd, const struct iovec *iov, unsigned n, uint64_t off, int *res);
 
-void wl_uring_exit(void);
+void wl_files_uring_exit(void);
 
 #endif /* WL_FILES_URING_H */
