@@ -84,14 +84,20 @@ static void response_done(hs_worker *w, hs_conn *c)
 	zpp_add_relaxed(&w->requests, 1);
 }
 
-/* Send what is left of the response through the I/O model.  Returns 1 when
- * it is all written, 0 when the rest waits, -1 on an error. */
+/* Send what is left of the response through the I/O model; close c when
+ * that failed, or when the response is out and ends the connection
+ * (close_after).  Returns 1 when it is all written, 0 when the rest waits,
+ * -1 when c was closed. */
 static int flush(hs_worker *w, hs_conn *c)
 {
 	int done = w->srv->io->send(w, c);
 
 	if (done > 0)
 		response_done(w, c);
+	if (done < 0 || (done > 0 && c->close_after)) {
+		hs_conn_close(w, c);
+		return -1;
+	}
 	return done;
 }
 
@@ -105,7 +111,6 @@ static bool answer(hs_worker *w, hs_conn *c)
 		hs_parse_result r = hs_parse_request(c->rb.data + c->roff, c->rlen - c->roff, &req);
 		char head[HS_HEAD_MAX];
 		size_t hlen;
-		int done;
 
 		if (r == HS_REQ_INCOMPLETE) {
 			if (c->rlen - c->roff == HS_RBUF_SIZE) {
@@ -131,11 +136,8 @@ static bool answer(hs_worker *w, hs_conn *c)
 		memset(c->wb.data + hlen, HS_BODY_BYTE, req.body_size);
 		/* Nothing unanswered: the read buffer goes back before the write. */
 		rbuf_release_if_empty(w, c);
-		done = flush(w, c);
-		if (done < 0 || (done > 0 && c->close_after)) {
-			hs_conn_close(w, c);
+		if (flush(w, c) < 0)
 			return false;
-		}
 	}
 	if (c->has_rb && c->roff == c->rlen)
 		c->roff = c->rlen = 0;
@@ -218,13 +220,9 @@ bool hs_conn_writable(hs_worker *w, hs_conn *c)
 	if (!c->has_wb)
 		return true;
 	done = flush(w, c);
-	if (done < 0 || (done > 0 && c->close_after)) {
-		hs_conn_close(w, c);
+	if (done < 0)
 		return false;
-	}
-	if (done == 0)
-		return true;
-	if (!c->has_rb)
+	if (done == 0 || !c->has_rb)
 		return true;
 	return answer(w, c); /* pipelined requests that waited */
 }
