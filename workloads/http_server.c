@@ -97,6 +97,17 @@ void hs_request_stop(void)
 	__atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
 }
 
+typedef void *client_main(void *);
+
+/* The self-test client (--self-test or --self-test-flood) this run starts,
+ * or NULL: a run that checks its own answers. */
+static client_main *own_client(void)
+{
+	if (g_opt.self_test != 0)
+		return hs_self_test_client;
+	return g_opt.flood != 0 ? hs_flood_client : NULL;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -194,7 +205,7 @@ static int listen_loopback(int port)
 	 * for writability: a fixed send buffer (accepted sockets inherit it)
 	 * makes that so whatever net.ipv4.tcp_wmem lets autotuning reach. */
 	int sndbuf = 64 << 10;
-	if ((g_opt.self_test != 0 || g_opt.flood != 0) &&
+	if (own_client() != NULL &&
 	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) != 0)
 		wl_die("SO_SNDBUF: %s", strerror(errno));
 	/* No fixed receive buffer, though the flood would hold its client back
@@ -410,14 +421,11 @@ int main(int argc, char **argv)
 	client.port = srv.port;
 	client.requests = g_opt.self_test;
 	client.flood_bytes = g_opt.flood;
-	if (g_opt.self_test != 0 &&
-	    pthread_create(&client_id, NULL, hs_self_test_client, &client) != 0)
-		wl_die("pthread_create: client");
-	if (g_opt.flood != 0 && pthread_create(&client_id, NULL, hs_flood_client, &client) != 0)
+	if (own_client() != NULL && pthread_create(&client_id, NULL, own_client(), &client) != 0)
 		wl_die("pthread_create: client");
 
 	main_loop(ws, n, g_opt.idle_conns != 0 ? &idle : NULL, &res);
-	if (g_opt.self_test != 0 || g_opt.flood != 0)
+	if (own_client() != NULL)
 		pthread_join(client_id, NULL);
 	if (g_opt.idle_conns != 0)
 		idle_ok = hs_idle_finish(&idle);
@@ -478,14 +486,13 @@ int main(int argc, char **argv)
 		wl_extra(&ctx, "idle_conns_held", res.open_peak);
 		wl_extra(&ctx, "rss_idle_kib", (uint64_t)res.rss_ready_kib);
 	}
-	if (g_opt.self_test != 0 || g_opt.flood != 0)
+	if (own_client() != NULL)
 		wl_extra(&ctx, "self_test_failed", client.failed);
 
 	{
 		int status = WL_EXIT_OK;
 
-		if ((g_opt.self_test != 0 || g_opt.flood != 0) &&
-		    (client.failed != 0 || requests != client.answers)) {
+		if (own_client() != NULL && (client.failed != 0 || requests != client.answers)) {
 			fprintf(stderr,
 				"error: self-test: %llu failed checks, %llu responses for "
 				"%llu requests answered\n",
