@@ -23,13 +23,26 @@ struct rig {
 	int fd[2]; /* fd[0] receives, fd[1] sends */
 };
 
-static void rig_open(struct rig *r)
+static void rig_open_with(struct rig *r, const zp_config *cfg)
 {
-	zp_config cfg = zp_test_config();
-	r->pool = zp_pool_create(&cfg);
+	r->pool = zp_pool_create(cfg);
 	REQUIRE(r->pool != NULL);
 	REQUIRE(io_uring_queue_init(64, &r->ring, 0) == 0);
 	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, r->fd) == 0);
+}
+
+static void rig_open(struct rig *r)
+{
+	zp_config cfg = zp_test_config();
+	rig_open_with(r, &cfg);
+}
+
+/* The sender closes: the receiver sees EOF, which ends its multishot recv.
+ * fd[1] becomes an unconnected socket, for rig_close to close. */
+static void close_sender(struct rig *r)
+{
+	close(r->fd[1]);
+	r->fd[1] = socket(AF_UNIX, SOCK_STREAM, 0);
 }
 
 /* Every buffer is back: nothing outstanding. */
@@ -141,9 +154,7 @@ static void t_recv_sizes(void)
 	CHECK(claims >= 12); /* 5000 bytes alone take 5 buffers */
 	CHECK_EQ(rearms, 0); /* a ring of 16 never ran dry here */
 	CHECK(zp_uring_bufring_held(br) >= 16 - ZP_URING_REFILL_BATCH(16u));
-	/* The sender closes: EOF ends the multishot recv. */
-	close(r.fd[1]);
-	r.fd[1] = socket(AF_UNIX, SOCK_STREAM, 0);
+	close_sender(&r);
 	unsigned n = reap(&r, cq, 64);
 	CHECK(n >= 1);
 	CHECK_EQ(cq[n - 1].res, 0);
@@ -194,8 +205,7 @@ static void t_enobufs(void)
 			}
 			if (got == total && !ended) {
 				/* all in: stop the request by closing the sender */
-				close(r.fd[1]);
-				r.fd[1] = socket(AF_UNIX, SOCK_STREAM, 0);
+				close_sender(&r);
 			}
 		}
 		CHECK(zp_uring_bufring_replenish(br) >= 0);
@@ -231,8 +241,7 @@ static unsigned claim_n(struct rig *r, zp_uring_bufring *br, zp_buf **held, unsi
 static void end_recv(struct rig *r, zp_uring_bufring *br)
 {
 	struct io_uring_cqe cq[64];
-	close(r->fd[1]);
-	r->fd[1] = socket(AF_UNIX, SOCK_STREAM, 0);
+	close_sender(r);
 	for (;;) {
 		unsigned n = reap(r, cq, 64);
 		for (unsigned i = 0; i < n; i++) {
@@ -319,10 +328,7 @@ static void t_replenish_enomem(void)
 	struct rig r;
 	zp_config cfg = zp_test_config();
 	cfg.cache_depth = 0; /* every get asks the store, which is empty */
-	r.pool = zp_pool_create(&cfg);
-	REQUIRE(r.pool != NULL);
-	REQUIRE(io_uring_queue_init(64, &r.ring, 0) == 0);
-	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, r.fd) == 0);
+	rig_open_with(&r, &cfg);
 	zp_uring_bufring *br = zp_uring_bufring_create(&r.ring, r.pool, BGID, 4, buf_size, 0);
 	REQUIRE(br != NULL);
 	CHECK_EQ(zp_uring_bufring_set_limit(br, 0), 0); /* claims do not refill */
