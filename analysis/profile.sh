@@ -85,7 +85,7 @@ flame_graph() {
 # flame_index: flamegraphs.html, a row of frames per workload, one per
 # target, in the order profiled (default backend first).
 flame_index() {
-	local f="$out/flamegraphs.html" w t n
+	local f="$out/flamegraphs.html" w t row
 	{
 		echo "<!doctype html><html><head><meta charset=\"utf-8\"><title>zeropool-c flame graphs</title>"
 		echo "<style>body{font-family:sans-serif;margin:8px}.row{display:flex;gap:4px}"
@@ -93,17 +93,14 @@ flame_index() {
 		echo "</head><body><h1>Flame graphs (perf, cpu-clock, call graphs)</h1>"
 		echo "<p>One row per workload, one column per target; click a frame to zoom, or open it alone.</p>"
 		for w in $workloads; do
-			n=0
-			for t in $backends malloc-glibc; do
-				[ -s "$out/$w.$t.flame.html" ] && n=$((n + 1))
-			done
-			[ "$n" -gt 0 ] || continue
-			echo "<h2>$w</h2><div class=\"row\">"
+			row=""
 			for t in $backends malloc-glibc; do
 				[ -s "$out/$w.$t.flame.html" ] || continue
-				echo "<div><a href=\"$w.$t.flame.html\">$t</a><iframe src=\"$w.$t.flame.html\"></iframe></div>"
+				row="$row<div><a href=\"$w.$t.flame.html\">$t</a><iframe src=\"$w.$t.flame.html\"></iframe></div>
+"
 			done
-			echo "</div>"
+			[ -n "$row" ] || continue # no graph for this workload
+			printf '<h2>%s</h2><div class="row">\n%s</div>\n' "$w" "$row"
 		done
 		echo "</body></html>"
 	} >"$f"
