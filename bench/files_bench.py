@@ -39,7 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_matrix import ALLOCATORS, preload_env  # noqa: E402  (the LD_PRELOAD table)
+from run_matrix import ALLOCATORS, cpu_model, driver_backends, preload_env  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = ("file_pipeline", "ml_checkpoint_loader")
@@ -63,24 +63,6 @@ def log(msg):
     print("[files_bench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
 
 
-def backends(binary):
-    """The built backends, the library's default first (from --help)."""
-    out = subprocess.run([binary, "--help"], capture_output=True, text=True, check=True).stdout
-    names, default = [], None
-    for line in out.splitlines():
-        s = line.strip()
-        if s.startswith("one of:"):
-            names = [n.strip() for n in s[len("one of:"):].split(",") if n.strip() != "malloc"]
-        elif s.startswith("default: the library's"):
-            default = s.rsplit("else ", 1)[-1].rstrip(")")
-    env_default = os.environ.get("ZP_BACKEND")
-    default = env_default if env_default in names else default
-    if default in names:
-        names.remove(default)
-        names.insert(0, default)
-    return names
-
-
 def has_uring(binary):
     """Whether the driver was built with --read uring (else a usage error)."""
     return subprocess.run([binary, "--read", "uring", "--help"], capture_output=True,
@@ -90,7 +72,7 @@ def has_uring(binary):
 def configs(binary):
     """(label, driver args, environment, kind)."""
     out = []
-    names = backends(binary)
+    names = driver_backends(binary)
     for b in names:
         out.append(("direct+" + b, ["--read", "direct", "--backend", b], None, "direct+pool"))
     if has_uring(binary):
@@ -124,13 +106,7 @@ def run_one(binary, scale, args, env, files_dir):
 
 
 def machine(files_dir):
-    cpu = "?"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    cpu = cpu_model()
     where = "/var/tmp" if files_dir == "auto" else files_dir
     if files_dir == "auto" and os.environ.get("TMPDIR"):
         where = os.environ["TMPDIR"]

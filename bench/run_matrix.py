@@ -146,6 +146,29 @@ def preload_env(alloc):
     return env
 
 
+def driver_backends(binary):
+    """A workload driver's pool backends, from its --help, the one it uses
+    by default first (ZP_BACKEND where that names one, else the library's)."""
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True, check=True).stdout
+    names = re.search(r"one of: (.*)", out).group(1).split(", ")
+    names = [n.strip() for n in names if n.strip() != "malloc"]
+    default = re.search(r"ZP_BACKEND, else ([\w-]+)\)", out).group(1)
+    default = os.environ.get("ZP_BACKEND") if os.environ.get("ZP_BACKEND") in names else default
+    return [default] + [n for n in names if n != default]
+
+
+def cpu_model():
+    """The CPU's model name (/proc/cpuinfo), for every table's caption."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
 def log(msg):
     print(f"[run_matrix {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -250,16 +273,7 @@ def cmake_cache(bd):
 def machine_info(args, backends):
     info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "host": socket.gethostname(), "mode": args.mode, "threads": args.threads}
-    model = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info["cpu_model"] = model or platform.processor()
+    info["cpu_model"] = cpu_model()
     info["cpus_online"] = os.cpu_count()
     try:
         info["cpus_affinity"] = len(os.sched_getaffinity(0))

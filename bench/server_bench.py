@@ -43,7 +43,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from run_matrix import ALLOCATORS, preload_env  # noqa: E402  the one list of peers
+from run_matrix import ALLOCATORS, cpu_model, driver_backends, preload_env  # noqa: E402
 
 LUA = os.path.join(HERE, "server_wrk.lua")
 SIZES = [64, 4096, 65536]
@@ -63,16 +63,6 @@ IDLE_FIELDS = ["backend", "buffers", "io", "idle_conns", "rss_base_kib", "rss_id
 
 def log(msg):
     print("[server_bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
-
-
-def backends(server):
-    """The server's backends, the default first (from its --help)."""
-    out = subprocess.run([server, "--help"], capture_output=True, text=True,
-                         check=True).stdout
-    names = re.search(r"one of: (.*)", out).group(1).split(", ")
-    default = re.search(r"else ([\w-]+)\)", out).group(1)
-    pools = [n for n in names if n != "malloc"]
-    return [default] + [n for n in pools if n != default]
 
 
 def cpu_split(threads, pin):
@@ -268,7 +258,7 @@ def main():
     if not os.path.exists(args.server):
         sys.exit("no %s: build with cmake --preset release && cmake --build --preset release"
                  % args.server)
-    pools = args.backends.split(",") if args.backends else backends(args.server)
+    pools = args.backends.split(",") if args.backends else driver_backends(args.server)
     allocs = args.allocators.split(",")
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.mode == "smoke":
@@ -299,12 +289,10 @@ def main():
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
         w.writerows(rows)
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = re.search(r"Model name:\s*(.*)", cpu)
     md = ["# http_server under wrk", "",
           "CPU: %s, %d CPUs; wrk -t1 -c%d -d%ds --latency, server --threads %d, "
           "--buffers pooled; %s; medians of %d rounds (%.0f s in all)." % (
-              model.group(1) if model else "?", os.cpu_count(), args.connections,
+              cpu_model(), os.cpu_count(), args.connections,
               args.duration, args.threads,
               "server on CPU %s, wrk on CPU %s" % (
                   ",".join(map(str, args.server_cpus)), ",".join(map(str, args.client_cpus)))
