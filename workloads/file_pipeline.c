@@ -21,9 +21,6 @@
 
 #define MAX_WINDOW_CHUNKS WL_FILES_MAX_IOV
 
-/* --read-window (wl_common.c); set in main. */
-static size_t g_read_window;
-
 static const wl_prog PROG = {
     .name = "file_pipeline",
     .summary = "Read -> transform -> write chunks of 4 KiB .. 1 MiB, 3 runs, one thread.",
@@ -68,9 +65,9 @@ static void process_chunk(wl_thread *t, size_t chunk)
 }
 
 /* Chunks per read-ahead window: --read-window / chunk, 1..16. */
-static unsigned window_chunks(size_t chunk)
+static unsigned window_chunks(size_t window, size_t chunk)
 {
-	size_t k = g_read_window / chunk;
+	size_t k = window / chunk;
 
 	return k < 1 ? 1 : k > MAX_WINDOW_CHUNKS ? MAX_WINDOW_CHUNKS : (unsigned)k;
 }
@@ -103,7 +100,7 @@ static void process_file(wl_thread *t, uint64_t file, wl_files *fs)
 			process_chunk(t, chunk);
 		return;
 	}
-	k = window_chunks(chunk);
+	k = window_chunks(wl_files_read_window(fs), chunk);
 	fd = wl_files_openfd(fs, (unsigned)file);
 	for (int c = 0; c < CHUNKS_PER_FILE; c += (int)k) {
 		unsigned n = CHUNKS_PER_FILE - c < (int)k ? (unsigned)(CHUNKS_PER_FILE - c) : k;
@@ -168,7 +165,6 @@ int main(int argc, char **argv)
 	char d[32];
 
 	wl_init(&ctx, &PROG, argc, argv);
-	g_read_window = ctx.opt.read_window;
 	files = wl_scaled(&ctx, NUM_FILES);
 	ctx.expected_gets = SIMULATION_RUNS * files * CHUNKS_PER_FILE * GETS_PER_CHUNK;
 	ctx.expected_bytes = SIMULATION_RUNS * bytes_per_run(files);
@@ -181,10 +177,12 @@ int main(int argc, char **argv)
 	if (ctx.opt.files != NULL) {
 		wl_files_open(&ctx);
 		write_files(&ctx, files);
+		size_t w = wl_files_read_window(ctx.files);
+
 		wl_log(&ctx, "Read-ahead window: %zu bytes (%u, %u, %u, %u, %u chunks per read)\n",
-		       g_read_window, window_chunks(CHUNK_SIZES[0]), window_chunks(CHUNK_SIZES[1]),
-		       window_chunks(CHUNK_SIZES[2]), window_chunks(CHUNK_SIZES[3]),
-		       window_chunks(CHUNK_SIZES[4]));
+		       w, window_chunks(w, CHUNK_SIZES[0]), window_chunks(w, CHUNK_SIZES[1]),
+		       window_chunks(w, CHUNK_SIZES[2]), window_chunks(w, CHUNK_SIZES[3]),
+		       window_chunks(w, CHUNK_SIZES[4]));
 	}
 
 	t0 = zpp_now();

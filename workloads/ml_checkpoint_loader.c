@@ -66,7 +66,6 @@ typedef struct ml_io {
 	uint64_t *off; /* per tensor of an epoch, in load order: its offset */
 	size_t *len;   /* and its size */
 	uint64_t epoch_bytes;
-	size_t window; /* --read-window */
 	/* Tensors next .. next + ahead - 1, read ahead into ahead_buf[head..]. */
 	wl_buf ahead_buf[WL_FILES_MAX_IOV];
 	unsigned head, ahead;
@@ -116,7 +115,7 @@ static void read_ahead(wl_thread *t, ml_io *io)
 	unsigned n = 0, per_epoch = (unsigned)gets_per_epoch();
 
 	while (n < WL_FILES_MAX_IOV && io->next + n < per_epoch &&
-	       (n == 0 || bytes + io->len[io->next + n] <= io->window)) {
+	       (n == 0 || bytes + io->len[io->next + n] <= wl_files_read_window(io->fs))) {
 		io->ahead_buf[n] = wl_get(t, io->len[io->next + n]);
 		iov[n].iov_base = io->ahead_buf[n].data;
 		iov[n].iov_len = io->len[io->next + n];
@@ -196,7 +195,6 @@ static void open_checkpoint(wl_ctx *ctx, ml_io *io)
 
 		io->size[k] = (units < 1 ? 1 : units) * unit;
 	}
-	io->window = ctx->opt.read_window;
 	io->off = malloc(gets_per_epoch() * sizeof(*io->off));
 	io->len = malloc(gets_per_epoch() * sizeof(*io->len));
 	if (io->off == NULL || io->len == NULL)

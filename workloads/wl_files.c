@@ -273,6 +273,11 @@ size_t wl_files_align(const wl_files *fs)
 	return fs->align;
 }
 
+size_t wl_files_read_window(const wl_files *fs)
+{
+	return fs->read_window;
+}
+
 unsigned wl_files_add(wl_files *fs, uint64_t size)
 {
 	static unsigned char *chunk;

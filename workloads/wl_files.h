@@ -25,6 +25,10 @@ void wl_files_open(struct wl_ctx *ctx);
  * STATX_DIOALIGN, else 4096); read lengths are multiples of it. */
 size_t wl_files_align(const wl_files *fs);
 
+/* The read-ahead window (--read-window): the bytes a program asks for in
+ * one wl_files_readv, in at most WL_FILES_MAX_IOV buffers. */
+size_t wl_files_read_window(const wl_files *fs);
+
 /* Write a file of `size` bytes, fsync it and let its pages go from the page
  * cache (posix_fadvise DONTNEED on this file only).  Returns its index. */
 unsigned wl_files_add(wl_files *fs, uint64_t size);
