@@ -99,8 +99,8 @@ void hs_request_stop(void)
 
 typedef void *client_main(void *);
 
-/* The self-test client (--self-test or --self-test-flood) this run starts,
- * or NULL: a run that checks its own answers. */
+/* The client thread this run starts to check its own answers (--self-test
+ * or --self-test-flood), or NULL when an outside client drives it. */
 static client_main *own_client(void)
 {
 	if (g_opt.self_test != 0)
