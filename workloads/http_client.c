@@ -301,9 +301,10 @@ static size_t flood_request(char *dst, uint64_t i)
 	return (size_t)n + pad + 4;
 }
 
-static bool flood_readable(int fd, int ms)
+/* Whether fd becomes ready for `events` (POLLIN, POLLOUT) within ms. */
+static bool fd_ready(int fd, short events, int ms)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
+	struct pollfd p = {.fd = fd, .events = events};
 
 	return poll(&p, 1, ms) > 0;
 }
@@ -324,8 +325,6 @@ static void flood(hs_client *cl)
 	if (c.buf == NULL || req == NULL || c.fd < 0)
 		wl_die("flood: connect to 127.0.0.1:%d: %s", cl->port, strerror(errno));
 	while (bytes < cl->flood_bytes || off < len) {
-		struct pollfd p = {.fd = c.fd, .events = POLLOUT};
-
 		if (off == len) {
 			len = flood_request(req, nreq++);
 			off = 0;
@@ -343,10 +342,10 @@ static void flood(hs_client *cl)
 			fail(cl, "flood: send", strerror(errno));
 			goto out;
 		}
-		if (poll(&p, 1, FLOOD_BLOCKED_MS) > 0)
+		if (fd_ready(c.fd, POLLOUT, FLOOD_BLOCKED_MS))
 			continue;
 		/* Blocked: read what the server answered, in order. */
-		while (nresp < nreq && flood_readable(c.fd, FLOOD_QUIET_MS)) {
+		while (nresp < nreq && fd_ready(c.fd, POLLIN, FLOOD_QUIET_MS)) {
 			if (!read_response(cl, &c, 200, flood_body(nresp)))
 				goto out;
 			nresp++;
@@ -358,7 +357,7 @@ static void flood(hs_client *cl)
 		nresp++;
 	}
 	/* Nothing more than asked for. */
-	if (c.len != 0 || flood_readable(c.fd, FLOOD_QUIET_MS))
+	if (c.len != 0 || fd_ready(c.fd, POLLIN, FLOOD_QUIET_MS))
 		fail(cl, "flood: bytes after the last response", NULL);
 out:
 	cl->answers += nresp;
