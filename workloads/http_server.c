@@ -266,12 +266,18 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Worker w's counter at `offset` in hs_worker, read while it may run. */
+static uint64_t counter(const hs_worker *w, size_t offset)
+{
+	return zpp_load_relaxed((const uint64_t *)((const char *)w + offset));
+}
+
 static uint64_t sum(const hs_worker *ws, unsigned n, size_t offset)
 {
 	uint64_t s = 0;
 
 	for (unsigned i = 0; i < n; i++)
-		s += zpp_load_relaxed((const uint64_t *)((const char *)&ws[i] + offset));
+		s += counter(&ws[i], offset);
 	return s;
 }
 
@@ -282,7 +288,7 @@ static uint64_t most(const hs_worker *ws, unsigned n, size_t offset)
 	uint64_t m = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t v = zpp_load_relaxed((const uint64_t *)((const char *)&ws[i] + offset));
+		uint64_t v = counter(&ws[i], offset);
 		m = v > m ? v : m;
 	}
 	return m;
@@ -362,8 +368,6 @@ int main(int argc, char **argv)
 	srv.ring_entries = HS_RING_ENTRIES;
 	while (g_opt.ring_budget != 0 && srv.ring_entries > g_opt.ring_budget)
 		srv.ring_entries /= 2;
-#endif
-#ifdef HS_HAVE_URING
 	if (srv.io == &hs_io_uring) {
 		/* The ring's buffers are the pool's: there is no malloc ring, and
 		 * the ring is the only read buffer a connection has. */
