@@ -32,6 +32,12 @@ struct zp_uring_bufring {
 	zp_buf **slot;         /* [entries]: the buffer lent under each id */
 };
 
+/* Slots that hold a buffer (zp_uring_bufring_held). */
+static inline unsigned held(const zp_uring_bufring *br)
+{
+	return br->entries - br->nempty;
+}
+
 /* Fill up to `max` empty slots from the pool, no more than the limit
  * allows, and publish them with one tail update.  Returns how many it
  * filled; stops at the first get the pool refuses.  errno is left as it
@@ -40,8 +46,7 @@ struct zp_uring_bufring {
 static unsigned fill(zp_uring_bufring *br, unsigned max)
 {
 	int mask = io_uring_buf_ring_mask(br->entries);
-	unsigned held = br->entries - br->nempty;
-	unsigned room = br->limit > held ? br->limit - held : 0;
+	unsigned room = br->limit > held(br) ? br->limit - held(br) : 0;
 	unsigned n = 0;
 	int saved = errno;
 	if (max > room)
@@ -177,8 +182,7 @@ int zp_uring_bufring_replenish(zp_uring_bufring *br)
 		errno = EINVAL;
 		return -1;
 	}
-	unsigned held = br->entries - br->nempty;
-	if (br->nempty == 0 || held >= br->limit)
+	if (held(br) >= br->limit) /* a full ring too: limit <= entries */
 		return 0;
 	unsigned n = fill(br, br->nempty);
 	if (n == 0) {
@@ -200,7 +204,7 @@ int zp_uring_bufring_set_limit(zp_uring_bufring *br, unsigned limit)
 
 unsigned zp_uring_bufring_held(const zp_uring_bufring *br)
 {
-	return br == NULL ? 0 : br->entries - br->nempty;
+	return br == NULL ? 0 : held(br);
 }
 
 unsigned short zp_uring_bufring_bgid(const zp_uring_bufring *br)
