@@ -23,7 +23,6 @@ Standard library only, plus matplotlib for the plots.
 
 import argparse
 import csv
-import math
 import os
 import re
 import statistics
@@ -856,6 +855,11 @@ def files_answer(run, table):
             "column), which `O_DIRECT` leaves as it was."]
 
 
+def by_size(ratios):
+    """"64 B 0.99x, 4 KiB 1.00x, ..." for {size: ratio}."""
+    return ", ".join(f"{S.size_label(s)} {r:.2f}x" for s, r in ratios.items())
+
+
 def f_real_io(run, rows, plot):
     srv = read_csv(os.path.join(run, "server", "server.csv"))
     idle = read_csv(os.path.join(run, "server", "idle.csv"))
@@ -891,17 +895,14 @@ def f_real_io(run, rows, plot):
         "**A real server.** `workloads/http_server` (HTTP/1.1 keep-alive on 127.0.0.1, one "
         "worker) under `wrk -c32 --latency`, alternating rounds (`bench/server_bench.py`, the "
         "matrix's `server` stage). Server CPU per request, best pool backend against the best "
-        "malloc: " + ", ".join(f"{S.size_label(s)} {r:.2f}x" for s, r in cpu_ratio.items()) +
-        "; p99 latency " + ", ".join(f"{S.size_label(s)} {r:.2f}x" for s, r in
-                                     p99_ratio.items()) +
+        "malloc: " + by_size(cpu_ratio) + "; p99 latency " + by_size(p99_ratio) +
         ". A request costs microseconds of system calls and TCP; the allocator's share is "
         "tens of nanoseconds, so with the same I/O model the pool and malloc are within the "
         "rounds' spread of each other (the per-round ratios in brackets; the server and wrk "
         "each run on a core of their own). What a pool changes is what it "
         "lets the server do instead: " + (
             "with io_uring multishot recv into a buffer ring the pool feeds, the CPU per "
-            "request is " + ", ".join(f"{S.size_label(s)} {r:.2f}x" for s, r in
-                                      ring_ratio.items()) +
+            "request is " + by_size(ring_ratio) +
             " the epoll server with the best malloc" if ring_ratio else
             "(io_uring did not run here)") + "."]
     idle_by = {(r["backend"] == "malloc", r["buffers"], r["io"]): r for r in idle}
