@@ -7,6 +7,7 @@
 #define ZP_TEST_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,9 +67,19 @@ struct zp_test {
 /* A config for `backend` with test-friendly defaults. */
 zp_config zp_test_config(void);
 
-/* Runs every test in tests[] against argv[1] (a backend name, or "all").
- * Scale: argv[2] or $ZP_TEST_SCALE (default 1) multiplies iteration counts. */
+/* Runs every test in tests[] (or only argv[3]) against argv[1] (a backend
+ * name, or "all").  Scale: argv[2] or $ZP_TEST_SCALE (default 1) multiplies
+ * iteration counts.  Returns 0 if every check passed, 1 if one failed, 2
+ * (with the usage on stderr) for an unknown backend or test, a scale that
+ * is not a number > 0, or too many arguments; --help prints the usage, with
+ * the backends and the tests, and returns 0. */
 int zp_test_main(int argc, char **argv, const struct zp_test *tests, size_t n);
 extern double zp_test_scale;
+
+/* Whether name is a registered backend (zp_backend_at), and the registered
+ * names, each preceded by a space, for usage messages.  Also for the
+ * programs in tests/ that parse their own arguments. */
+bool zp_test_backend_known(const char *name);
+void zp_test_print_backends(FILE *to);
 
 #endif
