@@ -2,7 +2,7 @@
  * bench_backend_path.c - the cost of the shared store, backend against
  * backend, in one run (so every number comes from the same machine state).
  *
- *   usage: bench_backend_path [SECONDS_PER_RUN [REPS [BACKEND...]]]
+ *   usage: bench_backend_path [SECONDS_PER_RUN [REPS [BACKEND...]]]  (--help)
  *
  * Two loops, each run with 1 and 2 threads, REPS times (default 5), and
  * reported as the median (min..max) of the per-run figures:
@@ -13,17 +13,20 @@
  *          4 gets refill from the store and every 4 puts drain to it
  *          -> ns per buffer get+put, per thread
  *
- * plus the aggregate rate (Mpairs/s, all threads).  Uses only zeropool.h.
+ * plus the aggregate rate (Mpairs/s, all threads).  Of the library, uses
+ * only zeropool.h.
  * Not a CI test: run it by hand (docs/lockfree.md).
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "zeropool.h"
+#include "zp_test.h"
 #include "zp_progs.h"
 
 enum { MAX_REPS = 31, WORKING_SET = 32 };
@@ -107,18 +110,54 @@ static int run_once(const char *backend, int batch_mode, unsigned threads, doubl
 	return 0;
 }
 
+static int usage(FILE *to, const char *prog, int rc)
+{
+	fprintf(to,
+		"usage: %s [SECONDS_PER_RUN [REPS [BACKEND...]]]\n"
+		"  SECONDS_PER_RUN  each timed run, 0 < s <= 60 (default 0.2)\n"
+		"  REPS             runs per backend and loop, 1..%d, reported as median\n"
+		"                   (min..max) (default 5)\n"
+		"  BACKEND          up to 16 of:",
+		prog, MAX_REPS);
+	zp_test_print_backends(to);
+	fprintf(to, " (default: all)\n");
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	double seconds = argc > 1 ? atof(argv[1]) : 0.2;
-	int reps = argc > 2 ? atoi(argv[2]) : 5;
-	if (reps < 1)
-		reps = 1;
-	if (reps > MAX_REPS)
-		reps = MAX_REPS;
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+		return usage(stdout, argv[0], 0);
+	double seconds = 0.2;
+	long reps = 5;
+	char *end;
+	if (argc > 1) {
+		seconds = strtod(argv[1], &end);
+		if (end == argv[1] || *end != '\0' || !(seconds > 0 && seconds <= 60)) {
+			fprintf(stderr, "%s: bad SECONDS_PER_RUN: %s\n", argv[0], argv[1]);
+			return usage(stderr, argv[0], 2);
+		}
+	}
+	if (argc > 2) {
+		reps = strtol(argv[2], &end, 10);
+		if (end == argv[2] || *end != '\0' || reps < 1 || reps > MAX_REPS) {
+			fprintf(stderr, "%s: bad REPS: %s\n", argv[0], argv[2]);
+			return usage(stderr, argv[0], 2);
+		}
+	}
+	if (argc > 3 + 16) {
+		fprintf(stderr, "%s: more than 16 backends\n", argv[0]);
+		return usage(stderr, argv[0], 2);
+	}
 	const char *names[16];
 	int nb = 0;
-	for (int i = 3; i < argc && nb < 16; i++)
+	for (int i = 3; i < argc; i++) {
+		if (!zp_test_backend_known(argv[i])) {
+			fprintf(stderr, "%s: unknown backend: %s\n", argv[0], argv[i]);
+			return usage(stderr, argv[0], 2);
+		}
 		names[nb++] = argv[i];
+	}
 	if (nb == 0)
 		for (size_t i = 0; i < zp_backend_count() && nb < 16; i++)
 			names[nb++] = zp_backend_at(i);

@@ -13,7 +13,7 @@ set(ZP_LF_VALGRIND_ITERS "2000" CACHE STRING "Iterations per thread of test_lock
 
 foreach(t test_lockfree_stress bench_backend_path)
   add_executable(${t} ${t}.c)
-  target_link_libraries(${t} PRIVATE zeropool Threads::Threads)
+  target_link_libraries(${t} PRIVATE zp_test_harness)
   target_compile_definitions(${t} PRIVATE _GNU_SOURCE)
   target_compile_options(${t} PRIVATE ${ZP_WARNINGS})
 endforeach()

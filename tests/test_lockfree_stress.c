@@ -2,11 +2,11 @@
  * test_lockfree_stress.c - hammer ONE size class of a pool through the
  * shared store, to stress a lock-free backend's stacks.
  *
- *   usage: test_lockfree_stress BACKEND [ITERATIONS [THREADS]]
+ *   usage: test_lockfree_stress BACKEND [ITERATIONS [THREADS]]  (--help)
  *
  * ITERATIONS is per worker thread (default 1000000: about a second);
- * THREADS defaults to 4 (at least 2).  docs/lockfree.md gives the long
- * manual run.  Only the public API (zeropool.h) is used.
+ * THREADS defaults to 4 (2 to 64).  docs/lockfree.md gives the long
+ * manual run.  Of the library, only the public API (zeropool.h) is used.
  *
  * Phase 1, cache_depth 0: every zp_get is a take(1) and every zp_put a
  * give(1), so the workers meet only in the backend.  Phase 2, a small
@@ -27,6 +27,7 @@
  *     every live buffer idle in the store.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -37,6 +38,7 @@
 #include <string.h>
 
 #include "zeropool.h"
+#include "zp_test.h"
 
 enum { MAX_HOLD = 16, MAX_THREADS = 64 };
 
@@ -247,21 +249,53 @@ static void phase(const char *backend, const char *name, unsigned depth, unsigne
 	zp_pool_destroy(pool);
 }
 
+static int usage(FILE *to, const char *prog, int rc)
+{
+	fprintf(to,
+		"usage: %s BACKEND [ITERATIONS [THREADS]]\n"
+		"  BACKEND     one of:",
+		prog);
+	zp_test_print_backends(to);
+	fprintf(to,
+		"\n  ITERATIONS  per worker thread, >= 1 (default 1000000)\n"
+		"  THREADS     2..%d (default 4)\n",
+		MAX_THREADS);
+	return rc;
+}
+
+/* The whole number `text` if it lies in [lo, hi], else -1. */
+static long number_arg(const char *text, long lo, long hi)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	return errno == 0 && end != text && *end == '\0' && v >= lo && v <= hi ? v : -1;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-		fprintf(stderr, "usage: %s BACKEND [ITERATIONS [THREADS]]\n", argv[0]);
-		return argc < 2 ? 2 : 0;
-	}
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+		return usage(stdout, argv[0], 0);
+	if (argc < 2 || argc > 4)
+		return usage(stderr, argv[0], 2);
 	const char *backend = argv[1];
-	long iters = argc > 2 ? atol(argv[2]) : 1000000;
-	long threads = argc > 3 ? atol(argv[3]) : 4;
-	if (iters < 1)
-		iters = 1;
-	if (threads < 2)
-		threads = 2;
-	if (threads > MAX_THREADS)
-		threads = MAX_THREADS;
+	long iters = argc > 2 ? number_arg(argv[2], 1, LONG_MAX) : 1000000;
+	long threads = argc > 3 ? number_arg(argv[3], 2, MAX_THREADS) : 4;
+	const char *why = NULL, *what = NULL;
+	if (!zp_test_backend_known(backend)) {
+		why = "unknown backend";
+		what = backend;
+	} else if (iters < 0) {
+		why = "bad ITERATIONS";
+		what = argv[2];
+	} else if (threads < 0) {
+		why = "bad THREADS";
+		what = argv[3];
+	}
+	if (why != NULL) {
+		fprintf(stderr, "%s: %s: %s\n", argv[0], why, what);
+		return usage(stderr, argv[0], 2);
+	}
 	phase(backend, "depth0", 0, 0, 4, 64, iters, (unsigned)threads);
 	phase(backend, "batch2", 4, 2, MAX_HOLD, 24, iters, (unsigned)threads);
 	if (failures != 0) {
