@@ -40,4 +40,8 @@ target_link_libraries(zp_uring_echo PRIVATE zeropool_uring Threads::Threads)
 if(BUILD_TESTING)
   add_test(NAME uring_echo COMMAND zp_uring_echo --entries 16 --buf-size 1024 --self-test 20)
   set_tests_properties(uring_echo PROPERTIES LABELS "unit;uring" TIMEOUT 60 SKIP_RETURN_CODE 77)
+  add_test(NAME uring_echo_cli
+    COMMAND ${CMAKE_COMMAND} -DEXE=$<TARGET_FILE:zp_uring_echo> -P ${PROJECT_SOURCE_DIR}/tests/uring_echo_cli.cmake)
+  set_tests_properties(uring_echo_cli PROPERTIES LABELS "unit;uring" TIMEOUT 60
+    SKIP_REGULAR_EXPRESSION "io_uring refused")
 endif()
