@@ -4,8 +4,8 @@
 #   asan      the unit suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   tsan      the unit suite under ThreadSanitizer
 #   valgrind  memcheck over the suite, helgrind and DRD over the concurrency tests
-#   fuzz      the whole tree built with clang -Werror, then the libFuzzer harness
-#             (clang, ASan+UBSan) for a bounded number of runs
+#   fuzz      the whole tree built with clang -Werror and its unit tests, then the
+#             libFuzzer harness (clang, ASan+UBSan) for a bounded number of runs
 #   lint      clang-format, one-way includes in lib/, docs/findings.md and the
 #             README's results table up to date, cppcheck and clang-tidy
 # Usage: scripts/test.sh [GATE...]   (default: all gates, in that order)
@@ -54,12 +54,14 @@ gate_tsan() {
 }
 gate_valgrind() { build valgrind && run_ctest --preset valgrind -j"$jobs"; }
 gate_fuzz() {
-  # First the whole tree with clang, warnings as errors: GCC's warnings are
-  # the release gate's, and clang warns of things GCC does not.
+  # First the whole tree with clang, warnings as errors, and its unit tests:
+  # GCC's warnings are the release gate's, clang warns of things GCC does
+  # not, and the inline hit path must hold under either compiler.
   CC=clang CXX=clang++ cmake -S . -B build/clang -DCMAKE_BUILD_TYPE=Release -DZP_WERROR=ON \
     >build-clang.log 2>&1 || { cat build-clang.log; return 1; }
   cmake --build build/clang -j"$jobs" 2>&1 | grep -E "error|warning"
   ((PIPESTATUS[0] == 0)) || return 1
+  run_ctest --test-dir build/clang -L unit -j"$jobs" --output-on-failure || return 1
   local dir=build/fuzz
   CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZP_FUZZ=ON -DZP_WERROR=ON \
     -DZP_BUILD_BENCH=OFF -DZP_BUILD_WORKLOADS=OFF \
