@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,11 +73,18 @@ static void *worker_main(void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc < 3 || strcmp(argv[1], "--help") == 0) {
-		fprintf(stderr, "usage: %s LIBZEROPOOL.so BACKEND [CYCLES]\n", argv[0]);
-		return argc < 3 ? 2 : 0;
+	bool help = argc > 1 && strcmp(argv[1], "--help") == 0;
+	char *end = NULL;
+	long cycles = argc > 3 ? strtol(argv[3], &end, 10) : 1100;
+	if (help || argc < 3 || argc > 4 || (end != NULL && (*end != '\0' || end == argv[3])) ||
+	    cycles < 1 || cycles > 1000000) {
+		fprintf(help ? stdout : stderr,
+			"usage: %s LIBZEROPOOL.so BACKEND [CYCLES]\n"
+			"  dlopen the library, use a pool of BACKEND on a thread that outlives\n"
+			"  dlclose, CYCLES times (1..1000000, default 1100)\n",
+			argv[0]);
+		return help ? 0 : 2;
 	}
-	int cycles = argc > 3 ? atoi(argv[3]) : 1100;
 	for (int c = 0; c < cycles; c++) {
 		struct api api = {.handle = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL)};
 		if (api.handle == NULL)
@@ -127,6 +135,6 @@ int main(int argc, char **argv)
 			die("pthread_key_create failed after the cycles");
 		}
 	}
-	printf("ok   %s: %d dlopen/dlclose cycles with a live thread\n", argv[2], cycles);
+	printf("ok   %s: %ld dlopen/dlclose cycles with a live thread\n", argv[2], cycles);
 	return 0;
 }

@@ -30,7 +30,9 @@
  * space) nor valgrind.
  * Usage: test_resource_limits BACKEND address|keys|membarrier
  */
+#ifndef _GNU_SOURCE /* the harness's target defines it */
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -47,6 +49,7 @@
 #include <linux/seccomp.h>
 
 #include "zeropool.h"
+#include "zp_test.h"
 
 static unsigned long vm_bytes(void)
 {
@@ -152,9 +155,13 @@ static int membarrier_main(zp_config *cfg)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3 || strcmp(argv[1], "--help") == 0) {
-		fprintf(stderr, "usage: %s BACKEND address|keys|membarrier\n", argv[0]);
-		return argc != 3 ? 2 : 0;
+	bool help = argc > 1 && strcmp(argv[1], "--help") == 0;
+	if (help || argc != 3 || !zp_test_backend_known(argv[1])) {
+		if (!help && argc == 3)
+			fprintf(stderr, "%s: unknown backend: %s\n", argv[0], argv[1]);
+		fprintf(help ? stdout : stderr, "usage: %s BACKEND address|keys|membarrier\n",
+			argv[0]);
+		return help ? 0 : 2;
 	}
 	zp_config cfg;
 	zp_config_init(&cfg);
