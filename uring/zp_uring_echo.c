@@ -244,14 +244,14 @@ static bool number(const char *v, unsigned long lo, unsigned long hi, unsigned l
 
 int main(int argc, char **argv)
 {
-	unsigned long entries = 256, buf_size = 4096, duration = 60, conns = 0, port_arg = 0;
+	unsigned long entries = 256, buf_size = 4096, duration = 60, self_conns = 0, port_arg = 0;
 	const struct {
 		const char *name;
 		unsigned long lo, hi, *to;
 	} opts[] = {
 	    {"--port", 0, 65535, &port_arg},       {"--entries", 1, 32768, &entries},
 	    {"--buf-size", 1, 1 << 20, &buf_size}, {"--duration", 1, 3600, &duration},
-	    {"--self-test", 1, 1000, &conns},
+	    {"--self-test", 1, 1000, &self_conns},
 	};
 	const size_t nopts = sizeof(opts) / sizeof(opts[0]);
 	for (int i = 1; i < argc; i += 2) {
@@ -274,7 +274,7 @@ int main(int argc, char **argv)
 		}
 	}
 	port = (unsigned short)port_arg;
-	int self_test = (int)conns;
+	int self_test = (int)self_conns;
 	int rc = io_uring_queue_init(256, &ring, 0);
 	if (rc < 0) {
 		(void)fprintf(stderr, "SKIP: io_uring_queue_init: %s\n", strerror(-rc));
