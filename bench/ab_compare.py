@@ -8,8 +8,10 @@ Builds REV (default HEAD) in build/ab-<rev> from a `git worktree` and this
 tree in build/ab-this (Release, the default configuration), then runs N
 rounds (default 7); each round runs, in turn:
 
-  * zp_hitpath --path get and --path handle (64 B, pinned to CPU 0) of the
-    base and of this tree, and --path malloc under each peer allocator
+  * zp_hitpath --path get, --path call and --path handle (64 B, pinned to
+    CPU 0) of the base and of this tree (the header's macros, the exported
+    functions, the handle: issue 23 has a target for each), and --path
+    malloc under each peer allocator
     (glibc, jemalloc, mimalloc, tcmalloc; LD_PRELOAD, as run_matrix does);
   * with --filter, the zp_bench rows whose name matches (pool rows of the
     default backend of both builds, and the same rows' malloc peers).
@@ -107,7 +109,7 @@ def main():
     for r in range(args.rounds):
         print(f"ab_compare: round {r + 1}/{args.rounds}", file=sys.stderr)
         for who, d in (("base", bdir), ("new", new)):
-            for path in ("get", "handle"):
+            for path in ("get", "call", "handle"):
                 samples[("hitpath/" + path, who)].append(hitpath(d, path))
             if pool_flt:
                 for row, v in bench_rows(d, pool_flt).items():
