@@ -19,7 +19,6 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,20 +129,13 @@ int main(int argc, char **argv)
 		return usage(stdout, argv[0], 0);
 	double seconds = 0.2;
 	long reps = 5;
-	char *end;
-	if (argc > 1) {
-		seconds = strtod(argv[1], &end);
-		if (end == argv[1] || *end != '\0' || !(seconds > 0 && seconds <= 60)) {
-			fprintf(stderr, "%s: bad SECONDS_PER_RUN: %s\n", argv[0], argv[1]);
-			return usage(stderr, argv[0], 2);
-		}
+	if (argc > 1 && !zp_test_parse_positive(argv[1], 60, &seconds)) {
+		fprintf(stderr, "%s: bad SECONDS_PER_RUN: %s\n", argv[0], argv[1]);
+		return usage(stderr, argv[0], 2);
 	}
-	if (argc > 2) {
-		reps = strtol(argv[2], &end, 10);
-		if (end == argv[2] || *end != '\0' || reps < 1 || reps > MAX_REPS) {
-			fprintf(stderr, "%s: bad REPS: %s\n", argv[0], argv[2]);
-			return usage(stderr, argv[0], 2);
-		}
+	if (argc > 2 && !zp_test_parse_long(argv[2], 1, MAX_REPS, &reps)) {
+		fprintf(stderr, "%s: bad REPS: %s\n", argv[0], argv[2]);
+		return usage(stderr, argv[0], 2);
 	}
 	if (argc > 3 + 16) {
 		fprintf(stderr, "%s: more than 16 backends\n", argv[0]);

@@ -263,15 +263,6 @@ static int usage(FILE *to, const char *prog, int rc)
 	return rc;
 }
 
-/* The whole number `text` if it lies in [lo, hi], else -1. */
-static long number_arg(const char *text, long lo, long hi)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(text, &end, 10);
-	return errno == 0 && end != text && *end == '\0' && v >= lo && v <= hi ? v : -1;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
@@ -279,16 +270,15 @@ int main(int argc, char **argv)
 	if (argc < 2 || argc > 4)
 		return usage(stderr, argv[0], 2);
 	const char *backend = argv[1];
-	long iters = argc > 2 ? number_arg(argv[2], 1, LONG_MAX) : 1000000;
-	long threads = argc > 3 ? number_arg(argv[3], 2, MAX_THREADS) : 4;
+	long iters = 1000000, threads = 4;
 	const char *why = NULL, *what = NULL;
 	if (!zp_test_backend_known(backend)) {
 		why = "unknown backend";
 		what = backend;
-	} else if (iters < 0) {
+	} else if (argc > 2 && !zp_test_parse_long(argv[2], 1, LONG_MAX, &iters)) {
 		why = "bad ITERATIONS";
 		what = argv[2];
-	} else if (threads < 0) {
+	} else if (argc > 3 && !zp_test_parse_long(argv[3], 2, MAX_THREADS, &threads)) {
 		why = "bad THREADS";
 		what = argv[3];
 	}

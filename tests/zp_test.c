@@ -7,6 +7,8 @@ int zp_test_failures;
 const char *zp_test_backend = "?";
 double zp_test_scale = 1.0;
 
+#define MAX_SCALE 1e6
+
 zp_config zp_test_config(void)
 {
 	zp_config c;
@@ -53,13 +55,23 @@ static void usage(FILE *to, const char *prog, const struct zp_test *tests, size_
 	fprintf(to, "\n");
 }
 
-/* A scale: a number in (0, 1e6] and nothing after it. */
-static bool parse_scale(const char *text, double *out)
+bool zp_test_parse_positive(const char *text, double hi, double *out)
 {
 	char *end;
 	errno = 0;
 	double v = strtod(text, &end);
-	if (errno != 0 || end == text || *end != '\0' || !(v > 0) || v > 1e6)
+	if (errno != 0 || end == text || *end != '\0' || !(v > 0) || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool zp_test_parse_long(const char *text, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
 		return false;
 	*out = v;
 	return true;
@@ -74,19 +86,20 @@ int zp_test_main(int argc, char **argv, const struct zp_test *tests, size_t n)
 		usage(stdout, argv[0], tests, n);
 		return 0;
 	}
+	const char *env = getenv("ZP_TEST_SCALE");
 	const char *why = NULL, *what = NULL;
 	if (argc > 4) {
 		why = "too many arguments";
 	} else if (strcmp(backend, "all") != 0 && !zp_test_backend_known(backend)) {
 		why = "unknown backend";
 		what = backend;
-	} else if (argc > 2 && !parse_scale(argv[2], &zp_test_scale)) {
+	} else if (argc > 2 && !zp_test_parse_positive(argv[2], MAX_SCALE, &zp_test_scale)) {
 		why = "bad scale";
 		what = argv[2];
-	} else if (argc <= 2 && getenv("ZP_TEST_SCALE") != NULL &&
-		   !parse_scale(getenv("ZP_TEST_SCALE"), &zp_test_scale)) {
+	} else if (argc <= 2 && env != NULL &&
+		   !zp_test_parse_positive(env, MAX_SCALE, &zp_test_scale)) {
 		why = "bad ZP_TEST_SCALE";
-		what = getenv("ZP_TEST_SCALE");
+		what = env;
 	}
 	const char *only = argc > 3 ? argv[3] : NULL;
 	if (why == NULL && only != NULL) {

@@ -71,8 +71,8 @@ zp_config zp_test_config(void);
  * name, or "all").  Scale: argv[2] or $ZP_TEST_SCALE (default 1) multiplies
  * iteration counts.  Returns 0 if every check passed, 1 if one failed, 2
  * (with the usage on stderr) for an unknown backend or test, a scale that
- * is not a number > 0, or too many arguments; --help prints the usage, with
- * the backends and the tests, and returns 0. */
+ * is not a number in (0, 1e6], or too many arguments; --help prints the
+ * usage, with the backends and the tests, and returns 0. */
 int zp_test_main(int argc, char **argv, const struct zp_test *tests, size_t n);
 extern double zp_test_scale;
 
@@ -81,5 +81,11 @@ extern double zp_test_scale;
  * programs in tests/ that parse their own arguments. */
 bool zp_test_backend_known(const char *name);
 void zp_test_print_backends(FILE *to);
+
+/* Command-line numbers, the whole text and nothing after it: a number in
+ * (0, hi], and a whole number in [lo, hi].  Each stores it in *out and
+ * returns true, or returns false and leaves *out alone. */
+bool zp_test_parse_positive(const char *text, double hi, double *out);
+bool zp_test_parse_long(const char *text, long lo, long hi, long *out);
 
 #endif
