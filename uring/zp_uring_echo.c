@@ -109,6 +109,26 @@ static void stop(void)
 	live.cancel = true;
 }
 
+/* The deadline's or the cancel's completion.  Returns false when the
+ * kernel cannot cancel (before 5.19): the server cannot stop cleanly. */
+static bool on_control(const struct io_uring_cqe *cqe, unsigned which, unsigned long duration)
+{
+	if (which == CONTROL_DEADLINE) {
+		live.deadline = false;
+		if (cqe->res == -ETIME) {
+			(void)fprintf(stderr, "zp_uring_echo: %lu s passed: stopping\n", duration);
+			stop();
+		}
+		return true;
+	}
+	live.cancel = false;
+	if (cqe->res == -EINVAL) {
+		(void)fprintf(stderr, "zp_uring_echo: cannot cancel: %s\n", strerror(-cqe->res));
+		return false;
+	}
+	return true;
+}
+
 static bool all_reaped(void)
 {
 	return !live.accepting && !live.deadline && !live.cancel && live.conns == 0 &&
@@ -266,13 +286,17 @@ int main(int argc, char **argv)
 				  : i + 1 == argc ? "missing value for"
 				  : !number(argv[i + 1], opts[o].lo, opts[o].hi, opts[o].to)
 				      ? "bad value for"
-				  : (entries & (entries - 1)) != 0 ? "not a power of two:"
-								   : NULL;
+				      : NULL;
 		if (why != NULL) {
 			(void)fprintf(stderr, "%s: %s %s\n", argv[0], why, argv[i]);
 			usage(stderr, argv[0]);
 			return 2;
 		}
+	}
+	if ((entries & (entries - 1)) != 0) {
+		(void)fprintf(stderr, "%s: not a power of two: --entries\n", argv[0]);
+		usage(stderr, argv[0]);
+		return 2;
 	}
 	port = (unsigned short)port_arg;
 	int self_test = (int)self_conns;
@@ -346,24 +370,8 @@ int main(int argc, char **argv)
 				on_send(cqe, (struct send_op *)(uintptr_t)(ud & ~(uint64_t)3));
 				break;
 			default:
-				if ((ud >> 2) == CONTROL_DEADLINE) {
-					live.deadline = false;
-					if (cqe->res == -ETIME) {
-						(void)fprintf(
-						    stderr,
-						    "zp_uring_echo: %lu s passed: stopping\n",
-						    duration);
-						stop();
-					}
-				} else {
-					live.cancel = false;
-					if (cqe->res == -EINVAL) { /* before kernel 5.19 */
-						(void)fprintf(stderr,
-							      "zp_uring_echo: cannot cancel: %s\n",
-							      strerror(-cqe->res));
-						return 1;
-					}
-				}
+				if (!on_control(cqe, (unsigned)(ud >> 2), duration))
+					return 1;
 			}
 		}
 		io_uring_cq_advance(&ring, seen);
